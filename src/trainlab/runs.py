@@ -1,0 +1,113 @@
+"""Run directories: ``runs/<id>/`` with config.toml, metrics.jsonl, last.pt and best.pt.
+
+Everything is written atomically (temp file + rename); metrics.jsonl is appended one flushed line
+per epoch so a crash keeps every finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from trainlab.fsutil import atomic_write_text
+
+
+def new_run_dir(runs_dir: str | Path, name: str | None, model: str) -> Path:
+    root = Path(runs_dir)
+    base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
+    candidate, i = root / base, 1
+    while candidate.exists():
+        i += 1
+        candidate = root / f"{base}-{i}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def git_commit() -> str | None:
+    """The commit of the trainlab source tree, when it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: str) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    from trainlab import __version__
+
+    env = {
+        "trainlab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count() or 0,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "hostname": platform.node(),
+        "command": " ".join(sys.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if "torchvision" in sys.modules:
+        env["torchvision"] = sys.modules["torchvision"].__version__
+    else:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            env["torchvision"] = version("torchvision")
+        except PackageNotFoundError:
+            pass
+    if device.startswith("cuda"):
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    commit = git_commit()
+    if commit:
+        env["git_commit"] = commit
+    return env
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def write_config(run_dir: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """config.toml: one table per section (config, environment, run, data, model)."""
+    return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_metrics(run_dir: Path, epochs: int) -> None:
+    """Keep the rows of the first ``epochs`` epochs (a resume drops rows past its checkpoint)."""
+    rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epochs]
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
