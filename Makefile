@@ -25,7 +25,7 @@ train: data
 	$(BIN)/trainlab train $(TRAIN_ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -x
+	$(BIN)/python -m pytest -x -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

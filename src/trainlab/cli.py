@@ -18,7 +18,7 @@ from trainlab.errors import TrainlabError
 
 EXAMPLES = """examples:
   trainlab train                                   # default CNN on MNIST, >= 99% in 2 epochs
-  trainlab train --model mlp --epochs 5 --optimizer adam --lr 0.01 --batch-size 64 --schedule constant
+  trainlab train --model mlp --epochs 5 --optimizer adam --lr 0.01 --batch-size 64
   trainlab train --resume runs/<id> --epochs 4     # continue a run (or an interrupted one)
   trainlab eval runs/<id>/best.pt                  # accuracy, per-class P/R/F1, confusion matrix
   trainlab data fetch mnist                        # into $TRAINLAB_DATA or the user cache
@@ -41,8 +41,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = " ".join(map(str, default)) if isinstance(default, list) else default
         kind, is_list, _ = base_type(types[f.name])
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name,
-                                  "help": f"{meta['help']} (default: {shown})"}
+        kwargs: dict[str, Any] = {
+            "default": argparse.SUPPRESS,
+            "dest": f.name,
+            "help": f"{meta['help']} (default: {shown})",
+        }
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -55,39 +58,62 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="trainlab", description="Train and evaluate PyTorch classifiers, MNIST first.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="trainlab",
+        description="Train and evaluate PyTorch classifiers, MNIST first.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a model; writes runs/<id>/",
-                           description="Train a model and write runs/<id>/ (config.toml, "
-                           "metrics.jsonl, last.pt, best.pt). Ctrl-C saves a resumable checkpoint.")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
-                       "last.pt (flags given here change the saved config, e.g. --epochs)")
-    train.add_argument("--json", action="store_true", help="print the final result as JSON on stdout")
+    train = sub.add_parser(
+        "train",
+        help="train a model; writes runs/<id>/",
+        description="Train a model and write runs/<id>/ (config.toml, "
+        "metrics.jsonl, last.pt, best.pt). Ctrl-C saves a resumable checkpoint.",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its "
+        "last.pt (flags given here change the saved config, e.g. --epochs)",
+    )
+    train.add_argument(
+        "--json", action="store_true", help="print the final result as JSON on stdout"
+    )
     train.add_argument("--quiet", action="store_true", help="print only the final summary")
     add_config_flags(train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, per-class P/R/F1, confusion")
     ev.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
-    ev.add_argument("--split", choices=["test", "train"], default="test",
-                    help="which split to evaluate (default: test)")
+    ev.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="which split to evaluate (default: test)",
+    )
     ev.add_argument("--data-dir", help="data root, if not the one the run used")
     ev.add_argument("--device", default="auto", help="device (default: auto)")
-    ev.add_argument("--batch-size", type=int, default=2000, help="evaluation batch size (default: 2000)")
+    ev.add_argument(
+        "--batch-size", type=int, default=2000, help="evaluation batch size (default: 2000)"
+    )
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
 
     data = sub.add_parser("data", help="fetch datasets or show what is there")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    for action, text in (("fetch", "download and verify a dataset into the data root"),
-                         ("info", "counts, classes, mean/std, files and whether they are verified")):
+    for action, text in (
+        ("fetch", "download and verify a dataset into the data root"),
+        ("info", "counts, classes, mean/std, files and whether they are verified"),
+    ):
         p = data_sub.add_parser(action, help=text, description=text)
         p.add_argument("name", help="mnist, fashion-mnist, kmnist, digits, linear or random")
         p.add_argument("--data-dir", help="data root (else $TRAINLAB_DATA, else the user cache)")
         if action == "fetch":
-            p.add_argument("--source", default="local,mirrors,index",
-                           help="sources to try, in order (default: local,mirrors,index)")
+            p.add_argument(
+                "--source",
+                default="local,mirrors,index",
+                help="sources to try, in order (default: local,mirrors,index)",
+            )
         p.add_argument("--json", action="store_true", help="print as JSON")
 
     sub.add_parser("models", help="list the models with parameter counts and expected input")
@@ -106,8 +132,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainlab.engine.console import ConsoleLogger
     from trainlab.workflow import resumed_config, train
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if hasattr(args, f.name)}
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name)
+    }
     if args.resume:
         cfg = resumed_config(args.resume, changed=given)
     else:
@@ -116,24 +145,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, resume=args.resume, callbacks=[logger])
     final = result.final
     if result.status == "interrupted":
-        _err(f"interrupted: checkpoint saved to {result.last_path}. "
-             f"Resume with: trainlab train --resume {result.run_dir}")
-    summary = {"run_dir": str(result.run_dir), "status": result.status, "best": result.best,
-               "final": final}
+        _err(
+            f"interrupted: checkpoint saved to {result.last_path}. "
+            f"Resume with: trainlab train --resume {result.run_dir}"
+        )
+    summary = {
+        "run_dir": str(result.run_dir),
+        "status": result.status,
+        "best": result.best,
+        "final": final,
+    }
     if args.json:
         _out(json.dumps(summary, indent=2))
     elif final:
         metric = "test_acc" if "test_acc" in final else "test_loss"
         value = f"{100 * final[metric]:.2f}%" if metric == "test_acc" else f"{final[metric]:.6f}"
         name = "test accuracy" if metric == "test_acc" else "test loss (MSE)"
-        _out(f"{name} {value} after {final['epoch']} epoch(s); best {result.best['monitor']} "
-             f"at epoch {result.best['epoch']}; run: {result.run_dir}")
+        _out(
+            f"{name} {value} after {final['epoch']} epoch(s); best {result.best['monitor']} "
+            f"at epoch {result.best['epoch']}; run: {result.run_dir}"
+        )
     return 130 if result.status == "interrupted" else 0
 
 
 def format_eval(report) -> str:
-    lines = [f"checkpoint {report.checkpoint}", f"{report.split} split: {report.n} samples",
-             f"loss     {report.loss:.4f}"]
+    lines = [
+        f"checkpoint {report.checkpoint}",
+        f"{report.split} split: {report.n} samples",
+        f"loss     {report.loss:.4f}",
+    ]
     if report.accuracy is None:
         return "\n".join(lines)
     lines.append(f"accuracy {100 * report.accuracy:.2f}%")
@@ -141,11 +181,16 @@ def format_eval(report) -> str:
     lines += ["", f"{'class':>{width}}  precision  recall     f1  support"]
     pc = report.per_class
     for i, name in enumerate(report.classes):
-        lines.append(f"{name:>{width}}  {pc['precision'][i]:9.4f}  {pc['recall'][i]:6.4f}  "
-                     f"{pc['f1'][i]:5.4f}  {pc['support'][i]:7d}")
+        lines.append(
+            f"{name:>{width}}  {pc['precision'][i]:9.4f}  {pc['recall'][i]:6.4f}  "
+            f"{pc['f1'][i]:5.4f}  {pc['support'][i]:7d}"
+        )
     cell = max(5, len(str(max(max(r) for r in report.confusion))) + 1)
-    lines += ["", "confusion matrix (rows: true, columns: predicted)",
-              " " * width + "".join(f"{c[:cell - 1]:>{cell}}" for c in report.classes)]
+    lines += [
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        " " * width + "".join(f"{c[: cell - 1]:>{cell}}" for c in report.classes),
+    ]
     for name, row in zip(report.classes, report.confusion, strict=True):
         lines.append(f"{name:>{width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
@@ -154,8 +199,13 @@ def format_eval(report) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     from trainlab.workflow import evaluate_checkpoint
 
-    report = evaluate_checkpoint(args.checkpoint, split=args.split, data_dir=args.data_dir,
-                                 device=args.device, batch_size=args.batch_size)
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        split=args.split,
+        data_dir=args.data_dir,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
     _out(json.dumps(report.to_dict(), indent=2) if args.json else format_eval(report))
     return 0
 
@@ -177,17 +227,29 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         bad = [s for s in sources if s not in SOURCES]
         if bad or not sources:
-            raise TrainlabError(f"--source: unknown source(s) {', '.join(bad) or '(none)'}; "
-                                f"choose from {', '.join(SOURCES)}")
+            raise TrainlabError(
+                f"--source: unknown source(s) {', '.join(bad) or '(none)'}; "
+                f"choose from {', '.join(SOURCES)}"
+            )
     data = load_dataset(args.name, args.data_dir, sources=sources, log=_err)
-    info = {"name": data.name, "task": data.task, "train": len(data.train_y),
-            "test": len(data.test_y), "input_shape": list(data.input_shape),
-            "classes": data.classes, "mean": data.mean, "std": data.std, **data.info}
+    info = {
+        "name": data.name,
+        "task": data.task,
+        "train": len(data.train_y),
+        "test": len(data.test_y),
+        "input_shape": list(data.input_shape),
+        "classes": data.classes,
+        "mean": data.mean,
+        "std": data.std,
+        **data.info,
+    }
     if args.json:
         _out(json.dumps(info, indent=2))
         return 0
-    _out(f"{info['name']}: {info['task']}, {info['train']} train + {info['test']} test, "
-         f"input {'×'.join(map(str, info['input_shape']))}")
+    _out(
+        f"{info['name']}: {info['task']}, {info['train']} train + {info['test']} test, "
+        f"input {'×'.join(map(str, info['input_shape']))}"
+    )
     if data.classes:
         _out(f"classes ({len(data.classes)}): {', '.join(data.classes)}")
     if data.mean:
@@ -195,8 +257,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     for stem, path in info.get("files", {}).items():
         _out(f"  {stem}: {path}")
     if "verified" in info:
-        _out("verified: yes (md5 of every file matches)" if info["verified"] else
-             "verified: no (no known checksum matched; files were read and checked for shape)")
+        _out(
+            "verified: yes (md5 of every file matches)"
+            if info["verified"]
+            else "verified: no (no known checksum matched; files were read and checked for shape)"
+        )
     return 0
 
 

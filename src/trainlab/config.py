@@ -24,6 +24,7 @@ from trainlab.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 LOSSES = ("auto", "cross-entropy", "nll", "mse")
+AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
 
 
@@ -39,7 +40,9 @@ class TrainConfig:
     """Everything that decides what a run computes. Defaults train the fast default CNN on MNIST."""
 
     # --- data -----------------------------------------------------------------------------
-    dataset: str = _f("mnist", "dataset: mnist, fashion-mnist, kmnist, digits, linear, random", "data")
+    dataset: str = _f(
+        "mnist", "dataset: mnist, fashion-mnist, kmnist, digits, linear, random", "data"
+    )
     data_dir: str | None = _f(
         None, "data root (else $TRAINLAB_DATA, else the per-user cache directory)", "data"
     )
@@ -57,11 +60,15 @@ class TrainConfig:
     # --- model ----------------------------------------------------------------------------
     model: str = _f("cnn", "model name (see `trainlab models`)", "model")
     hidden: list[int] = _f([512, 256], "mlp: hidden layer sizes", "model", metavar="N")
-    init: str = _f("default", f"weight init: {', '.join(INITS)} (xavier as d2l's train_ch6)", "model")
+    init: str = _f(
+        "default", f"weight init: {', '.join(INITS)} (xavier as d2l's train_ch6)", "model"
+    )
     # --- optimisation ---------------------------------------------------------------------
     epochs: int = _f(2, "number of passes over the training set", "optim")
     batch_size: int = _f(128, "training batch size", "optim")
-    eval_batch_size: int = _f(2000, "evaluation batch size (no gradients, so it can be large)", "optim")
+    eval_batch_size: int = _f(
+        2000, "evaluation batch size (no gradients, so it can be large)", "optim"
+    )
     drop_last: bool = _f(False, "drop the last incomplete training batch of each epoch", "optim")
     optimizer: str = _f("sgd", f"optimizer: {', '.join(OPTIMIZERS)}", "optim")
     lr: float = _f(0.1, "peak learning rate", "optim")
@@ -76,7 +83,15 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing", "optim")
     # --- run ------------------------------------------------------------------------------
     seed: int = _f(0, "random seed: data order, initialisation, dropout", "run")
-    device: str = _f("auto", "device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps", "run")
+    device: str = _f(
+        "auto", "device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps", "run"
+    )
+    amp: str = _f(
+        "auto",
+        "mixed precision: auto (bf16 where the CPU/GPU computes it natively), bf16, off",
+        "run",
+    )
+    channels_last: bool = _f(True, "channels-last memory layout for conv models (faster)", "run")
     runs_dir: str = _f("runs", "where run directories are created", "run")
     run_name: str | None = _f(None, "name of the run directory (default: time and model)", "run")
     log_every: int = _f(0, "print a progress line every N batches (0: once per epoch)", "run")
@@ -87,6 +102,7 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("loss", self.loss, LOSSES)
         _choice("init", self.init, INITS)
+        _choice("amp", self.amp, AMPS)
         for name in ("epochs", "batch_size", "eval_batch_size", "step_size", "samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -6,6 +6,7 @@ per epoch so a crash keeps every finished epoch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -35,8 +36,12 @@ def git_commit() -> str | None:
     """The commit of the trainlab source tree, when it is a git checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -68,10 +73,8 @@ def environment(device: str) -> dict[str, Any]:
     else:
         from importlib.metadata import PackageNotFoundError, version
 
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             env["torchvision"] = version("torchvision")
-        except PackageNotFoundError:
-            pass
     if device.startswith("cuda"):
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     commit = git_commit()

@@ -1,4 +1,4 @@
-"""What the CLI does, as functions the Python API shares: train from a config, evaluate a checkpoint.
+"""What the CLI does, as functions the Python API shares: train from a config, evaluate.
 
 Example:
     >>> from trainlab.workflow import train, evaluate_checkpoint
@@ -36,15 +36,25 @@ def model_options(cfg: TrainConfig) -> dict[str, Any]:
 
 def prepare_data(cfg: TrainConfig, log=_log) -> Dataset:
     """Load the configured dataset and apply subset and validation split."""
-    data = load_dataset(cfg.dataset, cfg.data_dir, samples=cfg.samples, features=cfg.features,
-                        num_classes=cfg.num_classes, true_w=cfg.true_w, true_b=cfg.true_b,
-                        noise=cfg.noise, seed=cfg.seed, log=log)
+    data = load_dataset(
+        cfg.dataset,
+        cfg.data_dir,
+        samples=cfg.samples,
+        features=cfg.features,
+        num_classes=cfg.num_classes,
+        true_w=cfg.true_w,
+        true_b=cfg.true_b,
+        noise=cfg.noise,
+        seed=cfg.seed,
+        log=log,
+    )
     data = data.subset(cfg.subset, cfg.test_subset, seed=cfg.seed)
     return data.split_validation(cfg.val_split, seed=cfg.seed)
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None,
-          callbacks: list[Callback] | None = None) -> FitResult:
+def train(
+    cfg: TrainConfig, resume: str | Path | None = None, callbacks: list[Callback] | None = None
+) -> FitResult:
     """Load data, build the model (seeded), and fit it; the CLI's ``trainlab train``."""
     if resume is not None:
         cfg = resumed_config(resume, cfg)
@@ -54,8 +64,9 @@ def train(cfg: TrainConfig, resume: str | Path | None = None,
     return Trainer(cfg, callbacks=callbacks).fit(model, data, resume=resume)
 
 
-def resumed_config(resume: str | Path, requested: TrainConfig | None = None,
-                   changed: dict[str, Any] | None = None) -> TrainConfig:
+def resumed_config(
+    resume: str | Path, requested: TrainConfig | None = None, changed: dict[str, Any] | None = None
+) -> TrainConfig:
     """The config of the run being resumed, with ``changed`` fields applied on top."""
     ckpt_path = Path(resume) / "last.pt" if Path(resume).is_dir() else Path(resume)
     ckpt = load_checkpoint(ckpt_path)
@@ -94,15 +105,25 @@ def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]
             f"{ckpt['path']}: the model was not built from trainlab's registry, so it cannot be "
             "rebuilt from the checkpoint alone. Build it in Python and load ckpt['state_dict']."
         )
-    model = build_model(record["name"], input_shape=tuple(record["input_shape"]),
-                        outputs=record["outputs"], **record.get("options", {}))
+    model = build_model(
+        record["name"],
+        input_shape=tuple(record["input_shape"]),
+        outputs=record["outputs"],
+        **record.get("options", {}),
+    )
     load_weights(model, ckpt["state_dict"], ckpt["path"], record["name"])
     return model, ckpt
 
 
-def evaluate_checkpoint(checkpoint: str | Path, *, split: str = "test", data_dir: str | None = None,
-                        device: str = "auto", batch_size: int = 2000,
-                        return_predictions: bool = False):
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    data_dir: str | None = None,
+    device: str = "auto",
+    batch_size: int = 2000,
+    return_predictions: bool = False,
+):
     """Evaluate a checkpoint on its dataset's test split (or "train").
 
     Returns:
@@ -112,9 +133,18 @@ def evaluate_checkpoint(checkpoint: str | Path, *, split: str = "test", data_dir
     cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
     if data_dir is not None:
         cfg = cfg.replace(data_dir=data_dir)
-    data = load_dataset(cfg.dataset, cfg.data_dir, samples=cfg.samples, features=cfg.features,
-                        num_classes=cfg.num_classes, true_w=cfg.true_w, true_b=cfg.true_b,
-                        noise=cfg.noise, seed=cfg.seed, log=_log)
+    data = load_dataset(
+        cfg.dataset,
+        cfg.data_dir,
+        samples=cfg.samples,
+        features=cfg.features,
+        num_classes=cfg.num_classes,
+        true_w=cfg.true_w,
+        true_b=cfg.true_b,
+        noise=cfg.noise,
+        seed=cfg.seed,
+        log=_log,
+    )
     if list(data.classes) != list(ckpt["data"]["classes"]):
         raise CheckpointError(f"{ckpt['path']}: its classes differ from dataset '{data.name}''s")
     dev = resolve_device(device)
@@ -124,8 +154,13 @@ def evaluate_checkpoint(checkpoint: str | Path, *, split: str = "test", data_dir
     loss_fn = loss_function(loss_kind(cfg, model, data), 0.0)
     metrics = evaluate(model, batches, loss_fn, data.num_classes)
     report = EvalReport(
-        checkpoint=ckpt["path"], split=split, loss=metrics.loss, accuracy=metrics.accuracy,
-        n=metrics.n, classes=list(data.classes), confusion=metrics.confusion.tolist(),
+        checkpoint=ckpt["path"],
+        split=split,
+        loss=metrics.loss,
+        accuracy=metrics.accuracy,
+        n=metrics.n,
+        classes=list(data.classes),
+        confusion=metrics.confusion.tolist(),
         per_class=per_class(metrics.confusion) if data.classes else {},
     )
     if return_predictions:

@@ -62,14 +62,23 @@ def load_dataset(
 
         mean, std = channel_stats(train_x)
         return Dataset(
-            name, train_x, train_y, test_x, test_y, classes=list(FAMILIES[name].classes),
-            mean=mean, std=std,
-            info={"files": {s: str(f.path) for s, f in files.items()},
-                  "verified": all(f.verified for f in files.values())},
+            name,
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            classes=list(FAMILIES[name].classes),
+            mean=mean,
+            std=std,
+            info={
+                "files": {s: str(f.path) for s, f in files.items()},
+                "verified": all(f.verified for f in files.values()),
+            },
         )
     if name == "linear":
-        return synthetic.linear(samples, true_w if true_w is not None else [2.0, -3.4], true_b,
-                                noise, seed)
+        return synthetic.linear(
+            samples, true_w if true_w is not None else [2.0, -3.4], true_b, noise, seed
+        )
     if name == "random":
         return synthetic.random_classes(samples, features, num_classes, seed)
     if name == "digits":

@@ -46,7 +46,10 @@ class InputTransform:
             mean, std = torch.tensor(self.mean), torch.tensor(self.std)
             if len(self.mean) == 1 and channels > 1:
                 mean, std = mean.expand(channels), std.expand(channels)
-            self._stats[device] = (mean.view(1, -1, 1, 1).to(device), std.view(1, -1, 1, 1).to(device))
+            self._stats[device] = (
+                mean.view(1, -1, 1, 1).to(device),
+                std.view(1, -1, 1, 1).to(device),
+            )
         return self._stats[device]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +69,12 @@ class InputTransform:
         return x
 
     def describe(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "size": list(self.size or []),
-                "channels": self.channels}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "size": list(self.size or []),
+            "channels": self.channels,
+        }
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -93,7 +100,12 @@ class Batches:
     ):
         self.device = torch.device(device)
         self.x, self.y = x.to(self.device), y.to(self.device)
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.transform = transform or InputTransform()
 
     @property

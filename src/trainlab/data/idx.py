@@ -53,7 +53,9 @@ def md5_of(content: bytes) -> str:
     return hashlib.md5(content).hexdigest()
 
 
-def parse_idx(content: bytes, name: str, ndim: int | None = None, dtype: str = "uint8") -> torch.Tensor:
+def parse_idx(
+    content: bytes, name: str, ndim: int | None = None, dtype: str = "uint8"
+) -> torch.Tensor:
     """Parse IDX bytes, checking magic, dtype, dimensions and item count.
 
     Args:
@@ -88,7 +90,8 @@ def parse_idx(content: bytes, name: str, ndim: int | None = None, dtype: str = "
     if got != expected:
         raise DataError(
             f"{name}: header promises {shape} ({expected} bytes of data) but the file holds "
-            f"{got} bytes: it is {'truncated' if got < expected else 'longer than its header says'}. "
+            f"{got} bytes: it is "
+            f"{'truncated' if got < expected else 'longer than its header says'}. "
             f"{fix}"
         )
     array = np.frombuffer(content, dtype=item, offset=header).reshape(shape)

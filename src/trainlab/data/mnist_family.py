@@ -43,7 +43,10 @@ FAMILIES = {
     "mnist": Family(
         folder="MNIST",
         classes=tuple(str(d) for d in range(10)),
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
         gz_md5={
             "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
             "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -60,8 +63,18 @@ FAMILIES = {
     ),
     "fashion-mnist": Family(
         folder="FashionMNIST",
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot"),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         gz_md5={
             "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -231,7 +244,8 @@ def read_split(name: str, files: dict[str, LocalFile]):
         num_classes = len(FAMILIES[name].classes)
         if len(y) and int(y.max()) >= num_classes:
             raise DataError(
-                f"{files[labels].path}: label {int(y.max())} out of range for {num_classes} classes."
+                f"{files[labels].path}: label {int(y.max())} is out of range for "
+                f"{num_classes} classes."
             )
         out += [x.unsqueeze(1), y.long()]
     return tuple(out)

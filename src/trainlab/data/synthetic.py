@@ -7,8 +7,13 @@ import torch
 from trainlab.data.dataset import Dataset, channel_stats, stratified_pick
 
 
-def synthetic_data(w: torch.Tensor, b: float, num_examples: int, noise: float = 0.01,
-                   generator: torch.Generator | None = None):
+def synthetic_data(
+    w: torch.Tensor,
+    b: float,
+    num_examples: int,
+    noise: float = 0.01,
+    generator: torch.Generator | None = None,
+):
     """y = Xw + b + N(0, noise²), X ~ N(0, 1): d2l's ``synthetic_data``. Returns (X, y[:, None])."""
     w = torch.as_tensor(w, dtype=torch.float32)
     x = torch.normal(0, 1, (num_examples, len(w)), generator=generator)
@@ -22,8 +27,15 @@ def linear(samples: int, true_w: list[float], true_b: float, noise: float, seed:
     generator = torch.Generator().manual_seed(seed)
     train_x, train_y = synthetic_data(torch.tensor(true_w), true_b, samples, noise, generator)
     test_x, test_y = synthetic_data(torch.tensor(true_w), true_b, 1000, noise, generator)
-    return Dataset("linear", train_x, train_y, test_x, test_y, classes=[],
-                   info={"true_w": list(true_w), "true_b": true_b, "noise": noise})
+    return Dataset(
+        "linear",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        classes=[],
+        info={"true_w": list(true_w), "true_b": true_b, "noise": noise},
+    )
 
 
 def random_classes(samples: int, features: int, num_classes: int, seed: int) -> Dataset:
@@ -35,12 +47,13 @@ def random_classes(samples: int, features: int, num_classes: int, seed: int) -> 
     x = torch.randn(samples, features, generator=generator)
     y = torch.randint(0, num_classes, (samples,), generator=generator)
     cut = int(samples * 0.8)
-    return Dataset("random", x[:cut], y[:cut], x[cut:], y[cut:],
-                   classes=[str(c) for c in range(num_classes)])
+    return Dataset(
+        "random", x[:cut], y[:cut], x[cut:], y[cut:], classes=[str(c) for c in range(num_classes)]
+    )
 
 
 def digits() -> Dataset:
-    """scikit-learn's bundled 8×8 digits (1,797 images, offline); a fixed stratified 20% test split."""
+    """scikit-learn's bundled 8×8 digits (1,797 images, offline); 20% stratified test split."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -52,5 +65,14 @@ def digits() -> Dataset:
     is_test = torch.zeros(len(labels), dtype=torch.bool)
     is_test[test_idx] = True
     mean, std = channel_stats(images[~is_test])
-    return Dataset("digits", images[~is_test], labels[~is_test], images[is_test], labels[is_test],
-                   classes=classes, mean=mean, std=std, info={"source": "sklearn.datasets.load_digits"})
+    return Dataset(
+        "digits",
+        images[~is_test],
+        labels[~is_test],
+        images[is_test],
+        labels[is_test],
+        classes=classes,
+        mean=mean,
+        std=std,
+        info={"source": "sklearn.datasets.load_digits"},
+    )

@@ -35,7 +35,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file. Give a .pt file or a run directory.")
+        raise CheckpointError(
+            f"{path}: no such checkpoint file. Give a .pt file or a run directory."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -47,7 +49,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(
-            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"{path}: not a readable checkpoint "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
             "It may be truncated or corrupt; use another checkpoint of the run (last.pt / best.pt)."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -64,20 +67,28 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, model_name: str) -> None:
+def load_weights(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, model_name: str
+) -> None:
     """Load weights, turning a mismatch into an error that names what differs."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
+    mismatched = sorted(
+        k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape
+    )
     if missing or unexpected or mismatched:
         parts = []
         if missing:
             parts.append(f"missing {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
         if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}")
+            parts.append(
+                f"unexpected {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}"
+            )
         for k in mismatched[:4]:
-            parts.append(f"{k}: {tuple(state_dict[k].shape)} in the file, {tuple(own[k].shape)} in the model")
+            parts.append(
+                f"{k}: {tuple(state_dict[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+            )
         raise CheckpointError(
             f"{source}: its weights do not fit model '{model_name}' ({'; '.join(parts)}). The "
             "checkpoint was made for another model or other data; use the matching --model, or "

@@ -28,15 +28,20 @@ class ConsoleLogger(Callback):
         self.epochs = info["epochs"]
         self._began = time.perf_counter()
         resumed = f", resuming at epoch {info['start_epoch'] + 1}" if info["start_epoch"] else ""
-        self._print(f"run {info['run_dir']} on {info['device']}: {info['train_samples']} training "
-                    f"samples, {info['steps_per_epoch']} batches per epoch{resumed}")
+        self._print(
+            f"run {info['run_dir']} on {info['device']} ({info['amp']}): "
+            f"{info['train_samples']} training "
+            f"samples, {info['steps_per_epoch']} batches per epoch{resumed}"
+        )
 
     def on_batch_end(self, trainer, state, loss_sum, num_batches: int) -> None:
         if self.log_every and state.batch % self.log_every == 0:
             # One sync here, only every log_every batches.
             loss = float(loss_sum) / max(1, min(trainer.config.batch_size, state.counts.n))
-            self._print(f"epoch {state.epoch + 1}/{self.epochs} batch {state.batch}/{num_batches} "
-                        f"loss {loss:.4f}")
+            self._print(
+                f"epoch {state.epoch + 1}/{self.epochs} batch {state.batch}/{num_batches} "
+                f"loss {loss:.4f}"
+            )
 
     def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
         parts = [f"epoch {row['epoch']}/{self.epochs}", f"train loss {row['train_loss']:.4f}"]
@@ -48,6 +53,8 @@ class ConsoleLogger(Callback):
                 if f"{split}_acc" in row:
                     parts.append(f"acc {_pct(row[f'{split}_acc'])}")
         if "w_error" in row:
-            parts.append(f"w error {[round(e, 4) for e in row['w_error']]} b error {row['b_error']:.4f}")
+            parts.append(
+                f"w error {[round(e, 4) for e in row['w_error']]} b error {row['b_error']:.4f}"
+            )
         parts.append(f"{row['seconds']:.1f}s ({row['images_per_s']:,.0f} img/s)")
         self._print("  ".join(parts))

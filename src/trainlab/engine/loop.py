@@ -18,12 +18,19 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # returns the SUM
 def loss_function(kind: str, label_smoothing: float = 0.0) -> LossFn:
     """A loss returning the sum over the batch (the mean is taken for the gradient step)."""
     if kind == "cross-entropy":
-        return lambda out, y: F.cross_entropy(out, y, reduction="sum", label_smoothing=label_smoothing)
+        return lambda out, y: F.cross_entropy(
+            out, y, reduction="sum", label_smoothing=label_smoothing
+        )
     if kind == "nll":
         return lambda out, y: F.nll_loss(out, y, reduction="sum")
     if kind == "mse":
         return lambda out, y: F.mse_loss(out, y, reduction="sum")
     raise ValueError(f"unknown loss {kind}")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed-precision context for the forward pass (a no-op when dtype is None)."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 @dataclass
@@ -44,6 +51,7 @@ def train_one_epoch(
     state: EpochState,
     lr_for_step: Callable[[int], float] | None = None,
     on_batch: Callable[[EpochState, torch.Tensor], None] | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> bool:
     """Train from ``state.batch`` to the end of the epoch, updating ``state`` as it goes.
 
@@ -62,8 +70,9 @@ def train_one_epoch(
             lr = lr_for_step(state.epoch * steps_per_epoch + state.batch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        outputs = model(x)
-        loss_sum = loss_fn(outputs, y)
+        with autocast(batches.device, amp_dtype):
+            outputs = model(x)
+            loss_sum = loss_fn(outputs, y)
         optimizer.zero_grad(set_to_none=True)
         (loss_sum / len(y)).backward()
         optimizer.step()
@@ -76,22 +85,30 @@ def train_one_epoch(
     return True
 
 
-def evaluate(model: nn.Module, batches: Batches, loss_fn: LossFn, num_classes: int) -> EpochMetrics:
+def evaluate(
+    model: nn.Module,
+    batches: Batches,
+    loss_fn: LossFn,
+    num_classes: int,
+    amp_dtype: torch.dtype | None = None,
+) -> EpochMetrics:
     """Loss and confusion counts over a whole split, without gradients."""
     model.eval()
     counts = Counts(num_classes, batches.device)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(batches.device, amp_dtype):
         for x, y in batches:
             outputs = model(x)
-            counts.add(loss_fn(outputs, y), outputs, y)
+            counts.add(loss_fn(outputs.float(), y), outputs, y)
     return counts.read()
 
 
-def predict(model: nn.Module, batches: Batches) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, batches: Batches, amp_dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Model outputs and targets for a whole split, on the CPU."""
     model.eval()
     outputs, targets = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(batches.device, amp_dtype):
         for x, y in batches:
             outputs.append(model(x).float().cpu())
             targets.append(y.cpu())

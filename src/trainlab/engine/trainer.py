@@ -32,7 +32,7 @@ from trainlab.config import TrainConfig
 from trainlab.data.batches import Batches, InputTransform
 from trainlab.data.dataset import Dataset
 from trainlab.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from trainlab.engine.device import resolve_device
+from trainlab.engine.device import autocast_dtype, resolve_device
 from trainlab.engine.loop import EpochState, evaluate, loss_function, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import build_optimizer, lr_at
@@ -43,7 +43,9 @@ class Callback:
     """Hooks a callback may implement; each only observes."""
 
     def on_fit_start(self, trainer: Trainer, info: dict[str, Any]) -> None: ...
-    def on_batch_end(self, trainer: Trainer, state: EpochState, loss_sum: torch.Tensor, num_batches: int) -> None: ...
+    def on_batch_end(
+        self, trainer: Trainer, state: EpochState, loss_sum: torch.Tensor, num_batches: int
+    ) -> None: ...
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None: ...
     def on_fit_end(self, trainer: Trainer, result: FitResult) -> None: ...
 
@@ -78,8 +80,11 @@ class _StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        print(
+            "\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
@@ -91,14 +96,23 @@ def model_record(model: nn.Module) -> dict[str, Any] | None:
     return getattr(model, "trainlab_record", None)
 
 
-def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig | None = None) -> InputTransform:
+def has_convs(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def input_transform(model: nn.Module, data: Dataset, channels_last: bool = False) -> InputTransform:
     """The per-batch preprocessing the model needs for this data."""
     if not data.is_image:
         return InputTransform()
     record = model_record(model) or {}
     size = record.get("size")
-    return InputTransform(mean=data.mean, std=data.std, size=tuple(size) if size else None,
-                          channels=record.get("channels"))
+    return InputTransform(
+        mean=data.mean,
+        std=data.std,
+        size=tuple(size) if size else None,
+        channels=record.get("channels"),
+        channels_last=channels_last and has_convs(model),
+    )
 
 
 def loss_kind(cfg: TrainConfig, model: nn.Module, data: Dataset) -> str:
@@ -119,8 +133,13 @@ class Trainer:
         **overrides: config fields to change, e.g. ``Trainer(epochs=3, lr=0.1)``.
     """
 
-    def __init__(self, config: TrainConfig | None = None, *, callbacks: list[Callback] | None = None,
-                 **overrides: Any):
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        *,
+        callbacks: list[Callback] | None = None,
+        **overrides: Any,
+    ):
         config = config or TrainConfig()
         self.config = config.replace(**overrides) if overrides else config
         self.callbacks = list(callbacks or [])
@@ -130,7 +149,9 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
 
-    def fit(self, model: nn.Module, data: Dataset, *, resume: str | Path | None = None) -> FitResult:
+    def fit(
+        self, model: nn.Module, data: Dataset, *, resume: str | Path | None = None
+    ) -> FitResult:
         """Train ``model`` on ``data``; write the run directory; return history and checkpoints.
 
         Args:
@@ -141,19 +162,37 @@ class Trainer:
         cfg, device = self.config, self.device
         torch.manual_seed(cfg.seed)
         model.to(device)
-        transform = input_transform(model, data, cfg)
-        train = Batches(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                        drop_last=cfg.drop_last, device=device, transform=transform)
+        if cfg.channels_last and has_convs(model):
+            model.to(memory_format=torch.channels_last)
+        amp_dtype = autocast_dtype(cfg.amp, device)
+        transform = input_transform(model, data, cfg.channels_last)
+        train = Batches(
+            data.train_x,
+            data.train_y,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            drop_last=cfg.drop_last,
+            device=device,
+            transform=transform,
+        )
         if len(train) == 0:
             raise ConfigError(
                 f"no training batches: {train.num_samples} samples with batch_size "
                 f"{cfg.batch_size} and drop_last. Lower the batch size or keep the last batch."
             )
-        splits = {"test": Batches(data.test_x, data.test_y, cfg.eval_batch_size, device=device,
-                                  transform=transform)}
+        splits = {
+            "test": Batches(
+                data.test_x, data.test_y, cfg.eval_batch_size, device=device, transform=transform
+            )
+        }
         if data.val_x is not None:
-            splits = {"val": Batches(data.val_x, data.val_y, cfg.eval_batch_size, device=device,
-                                     transform=transform), **splits}
+            splits = {
+                "val": Batches(
+                    data.val_x, data.val_y, cfg.eval_batch_size, device=device, transform=transform
+                ),
+                **splits,
+            }
         classification = data.task == "classification"
         monitor = ("val" if "val" in splits else "test") + ("_acc" if classification else "_loss")
         loss_fn = loss_function(loss_kind(cfg, model, data), cfg.label_smoothing)
@@ -161,10 +200,15 @@ class Trainer:
         steps = len(train)
 
         start_epoch, start_batch, partial = 0, 0, None
-        best: dict[str, Any] = {"monitor": monitor, "value": None, "epoch": None,
-                                "mode": "max" if classification else "min",
-                                "why": "validation split" if "val" in splits else
-                                "no validation split, so the test split (use --val-split to hold one out)"}
+        best: dict[str, Any] = {
+            "monitor": monitor,
+            "value": None,
+            "epoch": None,
+            "mode": "max" if classification else "min",
+            "why": "validation split"
+            if "val" in splits
+            else "no validation split, so the test split (use --val-split to hold one out)",
+        }
         if resume is not None:
             ckpt = load_checkpoint(Path(resume) / "last.pt" if Path(resume).is_dir() else resume)
             run_dir = Path(ckpt["path"]).parent
@@ -184,51 +228,104 @@ class Trainer:
         base_payload = {
             "config": cfg.to_dict(),
             "model": record or {"name": None, "class": type(model).__name__},
-            "data": {"name": data.name, "classes": data.classes, "task": data.task,
-                     "transform": transform.describe(), "input_shape": list(data.input_shape)},
+            "data": {
+                "name": data.name,
+                "classes": data.classes,
+                "task": data.task,
+                "transform": transform.describe(),
+                "input_shape": list(data.input_shape),
+            },
         }
         env = runs.environment(str(device))
-        runs.write_config(run_dir, {
-            "config": cfg.to_dict(),
-            "run": {"id": run_dir.name, "monitor": monitor, "best_checkpoint_chosen_on": best["why"],
-                    "resumed_from_epoch": start_epoch if resume else None},
-            "data": {"name": data.name, "train": train.num_samples,
-                     **{name: b.num_samples for name, b in splits.items()},
-                     "classes": data.classes, "mean": data.mean, "std": data.std},
-            "model": {**(record or {"class": type(model).__name__}),
-                      "parameters": sum(p.numel() for p in model.parameters())},
-            "environment": env,
-        })
+        runs.write_config(
+            run_dir,
+            {
+                "config": cfg.to_dict(),
+                "run": {
+                    "id": run_dir.name,
+                    "monitor": monitor,
+                    "best_checkpoint_chosen_on": best["why"],
+                    "resumed_from_epoch": start_epoch if resume else None,
+                },
+                "data": {
+                    "name": data.name,
+                    "train": train.num_samples,
+                    **{name: b.num_samples for name, b in splits.items()},
+                    "classes": data.classes,
+                    "mean": data.mean,
+                    "std": data.std,
+                },
+                "model": {
+                    **(record or {"class": type(model).__name__}),
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                },
+                "environment": env,
+            },
+        )
 
         def payload(epoch: int, batch: int, counts: Counts | None) -> dict[str, Any]:
             rng = {"torch": torch.get_rng_state()}
             if device.type == "cuda":
                 rng["cuda"] = torch.cuda.get_rng_state_all()
-            return {**base_payload, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "epoch": epoch, "batch": batch, "rng": rng, "best": dict(best),
-                    "partial": counts.state() if counts is not None and batch else None,
-                    "metrics": history[-1] if history else {}}
+            return {
+                **base_payload,
+                "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "batch": batch,
+                "rng": rng,
+                "best": dict(best),
+                "partial": counts.state() if counts is not None and batch else None,
+                "metrics": history[-1] if history else {},
+            }
 
-        result = FitResult(run_dir=run_dir, status="completed", history=history, best=best,
-                           last_path=run_dir / "last.pt",
-                           best_path=run_dir / "best.pt" if (run_dir / "best.pt").exists() else None)
-        self._emit("on_fit_start", {"run_dir": run_dir, "device": str(device), "epochs": cfg.epochs,
-                                    "start_epoch": start_epoch, "steps_per_epoch": steps,
-                                    "train_samples": train.num_samples, "monitor": monitor})
+        result = FitResult(
+            run_dir=run_dir,
+            status="completed",
+            history=history,
+            best=best,
+            last_path=run_dir / "last.pt",
+            best_path=run_dir / "best.pt" if (run_dir / "best.pt").exists() else None,
+        )
+        self._emit(
+            "on_fit_start",
+            {
+                "run_dir": run_dir,
+                "device": str(device),
+                "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+                "epochs": cfg.epochs,
+                "start_epoch": start_epoch,
+                "steps_per_epoch": steps,
+                "train_samples": train.num_samples,
+                "monitor": monitor,
+            },
+        )
         with _StopFlag() as stop:
             for epoch in range(start_epoch, cfg.epochs):
                 counts = Counts(data.num_classes, device)
                 if partial:
                     counts.load_state(partial)
-                state = EpochState(epoch, start_batch, counts, stop_requested=lambda: stop.requested)
+                state = EpochState(
+                    epoch, start_batch, counts, stop_requested=lambda: stop.requested
+                )
                 start_batch, partial = 0, None
                 began = time.perf_counter()
                 on_batch = None
                 if self.callbacks:
+
                     def on_batch(s: EpochState, loss_sum: torch.Tensor) -> None:
                         self._emit("on_batch_end", s, loss_sum, steps)
-                done = train_one_epoch(model, train, optimizer, loss_fn, state,
-                                       lambda step: lr_at(cfg, step, steps), on_batch)
+
+                done = train_one_epoch(
+                    model,
+                    train,
+                    optimizer,
+                    loss_fn,
+                    state,
+                    lambda step: lr_at(cfg, step, steps),
+                    on_batch,
+                    amp_dtype,
+                )
                 if not done:
                     save_checkpoint(run_dir / "last.pt", payload(epoch, state.batch, counts))
                     result.status = "interrupted"
@@ -238,7 +335,9 @@ class Trainer:
                 train_seconds = time.perf_counter() - began
                 row: dict[str, Any] = {"epoch": epoch + 1, **train_metrics.as_row("train")}
                 for name, batches in splits.items():
-                    row.update(evaluate(model, batches, loss_fn, data.num_classes).as_row(name))
+                    row.update(
+                        evaluate(model, batches, loss_fn, data.num_classes, amp_dtype).as_row(name)
+                    )
                 row.update(self._regression_errors(model, data))
                 row["lr"] = optimizer.param_groups[0]["lr"]
                 row["train_seconds"] = round(train_seconds, 3)
@@ -247,7 +346,10 @@ class Trainer:
                 history.append(row)
                 runs.append_metrics(run_dir, row)
                 improved = best["value"] is None or (
-                    row[monitor] > best["value"] if best["mode"] == "max" else row[monitor] < best["value"])
+                    row[monitor] > best["value"]
+                    if best["mode"] == "max"
+                    else row[monitor] < best["value"]
+                )
                 if improved:
                     best.update(value=row[monitor], epoch=epoch + 1)
                 ckpt = payload(epoch + 1, 0, None)
@@ -283,8 +385,11 @@ class Trainer:
         kept = run_dir / "last.pt"
         raise TrainingDiverged(
             f"training diverged in epoch {epoch + 1}: the training loss is {loss}. "
-            + (f"The last good checkpoint ({kept}, after epoch {epoch}) is kept. " if epoch else
-               "No epoch finished, so there is no checkpoint. ")
+            + (
+                f"The last good checkpoint ({kept}, after epoch {epoch}) is kept. "
+                if epoch
+                else "No epoch finished, so there is no checkpoint. "
+            )
             + "Lower --lr (or use a schedule with warm-up), or check the data for bad values."
         )
 

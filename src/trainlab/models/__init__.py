@@ -58,10 +58,16 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("softmax", zoo.softmax, "softmax regression (one linear layer)", flat=True),
         ModelSpec("mlp", zoo.mlp, "MLP with ReLU, hidden sizes from --hidden", flat=True),
         ModelSpec("lenet", zoo.lenet, "LeNet-5 as in d2l (sigmoid, avg-pool)", size=(28, 28)),
-        ModelSpec("lenet-relu", zoo.lenet_relu, "LeNet-5 with ReLU, max-pool, batch norm",
-                  size=(28, 28)),
-        ModelSpec("alexnet", zoo.alexnet, "torchvision's AlexNet with the seeds' 10-way head",
-                  size=(96, 96), channels=3),
+        ModelSpec(
+            "lenet-relu", zoo.lenet_relu, "LeNet-5 with ReLU, max-pool, batch norm", size=(28, 28)
+        ),
+        ModelSpec(
+            "alexnet",
+            zoo.alexnet,
+            "torchvision's AlexNet with the seeds' 10-way head",
+            size=(96, 96),
+            channels=3,
+        ),
         ModelSpec("cnn", zoo.cnn, "fast 2-stage batch-norm CNN (default)", min_size=4),
     ]
 }
@@ -74,8 +80,13 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(
-    name: str, data: Any = None, *, input_shape: tuple[int, ...] | None = None,
-    outputs: int | None = None, init: str = "default", **options: Any,
+    name: str,
+    data: Any = None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    outputs: int | None = None,
+    init: str = "default",
+    **options: Any,
 ) -> nn.Module:
     """Build a registered model sized for ``data`` (or an explicit input shape and output size).
 
@@ -109,8 +120,11 @@ def build_model(
         raise unknown_name("init", init, ["default", "xavier"])
     # What a checkpoint needs to rebuild this model, and what the data side must adapt to.
     model.trainlab_record = {
-        "name": name, "options": dict(options), "input_shape": list(input_shape),
-        "outputs": int(outputs), "output": output_kind(name, options),
+        "name": name,
+        "options": dict(options),
+        "input_shape": list(input_shape),
+        "outputs": int(outputs),
+        "output": output_kind(name, options),
         "size": list(model_input[1:]) if spec.size else None,
         "channels": spec.channels,
     }
@@ -141,10 +155,14 @@ def describe_models() -> list[dict[str, Any]]:
             c = spec.channels or "C"
             size = "×".join(map(str, spec.size)) if spec.size else "H×W (any)"
             wants = f"{c}×{size}"
-        rows.append({"name": spec.name, "summary": spec.summary, "input": wants,
-                     "parameters": parameter_count(model),
-                     "params_for": "linear data, 2 features" if shape == (2,) else "MNIST"})
+        rows.append(
+            {
+                "name": spec.name,
+                "summary": spec.summary,
+                "input": wants,
+                "parameters": parameter_count(model),
+                "params_for": "linear data, 2 features" if shape == (2,) else "MNIST",
+            }
+        )
         del model
     return rows
-
-

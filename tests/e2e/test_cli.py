@@ -1,0 +1,295 @@
+"""The CLI in real subprocesses, on small stratified subsets of real MNIST."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from conftest import assert_clean_error, run_cli
+
+QUICK = ["--subset", "2000", "--test-subset", "500", "--epochs", "1", "--device", "cpu"]
+
+
+@pytest.fixture
+def env(mnist_root):
+    return {"TRAINLAB_DATA": str(mnist_root)}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, mnist_root):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = run_cli(
+        "train",
+        *QUICK,
+        "--epochs",
+        "2",
+        "--runs-dir",
+        str(runs),
+        "--run-name",
+        "r",
+        "--json",
+        env={"TRAINLAB_DATA": str(mnist_root)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / "r", json.loads(proc.stdout)
+
+
+def test_help_explains_defaults():
+    proc = run_cli("train", "--help")
+    assert proc.returncode == 0
+    for text in (
+        "--model MODEL",
+        "(default: cnn)",
+        "--resume RUN_DIR",
+        "--val-split",
+        "(default: 0.1)",
+    ):
+        assert text in proc.stdout
+    top = run_cli("--help")
+    assert "trainlab train" in top.stdout and "eval" in top.stdout
+
+
+def test_train_writes_a_complete_run(trained_run):
+    run_dir, summary = trained_run
+    assert summary["status"] == "completed" and summary["final"]["epoch"] == 2
+    assert summary["final"]["test_acc"] > 0.9
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "config.toml",
+        "metrics.jsonl",
+        "last.pt",
+        "best.pt",
+    }
+
+
+def test_seed_recipe_command_reports_accuracy(tmp_path, env):
+    proc = run_cli(
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "5",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "64",
+        "--subset",
+        "3000",
+        "--test-subset",
+        "1000",
+        "--runs-dir",
+        str(tmp_path),
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("test accuracy ")
+    assert proc.stderr.count("epoch ") >= 5
+
+
+def test_eval_matches_scikit_learn(trained_run, env):
+    run_dir, _ = trained_run
+    proc = run_cli("eval", str(run_dir / "best.pt"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    ours = json.loads(proc.stdout)
+    from trainlab.workflow import evaluate_checkpoint
+
+    os.environ.update(env)
+    _, (outputs, targets) = evaluate_checkpoint(run_dir / "best.pt", return_predictions=True)
+    pred = outputs.argmax(1)
+    assert ours["n"] == 10000
+    assert ours["accuracy"] == pytest.approx(accuracy_score(targets, pred))
+    assert ours["confusion"] == confusion_matrix(targets, pred).tolist()
+    p, r, f, s = precision_recall_fscore_support(targets, pred, zero_division=0)
+    assert ours["per_class"]["precision"] == pytest.approx(p.tolist())
+    assert ours["per_class"]["recall"] == pytest.approx(r.tolist())
+    assert ours["per_class"]["f1"] == pytest.approx(f.tolist())
+    text = run_cli("eval", str(run_dir), env=env).stdout
+    assert "accuracy" in text and "confusion matrix" in text and "precision" in text
+
+
+def test_data_info_and_models(env):
+    proc = run_cli("data", "info", "mnist", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "60000 train + 10000 test" in proc.stdout and "verified: yes" in proc.stdout
+    models = run_cli("models")
+    assert models.returncode == 0 and "cnn" in models.stdout and "alexnet" in models.stdout
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--model", "resnet"], "unknown model 'resnet'"),
+        (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (["--optimizer", "adagrad"], "unknown optimizer 'adagrad'"),
+        (["--epochs", "0"], "epochs must be at least 1"),
+    ],
+)
+def test_bad_names_and_values(tmp_path, env, args, needle):
+    assert_clean_error(
+        run_cli("train", *QUICK, "--runs-dir", str(tmp_path), *args, env=env), needle
+    )
+    assert not list(tmp_path.iterdir())  # no half-made run left behind
+
+
+def test_debug_shows_the_traceback(tmp_path, env):
+    proc = run_cli("--debug", "train", "--model", "resnet", "--runs-dir", str(tmp_path), env=env)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_missing_data_root(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    proc = run_cli("train", *QUICK, "--runs-dir", str(tmp_path), "--data-dir", str(missing))
+    assert_clean_error(proc, "does not exist", "trainlab data fetch mnist")
+    assert not missing.exists()
+
+
+def _copy_root(mnist_root, dest):
+    shutil.copytree(mnist_root / "MNIST", dest / "MNIST")
+    return dest / "MNIST" / "raw"
+
+
+def test_corrupt_mnist_file_fails_its_md5(tmp_path, mnist_root):
+    import gzip
+
+    raw = _copy_root(mnist_root, tmp_path / "root")
+    victim = next(raw.glob("t10k-images*"))
+    content = (
+        gzip.decompress(victim.read_bytes()) if victim.suffix == ".gz" else victim.read_bytes()
+    )
+    victim.unlink()
+    (raw / "t10k-images-idx3-ubyte").write_bytes(content[:-5000])
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    proc = run_cli(
+        "train", *QUICK, "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "root")
+    )
+    assert_clean_error(
+        proc,
+        "t10k-images-idx3-ubyte",
+        "md5",
+        "2646ac647ad5339dbf082846283269ea",
+        "trainlab data fetch mnist",
+    )
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    "stem, damage, needle",
+    [
+        ("t10k-images-idx3-ubyte", lambda b: b"\x01\x02\x03\x04" + b[4:], "not an IDX file"),
+        (
+            "t10k-images-idx3-ubyte",
+            lambda b: b"\x00\x00\x09" + b[3:],
+            "items are int8, expected uint8",
+        ),
+        ("t10k-images-idx3-ubyte", lambda b: b[:-100], "truncated"),
+        ("train-labels-idx1-ubyte", lambda b: b[:7] + b"\x3b" + b[8:-1], "60 images but"),
+    ],
+)
+def test_corrupt_idx_files(tmp_path, stem, damage, needle):
+    """Files with no known checksum (hand-made Fashion-MNIST) go through the IDX checks."""
+    from conftest import write_family
+
+    raw = write_family(tmp_path / "root", "FashionMNIST", n_train=60, n_test=20)
+    (raw / stem).write_bytes(damage((raw / stem).read_bytes()))
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    proc = run_cli(
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--data-dir",
+        str(tmp_path / "root"),
+    )
+    assert_clean_error(proc, stem.split("-")[0], needle)
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+
+def test_wrong_count_between_images_and_labels(tmp_path, mnist_root):
+    """A labels file that is valid IDX but of the wrong length fails its md5 first: the message
+    names the file, both hashes and the fix."""
+    import numpy as np
+
+    from trainlab.data.idx import encode_idx
+
+    raw = _copy_root(mnist_root, tmp_path / "root")
+    for p in raw.glob("t10k-labels*"):
+        p.unlink()
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(encode_idx(np.zeros(9999, dtype=np.uint8)))
+    proc = run_cli("data", "info", "mnist", "--data-dir", str(tmp_path / "root"))
+    assert_clean_error(proc, "t10k-labels-idx1-ubyte", "md5", "27ae3e4e09519cfbb04c329615203637")
+
+
+def test_checkpoint_errors(tmp_path, trained_run, env):
+    run_dir, _ = trained_run
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((run_dir / "last.pt").read_bytes()[:1000])
+    assert_clean_error(run_cli("eval", str(corrupt), env=env), "not a readable checkpoint")
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save({"format": "trainlab-checkpoint", "evil": Evil()}, tmp_path / "evil.pt")
+    assert_clean_error(run_cli("eval", str(tmp_path / "evil.pt"), env=env), "refused")
+    assert not (tmp_path / "ran").exists()
+
+    before = (run_dir / "last.pt").read_bytes()
+    proc = run_cli("train", "--resume", str(run_dir), "--model", "mlp", "--epochs", "3", env=env)
+    assert_clean_error(proc, "trained model 'cnn', not 'mlp'")
+    assert (run_dir / "last.pt").read_bytes() == before
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, env):
+    cmd = [
+        sys.executable,
+        "-m",
+        "trainlab",
+        "train",
+        "--subset",
+        "6000",
+        "--test-subset",
+        "500",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--log-every",
+        "5",
+        "--device",
+        "cpu",
+        "--runs-dir",
+        str(tmp_path),
+        "--run-name",
+        "cut",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
+    deadline = time.time() + 120
+    for line in proc.stderr:
+        if "batch 20/" in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"trainlab train --resume {tmp_path / 'cut'}" in err
+    assert "Traceback" not in err
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert saved["epoch"] == 0 and saved["batch"] >= 20
+    resumed = run_cli("train", "--resume", str(tmp_path / "cut"), "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["status"] == "completed" and result["final"]["epoch"] == 2
