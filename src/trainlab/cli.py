@@ -19,6 +19,7 @@ from trainlab.errors import TrainlabError
 EXAMPLES = """examples:
   trainlab train                                   # default CNN on MNIST, >= 99% in 2 epochs
   trainlab train --model mlp --epochs 5 --optimizer adam --lr 0.01 --batch-size 64
+  trainlab train --recipe seed-mlp --epochs 2      # a seed's recipe, a field overridden
   trainlab train --resume runs/<id> --epochs 4     # continue a run (or an interrupted one)
   trainlab eval runs/<id>/best.pt                  # accuracy, per-class P/R/F1, confusion matrix
   trainlab data fetch mnist                        # into $TRAINLAB_DATA or the user cache
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print as JSON")
 
     sub.add_parser("models", help="list the models with parameter counts and expected input")
+    sub.add_parser("recipes", help="list the seeds' recipes (trainlab train --recipe NAME)")
     return parser
 
 
@@ -139,6 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if args.resume:
         cfg = resumed_config(args.resume, changed=given)
+    elif given.get("recipe"):
+        from trainlab.recipes import recipe_config
+
+        cfg = recipe_config(given.pop("recipe"), given, log=_err)
     else:
         cfg = TrainConfig.from_dict(given, source="command line")
     logger = ConsoleLogger(cfg.log_every, quiet=args.quiet)
@@ -154,6 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "status": result.status,
         "best": result.best,
         "final": final,
+        **result.extra,
     }
     if args.json:
         _out(json.dumps(summary, indent=2))
@@ -165,6 +172,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{name} {value} after {final['epoch']} epoch(s); best {result.best['monitor']} "
             f"at epoch {result.best['epoch']}; run: {result.run_dir}"
         )
+        if "sklearn_test_acc" in result.extra:
+            _out(
+                "scikit-learn accuracy_score on the test predictions: "
+                f"{result.extra['sklearn_test_acc']:.4f} (trainlab: {final['test_acc']:.4f})"
+            )
     return 130 if result.status == "interrupted" else 0
 
 
@@ -276,13 +288,31 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from trainlab.recipes import RECIPES, command_for
+
+    for recipe in RECIPES.values():
+        _out(
+            f"{recipe.name}\n  from:    {recipe.source}\n  what:    {recipe.summary}\n"
+            f"  claim:   {recipe.claim}\n  run:     {command_for(recipe)}\n"
+        )
+    _out("Any field can be overridden: trainlab train --recipe seed-mlp --epochs 2 --subset 5000")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"train": cmd_train, "eval": cmd_eval, "data": cmd_data, "models": cmd_models}
+    handlers = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "data": cmd_data,
+        "models": cmd_models,
+        "recipes": cmd_recipes,
+    }
     try:
         return handlers[args.command](args)
     except TrainlabError as e:

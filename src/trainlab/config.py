@@ -57,12 +57,24 @@ class TrainConfig:
     true_w: list[float] = _f([2.0, -3.4], "linear data: true weights", "data", metavar="W")
     true_b: float = _f(4.2, "linear data: true bias", "data")
     noise: float = _f(0.01, "linear data: standard deviation of the label noise", "data")
+    norm_mean: list[float] = _f([], "normalisation mean per channel (default: the data's)", "data")
+    norm_std: list[float] = _f([], "normalisation std per channel (default: the data's)", "data")
     # --- model ----------------------------------------------------------------------------
     model: str = _f("cnn", "model name (see `trainlab models`)", "model")
     hidden: list[int] = _f([512, 256], "mlp: hidden layer sizes", "model", metavar="N")
     init: str = _f(
         "default", f"weight init: {', '.join(INITS)} (xavier as d2l's train_ch6)", "model"
     )
+    log_softmax: bool = _f(
+        False, "mlp: end with log-softmax (trained with NLL, as the seed)", "model"
+    )
+    pretrained: bool = _f(
+        False,
+        "alexnet: start from torchvision's ImageNet weights (cached under $TORCH_HOME)",
+        "model",
+    )
+    weights: str | None = _f(None, "load a local state_dict (.pt/.pth) before training", "model")
+    freeze_features: bool = _f(False, "train the classifier head only (transfer learning)", "model")
     # --- optimisation ---------------------------------------------------------------------
     epochs: int = _f(2, "number of passes over the training set", "optim")
     batch_size: int = _f(128, "training batch size", "optim")
@@ -88,13 +100,19 @@ class TrainConfig:
     )
     amp: str = _f(
         "auto",
-        "mixed precision: auto (bf16 where the CPU/GPU computes it natively), bf16, off",
+        "mixed precision: auto (bf16 for conv classifiers on native-bf16 hardware), bf16, off",
         "run",
     )
     channels_last: bool = _f(True, "channels-last memory layout for conv models (faster)", "run")
     runs_dir: str = _f("runs", "where run directories are created", "run")
     run_name: str | None = _f(None, "name of the run directory (default: time and model)", "run")
     log_every: int = _f(0, "print a progress line every N batches (0: once per epoch)", "run")
+    sklearn_check: bool = _f(
+        False, "also score the test predictions with scikit-learn's accuracy_score", "run"
+    )
+    recipe: str | None = _f(
+        None, "start from a named recipe (`trainlab recipes`); other flags override it", "run"
+    )
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -119,6 +137,11 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.weight_decay < 0 or self.momentum < 0 or self.noise < 0:
             raise ConfigError("weight_decay, momentum and noise must not be negative")
+        if len(self.norm_mean) != len(self.norm_std) or any(v <= 0 for v in self.norm_std):
+            raise ConfigError(
+                f"norm_mean and norm_std must have the same length and positive stds, got "
+                f"{self.norm_mean} and {self.norm_std}"
+            )
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden sizes must be at least 1, got {self.hidden}")
 

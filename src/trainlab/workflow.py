@@ -31,7 +31,27 @@ def _log(line: str) -> None:
 
 
 def model_options(cfg: TrainConfig) -> dict[str, Any]:
-    return {"hidden": list(cfg.hidden)} if cfg.model == "mlp" else {}
+    if cfg.model != "mlp":
+        return {}
+    return {"hidden": list(cfg.hidden), **({"log_softmax": True} if cfg.log_softmax else {})}
+
+
+def build_configured_model(cfg: TrainConfig, data: Dataset, log=_log) -> torch.nn.Module:
+    """The model a config describes: built (seeded), then pretrained/local weights, freezing."""
+    from trainlab.models.pretrained import freeze_features, load_pretrained, load_weights_file
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, data, init=cfg.init, **model_options(cfg))
+    if cfg.pretrained:
+        loaded = load_pretrained(model, cfg.model)
+        log(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
+    if cfg.weights:
+        loaded = load_weights_file(model, cfg.weights)
+        log(f"loaded {len(loaded)} tensors from {cfg.weights}")
+    if cfg.freeze_features:
+        trainable = freeze_features(model)
+        log(f"features frozen: training the head only ({trainable:,} parameters)")
+    return model
 
 
 def prepare_data(cfg: TrainConfig, log=_log) -> Dataset:
@@ -59,9 +79,27 @@ def train(
     if resume is not None:
         cfg = resumed_config(resume, cfg)
     data = prepare_data(cfg)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data, init=cfg.init, **model_options(cfg))
-    return Trainer(cfg, callbacks=callbacks).fit(model, data, resume=resume)
+    model = build_configured_model(cfg, data)
+    result = Trainer(cfg, callbacks=callbacks).fit(model, data, resume=resume)
+    if cfg.sklearn_check and data.task == "classification" and result.history:
+        result.extra["sklearn_test_acc"] = sklearn_accuracy(model, data, cfg)
+    return result
+
+
+def sklearn_accuracy(model: torch.nn.Module, data: Dataset, cfg: TrainConfig) -> float:
+    """Test accuracy of the trained model scored by scikit-learn's accuracy_score (as seed 002)."""
+    from sklearn.metrics import accuracy_score
+
+    device = next(model.parameters()).device
+    batches = Batches(
+        data.test_x,
+        data.test_y,
+        cfg.eval_batch_size,
+        device=device,
+        transform=input_transform(model, data, cfg),
+    )
+    outputs, targets = predict(model, batches)
+    return float(accuracy_score(targets.numpy(), outputs.argmax(1).numpy()))
 
 
 def resumed_config(
@@ -129,6 +167,8 @@ def evaluate_checkpoint(
     Returns:
         An ``EvalReport`` (and, with ``return_predictions``, the outputs and targets).
     """
+    from trainlab.data import InputTransform
+
     model, ckpt = load_model(checkpoint)
     cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
     if data_dir is not None:
@@ -150,7 +190,18 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     model.to(dev)
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
-    batches = Batches(x, y, batch_size, device=dev, transform=input_transform(model, data))
+    saved = ckpt["data"].get("transform") or {}
+    transform = (
+        InputTransform(
+            saved.get("mean", []),
+            saved.get("std", []),
+            size=tuple(saved["size"]) if saved.get("size") else None,
+            channels=saved.get("channels"),
+        )
+        if data.is_image
+        else InputTransform()
+    )
+    batches = Batches(x, y, batch_size, device=dev, transform=transform)
     loss_fn = loss_function(loss_kind(cfg, model, data), 0.0)
     metrics = evaluate(model, batches, loss_fn, data.num_classes)
     report = EvalReport(

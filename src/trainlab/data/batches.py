@@ -107,6 +107,20 @@ class Batches:
             drop_last,
         )
         self.transform = transform or InputTransform()
+        self._passes = 0  # plain iteration draws a new shuffle each pass, like a DataLoader
+
+    def to(self, device: torch.device | str) -> Batches:
+        """The same batches with the data on ``device``."""
+        return Batches(
+            self.x,
+            self.y,
+            self.batch_size,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            drop_last=self.drop_last,
+            device=device,
+            transform=self.transform,
+        )
 
     @property
     def num_samples(self) -> int:
@@ -117,7 +131,10 @@ class Batches:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.epoch(0)
+        epoch = self._passes
+        if self.shuffle:
+            self._passes += 1
+        return self.epoch(epoch)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of epoch ``epoch``, starting at batch ``start`` (to resume mid-epoch)."""

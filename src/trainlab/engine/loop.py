@@ -43,10 +43,30 @@ class EpochState:
     stop_requested: Callable[[], bool] = field(default=lambda: False)
 
 
+def _batches_of(batches, epoch: int = 0, start: int = 0):
+    """(x, y) pairs from our ``Batches`` (seeded per epoch) or any iterable such as a DataLoader."""
+    if isinstance(batches, Batches):
+        return batches.epoch(epoch, start=start)
+    return iter(batches)
+
+
+def _device_of(batches, model: nn.Module) -> torch.device:
+    if isinstance(batches, Batches):
+        return batches.device
+    parameters = model.parameters() if isinstance(model, nn.Module) else iter(())
+    first = next(parameters, None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+Updater = Callable[
+    [int], None
+]  # d2l-style: applies the summed gradients for a batch of n, clears them
+
+
 def train_one_epoch(
     model: nn.Module,
-    batches: Batches,
-    optimizer: torch.optim.Optimizer,
+    batches,
+    optimizer: torch.optim.Optimizer | Updater,
     loss_fn: LossFn,
     state: EpochState,
     lr_for_step: Callable[[int], float] | None = None,
@@ -56,6 +76,10 @@ def train_one_epoch(
     """Train from ``state.batch`` to the end of the epoch, updating ``state`` as it goes.
 
     Args:
+        batches: a ``Batches`` (shuffled by (seed, epoch), resumable mid-epoch) or any iterable
+            of (x, y), e.g. a DataLoader; other iterables are moved to the model's device.
+        optimizer: a torch optimizer (steps on the batch-mean loss), or a d2l-style updater
+            ``updater(batch_size)`` that applies the summed gradients and clears them.
         lr_for_step: maps the global step (epoch·len(batches) + batch) to a learning rate.
         on_batch: called after each step with the state and the batch's summed loss (a tensor
             on the device: reading it forces a sync, so callers do that only now and then).
@@ -63,19 +87,29 @@ def train_one_epoch(
     Returns:
         True if the epoch completed, False if ``state.stop_requested()`` stopped it early.
     """
-    model.train()
-    steps_per_epoch = len(batches)
-    for x, y in batches.epoch(state.epoch, start=state.batch):
-        if lr_for_step is not None:
+    if isinstance(model, nn.Module):
+        model.train()
+    device = _device_of(batches, model)
+    own = isinstance(batches, Batches)
+    steps_per_epoch = len(batches) if hasattr(batches, "__len__") else 0
+    is_optimizer = isinstance(optimizer, torch.optim.Optimizer)
+    for x, y in _batches_of(batches, state.epoch, state.batch):
+        if not own:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if lr_for_step is not None and is_optimizer:
             lr = lr_for_step(state.epoch * steps_per_epoch + state.batch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        with autocast(batches.device, amp_dtype):
+        with autocast(device, amp_dtype):
             outputs = model(x)
             loss_sum = loss_fn(outputs, y)
-        optimizer.zero_grad(set_to_none=True)
-        (loss_sum / len(y)).backward()
-        optimizer.step()
+        if is_optimizer:
+            optimizer.zero_grad(set_to_none=True)
+            (loss_sum / len(y)).backward()
+            optimizer.step()
+        else:
+            loss_sum.backward()
+            optimizer(len(y))
         state.counts.add(loss_sum, outputs, y)
         state.batch += 1
         if on_batch is not None:
@@ -87,18 +121,28 @@ def train_one_epoch(
 
 def evaluate(
     model: nn.Module,
-    batches: Batches,
-    loss_fn: LossFn,
-    num_classes: int,
+    batches,
+    loss_fn: LossFn | None,
+    num_classes: int | None,
     amp_dtype: torch.dtype | None = None,
 ) -> EpochMetrics:
-    """Loss and confusion counts over a whole split, without gradients."""
-    model.eval()
-    counts = Counts(num_classes, batches.device)
-    with torch.inference_mode(), autocast(batches.device, amp_dtype):
+    """Loss and confusion counts over a whole split, without gradients.
+
+    ``batches`` is a ``Batches`` or any iterable of (x, y); ``loss_fn`` may be None (loss 0);
+    ``num_classes`` None takes it from the outputs.
+    """
+    if isinstance(model, nn.Module):
+        model.eval()
+    device = _device_of(batches, model)
+    own = isinstance(batches, Batches)
+    counts = Counts(num_classes, device)
+    zero = torch.zeros((), device=device)
+    with torch.inference_mode(), autocast(device, amp_dtype):
         for x, y in batches:
+            if not own:
+                x, y = x.to(device), y.to(device)
             outputs = model(x)
-            counts.add(loss_fn(outputs.float(), y), outputs, y)
+            counts.add(zero if loss_fn is None else loss_fn(outputs.float(), y), outputs, y)
     return counts.read()
 
 

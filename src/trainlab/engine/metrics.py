@@ -14,17 +14,26 @@ import torch
 class Counts:
     """Running sums for one pass over a split."""
 
-    def __init__(self, num_classes: int, device: torch.device):
+    def __init__(self, num_classes: int | None, device: torch.device):
+        """``num_classes`` None: taken from the first batch's outputs (0 for regression)."""
         self.num_classes = num_classes
+        self.device = device
         dtype = torch.float32 if device.type == "mps" else torch.float64
         self.loss_sum = torch.zeros((), dtype=dtype, device=device)
-        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.confusion = self._zeros(num_classes or 0)
         self.n = 0  # known on the host: the batch sizes
+
+    def _zeros(self, k: int) -> torch.Tensor:
+        return torch.zeros(k, k, dtype=torch.int64, device=self.device)
 
     def add(self, loss_sum: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Add one batch: its summed loss, the model outputs and the targets."""
         self.loss_sum += loss_sum.detach().to(self.loss_sum.dtype)
         self.n += len(targets)
+        if self.num_classes is None:
+            wide = outputs.dim() == 2 and outputs.shape[1] > 1 and not targets.is_floating_point()
+            self.num_classes = outputs.shape[1] if wide else 0
+            self.confusion = self._zeros(self.num_classes)
         if self.num_classes:
             k = self.num_classes
             pred = outputs.detach().argmax(dim=1)

@@ -58,6 +58,7 @@ class FitResult:
     best: dict[str, Any] = field(default_factory=dict)
     last_path: Path | None = None
     best_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> dict[str, Any]:
@@ -164,8 +165,13 @@ class Trainer:
         model.to(device)
         if cfg.channels_last and has_convs(model):
             model.to(memory_format=torch.channels_last)
-        amp_dtype = autocast_dtype(cfg.amp, device)
-        transform = input_transform(model, data, cfg.channels_last)
+        # auto: bf16 only where it was measured to keep accuracy (classification with convs);
+        # regression targets and wide linear layers need float32's mantissa.
+        amp = cfg.amp
+        if amp == "auto" and not (data.task == "classification" and has_convs(model)):
+            amp = "off"
+        amp_dtype = autocast_dtype(amp, device)
+        transform = input_transform(model, data, cfg)
         train = Batches(
             data.train_x,
             data.train_y,

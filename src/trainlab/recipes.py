@@ -1,0 +1,198 @@
+"""The seeds' configurations, by name: ``trainlab train --recipe NAME`` (flags override fields).
+
+Example:
+    >>> from trainlab.recipes import recipe_config
+    >>> cfg = recipe_config("seed-mlp", {"epochs": 2})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainlab.config import TrainConfig
+from trainlab.errors import unknown_name
+
+# Settings every faithful recipe shares: plain SGD/Adam steps without trainlab's defaults
+# (one-cycle, Nesterov momentum, weight decay) so the arithmetic is the seed's.
+_PLAIN = {"schedule": "constant", "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    source: str
+    summary: str
+    claim: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    # datasets to use in order of preference, the first whose files are in the data root
+    prefer: tuple[str, ...] = ()
+
+
+RECIPES = {
+    r.name: r
+    for r in [
+        Recipe(
+            "seed-alexnet",
+            "seed 000 (AlexNet transfer learning on MNIST)",
+            "AlexNet, ImageNet weights, seeds' head, 96×96 ×3 channels, Normalize(0.2, 0.3), "
+            "AdamW 1e-4, batch 512, 5 epochs",
+            "no accuracy claimed in the seed",
+            {
+                "model": "alexnet",
+                "pretrained": True,
+                "norm_mean": [0.2],
+                "norm_std": [0.3],
+                "batch_size": 512,
+                "eval_batch_size": 512,
+                "optimizer": "adamw",
+                "lr": 1e-4,
+                **_PLAIN,
+                "weight_decay": 0.01,
+                "epochs": 5,
+                "log_every": 16,
+            },
+        ),
+        Recipe(
+            "seed-mlp",
+            "seed 002 (MLP on MNIST)",
+            "MLP 784-512-256-10, log-softmax + NLL, Normalize(0.5, 0.5), Adam 0.01, batch 64, "
+            "5 epochs",
+            "98.37% test accuracy",
+            {
+                "model": "mlp",
+                "hidden": [512, 256],
+                "log_softmax": True,
+                "norm_mean": [0.5],
+                "norm_std": [0.5],
+                "batch_size": 64,
+                "eval_batch_size": 1000,
+                "optimizer": "adam",
+                "lr": 0.01,
+                **_PLAIN,
+                "epochs": 5,
+            },
+        ),
+        Recipe(
+            "seed-basics",
+            "seed 002 (training basics on random data)",
+            "random 100×10, 2 classes, 80/20 split, Linear(10,5)-ReLU-Linear(5,2)-LogSoftmax, "
+            "NLL, Adam 0.01, batches 10/20, 5 epochs; scikit-learn accuracy beside ours",
+            "none (labels are random: chance is the expected accuracy)",
+            {
+                "dataset": "random",
+                "samples": 100,
+                "features": 10,
+                "num_classes": 2,
+                "model": "mlp",
+                "hidden": [5],
+                "log_softmax": True,
+                "batch_size": 10,
+                "eval_batch_size": 20,
+                "optimizer": "adam",
+                "lr": 0.01,
+                **_PLAIN,
+                "epochs": 5,
+                "sklearn_check": True,
+            },
+        ),
+        Recipe(
+            "d2l-linreg",
+            "seed 001 (d2l linear regression)",
+            "y = Xw + b + noise, w = [2, -3.4], b = 4.2, 1000 samples, Linear(2,1), MSE, SGD 0.03, "
+            "batch 10, 3 epochs; prints the error of the learned w and b",
+            "loss about 1e-4 after 3 epochs (the noise variance)",
+            {
+                "dataset": "linear",
+                "samples": 1000,
+                "true_w": [2.0, -3.4],
+                "true_b": 4.2,
+                "model": "linreg",
+                "optimizer": "sgd",
+                "lr": 0.03,
+                **_PLAIN,
+                "batch_size": 10,
+                "epochs": 3,
+            },
+        ),
+        Recipe(
+            "d2l-softmax",
+            "seed 001 (d2l softmax regression, train_ch3)",
+            "softmax regression, SGD 0.1, batch 256, 10 epochs, images in [0, 1]; Fashion-MNIST "
+            "when its files are present, else MNIST",
+            "the book's train_ch3 asserts test accuracy above 0.7 (Fashion-MNIST)",
+            {
+                "model": "softmax",
+                "optimizer": "sgd",
+                "lr": 0.1,
+                **_PLAIN,
+                "batch_size": 256,
+                "epochs": 10,
+                "norm_mean": [0.0],
+                "norm_std": [1.0],
+            },
+            prefer=("fashion-mnist", "mnist"),
+        ),
+        Recipe(
+            "d2l-lenet",
+            "seed 001 (d2l LeNet, train_ch6)",
+            "LeNet (sigmoid, avg-pool), xavier init, SGD 0.9, batch 256, 10 epochs, images in "
+            "[0, 1]; Fashion-MNIST when its files are present, else MNIST",
+            "no figure in the seed (the book: about 0.82 test accuracy on Fashion-MNIST)",
+            {
+                "model": "lenet",
+                "init": "xavier",
+                "optimizer": "sgd",
+                "lr": 0.9,
+                **_PLAIN,
+                "batch_size": 256,
+                "epochs": 10,
+                "norm_mean": [0.0],
+                "norm_std": [1.0],
+            },
+            prefer=("fashion-mnist", "mnist"),
+        ),
+    ]
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise unknown_name("recipe", name, list(RECIPES))
+    return RECIPES[name]
+
+
+def _present(dataset: str, data_dir: str | None) -> bool:
+    from trainlab.data.mnist_family import SPLIT_FILES, raw_dir
+    from trainlab.data.root import resolve_root
+
+    try:
+        directory = raw_dir(dataset, resolve_root(data_dir))
+    except Exception:  # noqa: BLE001 - a missing root just means "not present"
+        return False
+    return all(any(directory.glob(f"{stem}*")) for stem in SPLIT_FILES)
+
+
+def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) -> TrainConfig:
+    """The recipe's config with ``overrides`` (explicit flags) applied on top."""
+    recipe, overrides = get_recipe(name), dict(overrides or {})
+    settings = {**recipe.settings, "recipe": name}
+    if recipe.prefer and "dataset" not in overrides:
+        data_dir = overrides.get("data_dir")
+        chosen = next((d for d in recipe.prefer if _present(d, data_dir)), recipe.prefer[-1])
+        settings["dataset"] = chosen
+        if log is not None:
+            others = [d for d in recipe.prefer if d != chosen]
+            log(
+                f"recipe {name}: using {chosen}"
+                + (
+                    f" ({', '.join(others)} not found in the data root)"
+                    if chosen != recipe.prefer[0]
+                    else ""
+                )
+            )
+    return TrainConfig.from_dict({**settings, **overrides}, source=f"recipe {name}")
+
+
+def command_for(recipe: Recipe) -> str:
+    return f"trainlab train --recipe {recipe.name}"
