@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: setup data train test lint format bench clean
+.PHONY: setup data train test lint format bench recipes-doc clean
 
 setup: $(STAMP)
 
@@ -28,15 +28,18 @@ test: setup
 	$(BIN)/python -m pytest -x -q
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format: setup
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench: setup
 	$(BIN)/python benchmarks/bench.py
+
+recipes-doc: data
+	$(BIN)/python scripts/recipes_doc.py
 
 clean:
 	rm -rf runs build .pytest_cache .ruff_cache

@@ -54,7 +54,10 @@ def load_pretrained(model: nn.Module, name: str) -> list[str]:
                 "($TORCH_HOME/hub/checkpoints), or start from scratch with --no-pretrained, or "
                 "load a local file with --weights PATH."
             ) from None
-    return load_matching(model, state, str(path), required_prefix="features.")
+    # Only the features transfer: the seed replaces the whole classifier with fresh layers, even
+    # the two whose shapes match ImageNet's.
+    features = {k: v for k, v in state.items() if k.startswith("features.")}
+    return load_matching(model, features, str(path), required_prefix="features.")
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
