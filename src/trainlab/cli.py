@@ -99,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=2000, help="evaluation batch size (default: 2000)"
     )
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.add_argument(
+        "--all",
+        action="store_true",
+        help="use the whole split, not the run's --test-subset (if it had one)",
+    )
+    ev.add_argument(
+        "--no-save",
+        action="store_true",
+        help="do not write predictions.npz next to "
+        "the checkpoint (written by default, for `trainlab report`)",
+    )
 
     data = sub.add_parser("data", help="fetch datasets or show what is there")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -119,6 +130,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the models with parameter counts and expected input")
     sub.add_parser("recipes", help="list the seeds' recipes (trainlab train --recipe NAME)")
+
+    rep = sub.add_parser(
+        "report",
+        help="curves, confusion matrix, mistakes and report.html for a run",
+        description="Write curves.png, confusion.png, mistakes.png and a "
+        "self-contained report.html into RUN_DIR, from its metrics.jsonl and "
+        "predictions.npz (the model is not run again).",
+    )
+    rep.add_argument("run_dir", help="a run directory made by `trainlab train`")
+    rep.add_argument(
+        "--top-k", type=int, default=16, help="how many confident mistakes to show (default: 16)"
+    )
+    rep.add_argument("--open", action="store_true", help="open report.html in the default browser")
+
+    cmp = sub.add_parser("compare", help="compare runs: differing settings, final metrics, curves")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    cmp.add_argument(
+        "--output",
+        default="compare.png",
+        help="where to write the overlaid curves (default: compare.png)",
+    )
+    cmp.add_argument("--json", action="store_true", help="print the table as JSON")
     return parser
 
 
@@ -217,8 +250,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         device=args.device,
         batch_size=args.batch_size,
+        save_predictions=not args.no_save and args.split == "test",
+        whole_split=args.all,
     )
     _out(json.dumps(report.to_dict(), indent=2) if args.json else format_eval(report))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trainlab.report import make_report
+
+    paths = make_report(args.run_dir, top_k=args.top_k)
+    for name, path in paths.items():
+        _out(f"{name:9} {path}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(paths["html"].resolve().as_uri()):
+            _err("no browser available here; open the file above yourself")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.report import compare_runs
+
+    header, rows, png = compare_runs(args.run_dirs, args.output)
+    if args.json:
+        _out(json.dumps({"header": header, "rows": rows, "curves": str(png)}, indent=2))
+        return 0
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    _out("  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        _out("  ".join(f"{str(c):<{w}}" for c, w in zip(row, widths, strict=True)))
+    _out(f"curves: {png}")
     return 0
 
 
@@ -312,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": cmd_data,
         "models": cmd_models,
         "recipes": cmd_recipes,
+        "report": cmd_report,
+        "compare": cmd_compare,
     }
     try:
         return handlers[args.command](args)

@@ -110,6 +110,7 @@ class TrainConfig:
     sklearn_check: bool = _f(
         False, "also score the test predictions with scikit-learn's accuracy_score", "run"
     )
+    tensorboard: bool = _f(False, "write TensorBoard event files to RUN_DIR/tb/", "run")
     recipe: str | None = _f(
         None, "start from a named recipe (`trainlab recipes`); other flags override it", "run"
     )

@@ -161,6 +161,8 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int = 2000,
     return_predictions: bool = False,
+    save_predictions: bool = False,
+    whole_split: bool = False,
 ):
     """Evaluate a checkpoint on its dataset's test split (or "train").
 
@@ -185,6 +187,8 @@ def evaluate_checkpoint(
         seed=cfg.seed,
         log=_log,
     )
+    if not whole_split:  # the run's own (seeded, stratified) test subset, so figures agree
+        data = data.subset(0, cfg.test_subset, seed=cfg.seed)
     if list(data.classes) != list(ckpt["data"]["classes"]):
         raise CheckpointError(f"{ckpt['path']}: its classes differ from dataset '{data.name}''s")
     dev = resolve_device(device)
@@ -214,6 +218,12 @@ def evaluate_checkpoint(
         confusion=metrics.confusion.tolist(),
         per_class=per_class(metrics.confusion) if data.classes else {},
     )
+    if save_predictions and data.classes:
+        from trainlab.engine.predictions import prediction_arrays
+        from trainlab.engine.predictions import save_predictions as save
+
+        arrays = prediction_arrays(model, batches, x, data.classes)
+        save(Path(ckpt["path"]).parent / "predictions.npz", arrays, Path(ckpt["path"]).name)
     if return_predictions:
         return report, predict(model, batches)
     return report

@@ -104,7 +104,9 @@ def test_eval_matches_scikit_learn(trained_run, env):
     os.environ.update(env)
     _, (outputs, targets) = evaluate_checkpoint(run_dir / "best.pt", return_predictions=True)
     pred = outputs.argmax(1)
-    assert ours["n"] == 10000
+    assert ours["n"] == 500  # the run's own --test-subset
+    whole = json.loads(run_cli("eval", str(run_dir / "best.pt"), "--json", "--all", env=env).stdout)
+    assert whole["n"] == 10000
     assert ours["accuracy"] == pytest.approx(accuracy_score(targets, pred))
     assert ours["confusion"] == confusion_matrix(targets, pred).tolist()
     p, r, f, s = precision_recall_fscore_support(targets, pred, zero_division=0)

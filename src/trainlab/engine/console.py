@@ -1,7 +1,14 @@
-"""Plain progress lines on stderr: one per epoch, and one every ``log_every`` batches."""
+"""Progress on stderr: a bar per epoch on a terminal, plain lines everywhere else.
+
+On a terminal (stderr is a TTY): a tqdm bar per epoch with batches done, images/s, ETA and the
+running loss (read from the device at most every half second), then one summary line per epoch.
+Elsewhere (CI, pipes, log files): a plain line every ``log_every`` batches and one per epoch,
+with no carriage returns or escape codes. ``quiet`` prints nothing; results go to stdout.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any
@@ -13,48 +20,103 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def epoch_summary(row: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.4f}"]
+    if "train_acc" in row:
+        parts.append(f"acc {_pct(row['train_acc'])}")
+    for split in ("val", "test"):
+        if f"{split}_loss" in row:
+            parts.append(f"{split} loss {row[f'{split}_loss']:.4f}")
+            if f"{split}_acc" in row:
+                parts.append(f"acc {_pct(row[f'{split}_acc'])}")
+    if "w_error" in row:
+        errors = [round(e, 4) for e in row["w_error"]]
+        parts.append(f"w error {errors} b error {row['b_error']:.4f}")
+    parts.append(f"{row['seconds']:.1f}s ({row['images_per_s']:,.0f} img/s)")
+    return "  ".join(parts)
+
+
 class ConsoleLogger(Callback):
-    def __init__(self, log_every: int = 0, stream=None, quiet: bool = False):
+    """Progress output for people; never changes what is computed."""
+
+    def __init__(
+        self, log_every: int = 0, stream=None, quiet: bool = False, bar: bool | None = None
+    ):
         self.log_every, self.quiet = log_every, quiet
         self.stream = stream or sys.stderr
+        isatty = getattr(self.stream, "isatty", lambda: False)()
+        self.bar_enabled = isatty if bar is None else bar
         self.epochs = 0
-        self._began = 0.0
+        self._bar = None
+        self._last_refresh = 0.0
+        self._running = (0.0, 0)  # (Σ loss, n) since the last refresh, for the bar's loss
 
     def _print(self, line: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
             print(line, file=self.stream, flush=True)
 
     def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
         self.epochs = info["epochs"]
-        self._began = time.perf_counter()
+        self.batch_size = trainer.config.batch_size
         resumed = f", resuming at epoch {info['start_epoch'] + 1}" if info["start_epoch"] else ""
         self._print(
             f"run {info['run_dir']} on {info['device']} ({info['amp']}): "
-            f"{info['train_samples']} training "
-            f"samples, {info['steps_per_epoch']} batches per epoch{resumed}"
+            f"{info['train_samples']} training samples, {info['steps_per_epoch']} "
+            f"batches per epoch{resumed}"
+        )
+
+    def _open_bar(self, state, num_batches: int) -> None:
+        from tqdm import tqdm
+
+        # Some pseudo-terminals report 0 columns, which makes an empty bar: assume 100 there.
+        columns = shutil.get_terminal_size((100, 24)).columns
+        self._bar = tqdm(
+            total=num_batches,
+            initial=state.batch - 1,
+            file=self.stream,
+            desc=f"epoch {state.epoch + 1}/{self.epochs}",
+            unit="batch",
+            leave=False,
+            mininterval=0.25,
+            dynamic_ncols=columns > 0,
+            ncols=None if columns > 0 else 100,
         )
 
     def on_batch_end(self, trainer, state, loss_sum, num_batches: int) -> None:
+        if self.quiet:
+            return
+        if self.bar_enabled:
+            if self._bar is None:
+                self._open_bar(state, num_batches)
+            self._bar.update(1)
+            now = time.perf_counter()
+            if now - self._last_refresh > 0.5:  # one device sync per refresh, not per batch
+                self._last_refresh = now
+                rate = self._bar.format_dict.get("rate") or 0.0
+                self._bar.set_postfix_str(
+                    f"loss {float(loss_sum) / self.batch_size:.4f}  "
+                    f"{rate * self.batch_size:,.0f} img/s",
+                    refresh=False,
+                )
+            return
         if self.log_every and state.batch % self.log_every == 0:
-            # One sync here, only every log_every batches.
-            loss = float(loss_sum) / max(1, min(trainer.config.batch_size, state.counts.n))
+            loss = float(loss_sum) / max(1, min(self.batch_size, state.counts.n))
             self._print(
                 f"epoch {state.epoch + 1}/{self.epochs} batch {state.batch}/{num_batches} "
                 f"loss {loss:.4f}"
             )
 
     def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
-        parts = [f"epoch {row['epoch']}/{self.epochs}", f"train loss {row['train_loss']:.4f}"]
-        if "train_acc" in row:
-            parts.append(f"acc {_pct(row['train_acc'])}")
-        for split in ("val", "test"):
-            if f"{split}_loss" in row:
-                parts.append(f"{split} loss {row[f'{split}_loss']:.4f}")
-                if f"{split}_acc" in row:
-                    parts.append(f"acc {_pct(row[f'{split}_acc'])}")
-        if "w_error" in row:
-            parts.append(
-                f"w error {[round(e, 4) for e in row['w_error']]} b error {row['b_error']:.4f}"
-            )
-        parts.append(f"{row['seconds']:.1f}s ({row['images_per_s']:,.0f} img/s)")
-        self._print("  ".join(parts))
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._print(epoch_summary(row, self.epochs))
+
+    def on_fit_end(self, trainer, result) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -113,7 +113,7 @@ def train_one_epoch(
         state.counts.add(loss_sum, outputs, y)
         state.batch += 1
         if on_batch is not None:
-            on_batch(state, loss_sum)
+            on_batch(state, loss_sum.detach())
         if state.stop_requested() and state.batch < steps_per_epoch:
             return False
     return True

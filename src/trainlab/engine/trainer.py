@@ -144,6 +144,10 @@ class Trainer:
         config = config or TrainConfig()
         self.config = config.replace(**overrides) if overrides else config
         self.callbacks = list(callbacks or [])
+        if self.config.tensorboard:
+            from trainlab.engine.observers import TensorBoardLogger
+
+            self.callbacks.append(TensorBoardLogger(self.config.log_every))
         self.device = resolve_device(self.config.device)
 
     def _emit(self, event: str, *args: Any) -> None:
@@ -151,7 +155,12 @@ class Trainer:
             getattr(callback, event)(self, *args)
 
     def fit(
-        self, model: nn.Module, data: Dataset, *, resume: str | Path | None = None
+        self,
+        model: nn.Module,
+        data: Dataset,
+        *,
+        resume: str | Path | None = None,
+        live_plot: bool = False,
     ) -> FitResult:
         """Train ``model`` on ``data``; write the run directory; return history and checkpoints.
 
@@ -159,7 +168,13 @@ class Trainer:
             model: a module (ideally from ``build_model``, so checkpoints can rebuild it).
             data: the dataset; its validation split, if any, chooses the best checkpoint.
             resume: a run directory (or its last.pt) to continue from.
+            live_plot: draw loss and accuracy per epoch as training goes (one figure updated
+                in place in Jupyter; a PNG in the run directory elsewhere).
         """
+        if live_plot:
+            from trainlab.engine.observers import LivePlotCallback
+
+            self.callbacks.append(LivePlotCallback())
         cfg, device = self.config, self.device
         torch.manual_seed(cfg.seed)
         model.to(device)
@@ -367,8 +382,31 @@ class Trainer:
                 if stop.requested and epoch + 1 < cfg.epochs:
                     result.status = "interrupted"
                     break
+        if classification and result.status == "completed" and result.best_path is not None:
+            self._save_predictions(model, result, splits["test"], data, amp_dtype)
         self._emit("on_fit_end", result)
         return result
+
+    @staticmethod
+    def _save_predictions(
+        model: nn.Module,
+        result: FitResult,
+        test: Batches,
+        data: Dataset,
+        amp_dtype: torch.dtype | None,
+    ) -> None:
+        """predictions.npz from best.pt's weights (the model keeps its last weights after)."""
+        from trainlab.engine.predictions import prediction_arrays, save_predictions
+
+        last = None
+        if result.best.get("epoch") != (result.history[-1]["epoch"] if result.history else None):
+            last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best = load_checkpoint(result.best_path)["state_dict"]
+            model.load_state_dict(best)
+        arrays = prediction_arrays(model, test, data.test_x, data.classes, amp_dtype)
+        save_predictions(result.run_dir / "predictions.npz", arrays, "best.pt")
+        if last is not None:
+            model.load_state_dict(last)
 
     def _check_resumable(self, ckpt: dict[str, Any], model: nn.Module, cfg: TrainConfig) -> None:
         record = model_record(model) or {}

@@ -1,1 +1,129 @@
-"""Figures and reports made from runs."""
+"""Reports made from a run directory: figures, an HTML page, and comparisons of runs.
+
+Example:
+    >>> from trainlab.report import make_report
+    >>> paths = make_report("runs/20261122-134116-cnn")
+    >>> paths["html"]
+    PosixPath('runs/20261122-134116-cnn/report.html')
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.errors import TrainlabError
+
+
+def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+    from trainlab.runs import read_metrics
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.toml"
+    if not config_path.is_file():
+        raise TrainlabError(
+            f"{run_dir}: not a run directory (no config.toml). Give a directory "
+            "made by `trainlab train`, e.g. runs/<id>."
+        )
+    return run_dir, tomllib.loads(config_path.read_text()), read_metrics(run_dir)
+
+
+def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
+    """Write curves.png, confusion.png, mistakes.png and report.html into the run directory."""
+    from trainlab.engine.metrics import per_class
+    from trainlab.engine.predictions import load_predictions
+    from trainlab.fsutil import atomic_write_text
+    from trainlab.report import figures
+    from trainlab.report.html import render
+
+    run_dir, config, rows = read_run(run_dir)
+    if not rows:
+        raise TrainlabError(f"{run_dir}: no finished epoch in metrics.jsonl, nothing to report.")
+    paths = {
+        "curves": figures.save_png(
+            figures.curves_figure(rows, run_dir.name), run_dir / "curves.png"
+        )
+    }
+    predictions_path = run_dir / "predictions.npz"
+    per, confused, confusion, accuracy, classes, checkpoint = {}, [], [], None, [], ""
+    if predictions_path.exists():
+        import torch
+
+        pred = load_predictions(predictions_path)
+        classes = [str(c) for c in pred["classes"]]
+        k = len(classes)
+        matrix = np.bincount(pred["labels"] * k + pred["pred"], minlength=k * k).reshape(k, k)
+        confusion = matrix.tolist()
+        per = per_class(torch.from_numpy(matrix))
+        accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
+        checkpoint = str(pred["checkpoint"])
+        confused = figures.most_confused(matrix, classes)
+        paths["confusion"] = figures.save_png(
+            figures.confusion_figure(matrix, classes), run_dir / "confusion.png"
+        )
+        paths["mistakes"] = figures.save_png(
+            figures.mistakes_figure(pred, top_k), run_dir / "mistakes.png"
+        )
+    page = render(
+        run_dir,
+        config=config,
+        rows=rows,
+        figures=paths,
+        per_class=per,
+        classes=classes,
+        confused=confused,
+        confusion=confusion,
+        accuracy=accuracy,
+        checkpoint=checkpoint,
+    )
+    paths["html"] = atomic_write_text(run_dir / "report.html", page)
+    return paths
+
+
+def compare_runs(
+    run_dirs: list[str | Path], output: str | Path
+) -> tuple[list[str], list[list[Any]], Path]:
+    """Settings that differ between runs and their final metrics, plus overlaid curves.
+
+    Returns:
+        (header, rows, png path).
+    """
+    from trainlab.report import figures
+    from trainlab.report.live import pyplot
+
+    if len(run_dirs) < 2:
+        raise TrainlabError("compare needs at least two run directories.")
+    runs = [read_run(d) for d in run_dirs]
+    configs = [c.get("config", {}) for _, c, _ in runs]
+    keys = sorted({k for c in configs for k in c} - {"run_name", "runs_dir"})
+    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    metrics = [
+        m
+        for m in ("test_acc", "test_loss", "val_acc", "train_loss")
+        if any(rows and m in rows[-1] for _, _, rows in runs)
+    ]
+    header = ["run", *differing, "epochs", *metrics]
+    table = []
+    for (run_dir, _, rows), cfg in zip(runs, configs, strict=True):
+        final = rows[-1] if rows else {}
+        cells = [run_dir.name, *[cfg.get(k, "") for k in differing], final.get("epoch", 0)]
+        cells += [f"{final[m]:.4f}" if m in final else "" for m in metrics]
+        table.append(cells)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run_dir, _, rows in runs:
+        epochs = [r["epoch"] for r in rows]
+        axes[0].plot(epochs, [r["train_loss"] for r in rows], marker="o", label=run_dir.name)
+        key = "test_acc" if rows and "test_acc" in rows[0] else "test_loss"
+        axes[1].plot(epochs, [r.get(key) for r in rows], marker="o", label=run_dir.name)
+        axes[1].set_ylabel(key.replace("_", " "))
+    axes[0].set_ylabel("train loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return header, table, figures.save_png(fig, output)

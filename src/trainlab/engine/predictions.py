@@ -1,0 +1,77 @@
+"""Test-set predictions kept with a run (``predictions.npz``), so reports never re-run the model.
+
+Arrays: ``labels``, ``pred``, ``loss`` (per image), ``probs`` (N×K, float16; for K > 20 only the
+top 5 as ``topk_index``/``topk_prob``), ``mistakes`` (indices of the most confident mistakes,
+highest loss first) with their raw images ``mistake_images`` (uint8), ``classes``, and
+``checkpoint`` (which weights made them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainlab.engine.loop import autocast
+from trainlab.fsutil import atomic_write
+
+MAX_FULL_PROBS = 20
+KEPT_MISTAKES = 64
+
+
+def prediction_arrays(
+    model: torch.nn.Module,
+    batches,
+    raw_images: torch.Tensor | None,
+    classes: list[str],
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    model.eval()
+    probs, labels, losses = [], [], []
+    with torch.inference_mode(), autocast(batches.device, amp_dtype):
+        for x, y in batches:
+            outputs = model(x).float()
+            # cross-entropy of log-probabilities equals their NLL (log_softmax is idempotent)
+            losses.append(F.cross_entropy(outputs, y, reduction="none").cpu())
+            probs.append(outputs.softmax(1).cpu())
+            labels.append(y.cpu())
+    prob = torch.cat(probs)
+    label, loss = torch.cat(labels), torch.cat(losses)
+    pred = prob.argmax(1)
+    wrong = torch.nonzero(pred != label).flatten()
+    mistakes = wrong[torch.argsort(loss[wrong], descending=True)][:KEPT_MISTAKES]
+    arrays: dict[str, Any] = {
+        "labels": label.numpy().astype(np.int64),
+        "pred": pred.numpy().astype(np.int64),
+        "loss": loss.numpy().astype(np.float32),
+        "mistakes": mistakes.numpy().astype(np.int64),
+        "classes": np.array(classes),
+    }
+    if raw_images is not None and raw_images.dtype == torch.uint8:
+        arrays["mistake_images"] = raw_images[mistakes].numpy()
+    if prob.shape[1] <= MAX_FULL_PROBS:
+        arrays["probs"] = prob.numpy().astype(np.float16)
+    else:
+        top = prob.topk(5, dim=1)
+        arrays["topk_index"] = top.indices.numpy().astype(np.int32)
+        arrays["topk_prob"] = top.values.numpy().astype(np.float16)
+    arrays["confidence"] = prob.max(1).values.numpy().astype(np.float32)
+    return arrays
+
+
+def save_predictions(path: str | Path, arrays: dict[str, Any], checkpoint: str) -> Path:
+    payload = {**arrays, "checkpoint": np.array(checkpoint)}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **payload)
+
+    return atomic_write(path, write)
+
+
+def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,297 @@
+"""Reports, comparisons, TensorBoard and progress output, checked by reading what they show."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+QUICK = ["--subset", "3000", "--test-subset", "1000", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_root):
+    """Two finished runs (different lr), one with TensorBoard on."""
+    root = tmp_path_factory.mktemp("runs")
+    env = {"TRAINLAB_DATA": str(mnist_root)}
+    for name, extra in (
+        ("a", ["--tensorboard", "--log-every", "5", "--val-split", "0.1"]),
+        ("b", ["--lr", "0.02"]),
+    ):
+        proc = run_cli(
+            "train",
+            *QUICK,
+            "--epochs",
+            "3",
+            "--runs-dir",
+            str(root),
+            "--run-name",
+            name,
+            *extra,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+    return root, env
+
+
+def test_report_figures_show_what_eval_reports(runs):
+    from trainlab.engine.predictions import load_predictions
+    from trainlab.report import figures, read_run
+
+    root, env = runs
+    run_dir = root / "a"
+    proc = run_cli("report", str(run_dir), env=env)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("curves.png", "confusion.png", "mistakes.png", "report.html"):
+        assert (run_dir / name).read_bytes()[:4] in (b"\x89PNG", b"<!DO")
+
+    evaluated = json.loads(
+        run_cli("eval", str(run_dir / "best.pt"), "--json", "--no-save", env=env).stdout
+    )
+    pred = load_predictions(run_dir / "predictions.npz")
+    k = len(pred["classes"])
+    matrix = np.bincount(pred["labels"] * k + pred["pred"], minlength=k * k).reshape(k, k)
+    assert matrix.tolist() == evaluated["confusion"]
+    # the numbers drawn in the confusion figure's cells are eval's
+    fig = figures.confusion_figure(matrix, [str(c) for c in pred["classes"]])
+    drawn = [int(t.get_text()) for t in fig.axes[0].texts]
+    assert drawn == [v for row in evaluated["confusion"] for v in row]
+    # and the HTML table holds the same counts
+    page = (run_dir / "report.html").read_text()
+    table = page.split('<table class="confusion">')[1].split("</table>")[0]
+    rows_html = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    cells = [int(c) for row in rows_html for c in re.findall(r"<td>(\d+)</td>", row)[1:]]
+    assert cells == [v for row in evaluated["confusion"] for v in row]
+    assert f"{100 * evaluated['accuracy']:.2f}%" in page
+    # curves: one point per epoch for every split
+    _, _, rows = read_run(run_dir)
+    curves = figures.curves_figure(rows)
+    for ax in curves.axes:
+        for line in ax.lines:
+            assert list(line.get_xdata()) == [1, 2, 3]
+    assert {line.get_label() for line in curves.axes[1].lines} == {
+        "train acc",
+        "val acc",
+        "test acc",
+    }
+    # mistakes are ordered by loss and really are mistakes
+    mistakes = pred["mistakes"]
+    assert (pred["pred"][mistakes] != pred["labels"][mistakes]).all()
+    assert (np.diff(pred["loss"][mistakes]) <= 0).all()
+
+
+def test_eval_writes_predictions(runs, tmp_path):
+    root, env = runs
+    copy = tmp_path / "b"
+    shutil.copytree(root / "b", copy)
+    (copy / "predictions.npz").unlink()
+    assert run_cli("eval", str(copy / "last.pt"), env=env).returncode == 0
+    from trainlab.engine.predictions import load_predictions
+
+    pred = load_predictions(copy / "predictions.npz")
+    assert str(pred["checkpoint"]) == "last.pt" and len(pred["labels"]) == 1000
+    assert pred["probs"].shape == (1000, 10)
+
+
+def test_compare_lists_differences_and_draws_overlaid_curves(runs, tmp_path):
+    root, env = runs
+    proc = run_cli(
+        "compare",
+        str(root / "a"),
+        str(root / "b"),
+        "--output",
+        str(tmp_path / "c.png"),
+        "--json",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)
+    header = table["header"]
+    assert "lr" in header and "tensorboard" in header and "val_split" in header
+    assert "epochs" in header and "test_acc" in header and "model" not in header
+    lr = header.index("lr")
+    assert [r[lr] for r in table["rows"]] == [0.1, 0.02]
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tensorboard_scalars_match_metrics(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainlab.runs import read_metrics
+
+    root, _ = runs
+    rows = read_metrics(root / "a")
+    events = EventAccumulator(str(root / "a" / "tb"), size_guidance={"images": 0}).Reload()
+    tags = events.Tags()
+    for key in ("train_loss", "train_acc", "val_acc", "test_loss", "test_acc", "lr"):
+        assert [e.step for e in events.Scalars(key)] == [1, 2, 3]
+        assert [e.value for e in events.Scalars(key)] == pytest.approx(
+            [r[key] for r in rows], rel=1e-6
+        )
+    assert "batch/train_loss" in tags["scalars"]
+    assert "confusion_matrix" in tags["images"]
+    assert (root / "a" / "tb" / "hparams").is_dir()
+
+
+def test_piped_output_has_no_control_characters(tmp_path, mnist_root):
+    proc = run_cli(
+        "train",
+        *QUICK,
+        "--epochs",
+        "1",
+        "--log-every",
+        "3",
+        "--runs-dir",
+        str(tmp_path),
+        env={"TRAINLAB_DATA": str(mnist_root)},
+    )
+    assert proc.returncode == 0
+    both = proc.stdout + proc.stderr
+    assert "\r" not in both and "\x1b" not in both
+    assert "batch 3/" in proc.stderr and proc.stdout.startswith("test accuracy")
+    quiet = run_cli(
+        "train",
+        *QUICK,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--runs-dir",
+        str(tmp_path),
+        env={"TRAINLAB_DATA": str(mnist_root)},
+    )
+    assert quiet.stderr == "" and quiet.stdout.startswith("test accuracy")
+
+
+def test_terminal_gets_a_progress_bar(tmp_path, mnist_root):
+    """On a real pseudo-terminal: a redrawn bar with images/s and an ETA, then the epoch line."""
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainlab",
+            "train",
+            *QUICK,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, "TRAINLAB_DATA": str(mnist_root), "COLUMNS": "120"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "\r" in text and "epoch 1/1:" in text and ("batch/s" in text or "s/batch" in text)
+    assert "img/s" in text and "epoch 1/1  train loss" in text
+
+
+def test_live_plot_in_a_terminal(tmp_path, mnist_small, capsys):
+    import torch
+
+    from trainlab import Trainer, build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn", mnist_small)
+    result = Trainer(epochs=2, runs_dir=str(tmp_path), device="cpu").fit(
+        model, mnist_small, live_plot=True
+    )
+    err = capsys.readouterr().err
+    assert (result.run_dir / "live.png").read_bytes()[:4] == b"\x89PNG"
+    assert err.count("live plot:") == 1 and "epoch 2: train loss" in err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _ensure_chromium() -> str | None:
+    global CHROMIUM
+    if CHROMIUM or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return CHROMIUM
+    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    CHROMIUM = shutil.which("chromium")
+    return CHROMIUM
+
+
+def test_report_renders_in_headless_chromium(runs, tmp_path):
+    if not _ensure_chromium():
+        pytest.skip(
+            "Debian's chromium is not installed and could not be installed here "
+            "(needs root and apt-get)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    root, env = runs
+    assert run_cli("report", str(root / "a"), env=env).returncode == 0
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "request",
+            lambda r: (
+                errors.append(f"network: {r.url}")
+                if not r.url.startswith(("file:", "data:"))
+                else None
+            ),
+        )
+        page.goto((root / "a" / "report.html").as_uri())
+        images = page.evaluate(
+            "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+        )
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert len(images) == 3
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert errors == []
+    assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+    if os.environ.get("TRAINLAB_KEEP_SCREENSHOT"):
+        shutil.copy(shot, Path(os.environ["TRAINLAB_KEEP_SCREENSHOT"]))
