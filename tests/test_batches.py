@@ -88,3 +88,23 @@ def test_subset_larger_than_data_is_an_error(mnist_small):
 
     with pytest.raises(ConfigError, match="subset=5000 is larger than the 2000"):
         mnist_small.subset(5000)
+
+
+def test_augment_moves_pixels_keeps_shape_and_follows_the_seed(mnist_small):
+    from trainlab.data.batches import Augment
+
+    transform = InputTransform(mnist_small.mean, mnist_small.std)
+    augmented = transform.with_augment(Augment(degrees=10, shift=0.1))
+    images = mnist_small.test_x[:64]
+    torch.manual_seed(0)
+    a = augmented(images)
+    torch.manual_seed(0)
+    b = augmented(images)
+    plain = transform(images)
+    assert a.shape == plain.shape and torch.equal(a, b)
+    assert (a - plain).abs().mean() > 0.05  # really moved
+    # ink is conserved up to the border and interpolation: the digit is moved, not erased
+    ink = (images.float() / 255).sum((1, 2, 3))
+    moved = (a * transform.std[0] + transform.mean[0]).sum((1, 2, 3))
+    assert ((moved - ink).abs() / ink).median() < 0.1
+    assert transform.augment is None  # evaluation batches are never augmented

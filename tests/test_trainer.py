@@ -105,7 +105,8 @@ def test_resume_after_an_epoch_is_exact(tmp_path, mnist_small):
 
 
 def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path, mnist_small):
-    cfg = small_cfg(tmp_path, epochs=2, run_name="straight", model="mlp", hidden=[64])
+    # augment on: its random angles and shifts must replay identically after the resume
+    cfg = small_cfg(tmp_path, epochs=2, run_name="straight", model="mlp", hidden=[64], augment=True)
     data = mnist_small
     straight = Trainer(cfg).fit(fresh_model(data, "mlp", hidden=[64]), data)
     cut = Trainer(cfg.replace(run_name="cut"), callbacks=[_CtrlC(1, 7)]).fit(

@@ -62,6 +62,7 @@ class TrainConfig:
     # --- model ----------------------------------------------------------------------------
     model: str = _f("cnn", "model name (see `trainlab models`)", "model")
     hidden: list[int] = _f([512, 256], "mlp: hidden layer sizes", "model", metavar="N")
+    widths: list[int] = _f([16, 24], "cnn: channels of each conv stage", "model", metavar="N")
     init: str = _f(
         "default", f"weight init: {', '.join(INITS)} (xavier as d2l's train_ch6)", "model"
     )
@@ -93,6 +94,9 @@ class TrainConfig:
     gamma: float = _f(0.7, "step schedule: decay factor", "optim")
     loss: str = _f("auto", f"loss: {', '.join(LOSSES)} (auto: from the model and task)", "optim")
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing", "optim")
+    augment: bool = _f(
+        False, "random rotations (±10°) and shifts (±10%) per batch, on the device", "optim"
+    )
     # --- run ------------------------------------------------------------------------------
     seed: int = _f(0, "random seed: data order, initialisation, dropout", "run")
     device: str = _f(
@@ -143,6 +147,8 @@ class TrainConfig:
                 f"norm_mean and norm_std must have the same length and positive stds, got "
                 f"{self.norm_mean} and {self.norm_std}"
             )
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise ConfigError(f"widths must be one or more positive sizes, got {self.widths}")
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden sizes must be at least 1, got {self.hidden}")
 

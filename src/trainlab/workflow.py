@@ -31,6 +31,8 @@ def _log(line: str) -> None:
 
 
 def model_options(cfg: TrainConfig) -> dict[str, Any]:
+    if cfg.model == "cnn":
+        return {"widths": list(cfg.widths)}
     if cfg.model != "mlp":
         return {}
     return {"hidden": list(cfg.hidden), **({"log_softmax": True} if cfg.log_softmax else {})}

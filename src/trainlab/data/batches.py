@@ -39,7 +39,14 @@ class InputTransform:
         self.size = tuple(size) if size else None
         self.channels = channels
         self.channels_last = channels_last
+        self.augment: Augment | None = None
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def with_augment(self, augment: Augment | None) -> InputTransform:
+        """A copy that also augments (for training batches only)."""
+        out = InputTransform(self.mean, self.std, self.size, self.channels, self.channels_last)
+        out.augment = augment
+        return out
 
     def _stats_on(self, device: torch.device, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         if device not in self._stats:
@@ -57,6 +64,8 @@ class InputTransform:
             x = x.float().div_(255)
         elif not self.mean:
             return x
+        if self.augment is not None:
+            x = self.augment(x)
         if self.size and tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         if self.channels and x.shape[1] != self.channels:
@@ -75,6 +84,29 @@ class InputTransform:
             "size": list(self.size or []),
             "channels": self.channels,
         }
+
+
+class Augment:
+    """Random rotations and shifts for a whole batch at once, on its device.
+
+    One affine grid per batch (``affine_grid`` + ``grid_sample``), applied to images in [0, 1]
+    before normalisation so the border fills with background. The angles and shifts come from
+    torch's global RNG, which checkpoints save, so a resumed run draws the same ones.
+    """
+
+    def __init__(self, degrees: float = 10.0, shift: float = 0.1):
+        self.degrees, self.shift = degrees, shift
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        angle = (torch.rand(n) * 2 - 1) * math.radians(self.degrees)
+        shift = (torch.rand(n, 2) * 2 - 1) * (2 * self.shift)  # grid units: 2 = the full width
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+        ).to(x.device, x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

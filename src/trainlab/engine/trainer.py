@@ -187,6 +187,11 @@ class Trainer:
             amp = "off"
         amp_dtype = autocast_dtype(amp, device)
         transform = input_transform(model, data, cfg)
+        train_transform = transform
+        if cfg.augment and data.is_image:
+            from trainlab.data.batches import Augment
+
+            train_transform = transform.with_augment(Augment())
         train = Batches(
             data.train_x,
             data.train_y,
@@ -195,7 +200,7 @@ class Trainer:
             seed=cfg.seed,
             drop_last=cfg.drop_last,
             device=device,
-            transform=transform,
+            transform=train_transform,
         )
         if len(train) == 0:
             raise ConfigError(
@@ -364,6 +369,7 @@ class Trainer:
                 row["train_seconds"] = round(train_seconds, 3)
                 row["seconds"] = round(time.perf_counter() - began, 3)
                 row["images_per_s"] = round(train_metrics.n / max(train_seconds, 1e-9), 1)
+                row["time"] = round(time.time(), 3)  # wall clock, to time runs from outside
                 history.append(row)
                 runs.append_metrics(run_dir, row)
                 improved = best["value"] is None or (
