@@ -75,9 +75,9 @@ def test_accuracy(model, loader) -> float:
     return correct / total
 
 
-def pytorch_example(root: str, max_epochs: int = 14, target: float = 0.99) -> None:
+def pytorch_example(root: str, max_epochs: int = 14, goal: float = 0.99) -> None:
     """Adadelta lr 1.0, StepLR(1, 0.7), batch 64 (test 1000), no shuffle on the CPU (the example
-    only shuffles with an accelerator); stops once test accuracy reaches ``target``."""
+    only shuffles with an accelerator); stops once test accuracy reaches ``goal``."""
     from torchvision import transforms
 
     torch.manual_seed(1)
@@ -107,7 +107,7 @@ def pytorch_example(root: str, max_epochs: int = 14, target: float = 0.99) -> No
             test_acc=acc,
             images_per_s=round(60000 / train_seconds, 1),
         )
-        if acc >= target:
+        if acc >= goal:
             return
 
 

@@ -45,7 +45,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {
             "default": argparse.SUPPRESS,
             "dest": f.name,
-            "help": f"{meta['help']} (default: {shown})",
+            # argparse %-formats help strings: escape the texts' own percent signs.
+            "help": f"{meta['help']} (default: {shown})".replace("%", "%%"),
         }
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
