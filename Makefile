@@ -36,6 +36,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' $(TORCH_PINS)
 	$(BIN)/python benchmarks/bench.py
 
 recipes-doc: data

@@ -98,8 +98,10 @@ def bench_seed_mlp(repeats: int, root: str) -> dict:
 
 
 def bench_engine(repeats: int, root: str) -> dict:
-    runs = [measures.engine_overhead(root) for _ in range(repeats)]
-    lightning = [measures.lightning_epoch(root) for _ in range(repeats)]
+    runs, lightning = [], []
+    for _ in range(repeats):  # alternate, so Lightning sees the same machine state
+        runs.append(measures.engine_overhead(root))
+        lightning.append(measures.lightning_epoch(root))
     out = {
         "bare": stats([r["bare"] for r in runs]),
         "trainer": stats([r["trainer"] for r in runs]),
@@ -241,7 +243,10 @@ def render_table(r: dict) -> str:
         )
     if "engine" in r:
         e = r["engine"]
-        light = f"; Lightning {_fmt(e['lightning']['median'], ' s', 3)}" if "lightning" in e else ""
+        light = ""
+        if e.get("lightning", {}).get("median"):
+            slower = e["lightning"]["median"] / e["bare"]["median"] - 1
+            light = f"; Lightning {_fmt(e['lightning']['median'], ' s', 3)} ({100 * slower:+.0f}%)"
         lines.append(
             f"| engine overhead: Trainer vs bare loop, MLP batch 512, s/epoch | "
             f"{_fmt(e['trainer']['median'], ' s', 3)} | {_fmt(e['bare']['median'], ' s', 3)} "
@@ -294,7 +299,8 @@ def update_readme(results: dict, meta: dict) -> None:
         f"<!-- BEGIN RESULTS -->\nLatest: {meta['date']} on `{meta['machine']['host']}` "
         f"({meta['machine']['cpu_count']} CPUs, {meta['machine']['threads']} threads, torch "
         f"{meta['machine']['torch']}), commit `{meta['commit']}`, {meta['repeats']} runs each; "
-        f"raw data in `{meta['file']}`.\n\n{render_table(results)}\n<!-- END RESULTS -->"
+        f"raw data (with each measure's own commit) in `{meta['file']}`.\n\n"
+        f"{render_table(results)}\n<!-- END RESULTS -->"
     )
     text = re.sub(
         r"<!-- BEGIN RESULTS -->.*<!-- END RESULTS -->", lambda _: block, text, flags=re.S
@@ -311,7 +317,7 @@ def main() -> int:
     results = {}
     for name in args.only or DEFAULT:
         print(f"== {name}", file=sys.stderr, flush=True)
-        results[name] = BENCHES[name](args.repeats, root)
+        results[name] = {**BENCHES[name](args.repeats, root), "commit": git_commit()}
     date = time.strftime("%Y-%m-%d")
     path = RESULTS / f"{date}-{platform.node()}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
