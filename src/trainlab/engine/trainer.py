@@ -7,7 +7,7 @@ Example:
     >>> result = Trainer(epochs=3, lr=0.1).fit(model, data)
     >>> result.history[-1]["test_acc"], result.run_dir
 
-The run reads top to bottom in ``fit``: data to the device, optimizer, (resume), then per epoch
+The run reads top to bottom in ``Trainer._fit``: data to the device, optimizer, (resume), then per epoch
 train -> check the loss is finite -> evaluate -> write metrics -> checkpoint. Callbacks observe
 the events; stopping (Ctrl-C) goes through a flag checked between batches, so the checkpoint
 written on the way out is consistent and resumes exactly.
@@ -171,10 +171,18 @@ class Trainer:
             live_plot: draw loss and accuracy per epoch as training goes (one figure updated
                 in place in Jupyter; a PNG in the run directory elsewhere).
         """
-        if live_plot:
-            from trainlab.engine.observers import LivePlotCallback
+        if not live_plot:
+            return self._fit(model, data, resume)
+        from trainlab.engine.observers import LivePlotCallback
 
-            self.callbacks.append(LivePlotCallback())
+        live = LivePlotCallback()
+        self.callbacks.append(live)
+        try:
+            return self._fit(model, data, resume)
+        finally:  # this fit's plot only: a later fit() without live_plot draws nothing
+            self.callbacks.remove(live)
+
+    def _fit(self, model: nn.Module, data: Dataset, resume: str | Path | None) -> FitResult:
         cfg, device = self.config, self.device
         torch.manual_seed(cfg.seed)
         model.to(device)

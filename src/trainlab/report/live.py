@@ -63,6 +63,11 @@ class LivePlot:
         self.X: list[list[float]] | None = None
         self.Y: list[list[float]] | None = None
         self.notebook = in_notebook()
+        if self.notebook:
+            # Detach the figure from pyplot: the inline backend shows every open figure again
+            # when the cell ends, which would leave a second copy below the live one.
+            # ``display(fig)`` still renders a closed figure.
+            self.plt.close(self.fig)
         self.path = Path(path) if path else Path("animator.png")
         self.stream = stream or sys.stderr
         self._announced = False
