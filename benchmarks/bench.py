@@ -53,6 +53,20 @@ def alternate(repeats: int, **runners) -> dict[str, list[dict]]:
     return out
 
 
+def versus(runs: dict[str, list[dict]], key: str, peer: tuple[str, str]) -> dict:
+    """trainlab against one peer on a seconds measure: both medians and how many times faster."""
+    runner, label = peer
+    ours = stats([r[key] for r in runs["trainlab"]])
+    theirs = stats([r[key] for r in runs[runner]])
+    both = ours["median"] and theirs["median"]
+    return {
+        "trainlab": ours,
+        label: theirs,
+        "raw": runs,
+        "speedup": round(theirs["median"] / ours["median"], 2) if both else None,
+    }
+
+
 def data_root() -> str:
     from trainlab.data.mnist_family import ensure_files
     from trainlab.data.root import resolve_root
@@ -68,16 +82,9 @@ def bench_time_to_99(repeats: int, root: str) -> dict:
         trainlab=lambda: measures.trainlab_time_to_99(root),
         example=lambda: measures.example_time_to_99(root),
     )
-    ours = stats([r["time_to_99"] for r in runs["trainlab"]])
-    peer = stats([r["time_to_99"] for r in runs["example"]])
     return {
-        "trainlab": ours,
-        "pytorch_example": peer,
-        "raw": runs,
+        **versus(runs, "time_to_99", peer=("example", "pytorch_example")),
         "peak_rss_mib": stats([r["peak_rss_mib"] for r in runs["trainlab"]]),
-        "speedup": round(peer["median"] / ours["median"], 2)
-        if ours["median"] and peer["median"]
-        else None,
     }
 
 
@@ -87,14 +94,7 @@ def bench_seed_mlp(repeats: int, root: str) -> dict:
         trainlab=lambda: measures.trainlab_seed_mlp_epoch(root),
         seed=lambda: measures.peer_seed_mlp_epoch(root),
     )
-    ours = stats([r["epoch_seconds"] for r in runs["trainlab"]])
-    peer = stats([r["epoch_seconds"] for r in runs["seed"]])
-    return {
-        "trainlab": ours,
-        "seed_pipeline": peer,
-        "raw": runs,
-        "speedup": round(peer["median"] / ours["median"], 2),
-    }
+    return versus(runs, "epoch_seconds", peer=("seed", "seed_pipeline"))
 
 
 def bench_engine(repeats: int, root: str) -> dict:
