@@ -7,9 +7,9 @@ Example:
     >>> result = Trainer(epochs=3, lr=0.1).fit(model, data)
     >>> result.history[-1]["test_acc"], result.run_dir
 
-The run reads top to bottom in ``Trainer._fit``: data to the device, optimizer, (resume), then per epoch
-train -> check the loss is finite -> evaluate -> write metrics -> checkpoint. Callbacks observe
-the events; stopping (Ctrl-C) goes through a flag checked between batches, so the checkpoint
+The run reads top to bottom in ``Trainer._fit``: data to the device, optimizer, (resume), then
+per epoch train -> check the loss is finite -> evaluate -> write metrics -> checkpoint. Callbacks
+observe the events; stopping (Ctrl-C) goes through a flag checked between batches, so the checkpoint
 written on the way out is consistent and resumes exactly.
 """
 
