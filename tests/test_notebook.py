@@ -9,11 +9,10 @@ from __future__ import annotations
 import base64
 import sys
 
-import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+# Dev dependencies (pyproject's `dev` extra): a missing one is a failure, not a skip.
+import ipykernel  # noqa: F401
+import nbclient
+import nbformat
 
 FIT = """
 import torch
