@@ -272,6 +272,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(header: list[str], rows: list[list], right: frozenset[int] = frozenset()) -> None:
+    """Print rows in columns as wide as their widest cell; columns in ``right`` align right."""
+    cells = [[str(h) for h in header], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        line = "  ".join(
+            f"{c:>{w}}" if i in right else f"{c:<{w}}"
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        _out(line.rstrip())
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from trainlab.report import compare_runs
 
@@ -279,10 +291,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps({"header": header, "rows": rows, "curves": str(png)}, indent=2))
         return 0
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
-    _out("  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True)))
-    for row in rows:
-        _out("  ".join(f"{str(c):<{w}}" for c, w in zip(row, widths, strict=True)))
+    _table(header, rows)
     _out(f"curves: {png}")
     return 0
 
@@ -346,9 +355,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     from trainlab.models import describe_models
 
     rows = describe_models()
-    _out(f"{'name':<11} {'parameters':>11}  {'input':<26} summary")
-    for r in rows:
-        _out(f"{r['name']:<11} {r['parameters']:>11,}  {r['input']:<26} {r['summary']}")
+    _table(
+        ["name", "parameters", "input", "summary"],
+        [[r["name"], f"{r['parameters']:,}", r["input"], r["summary"]] for r in rows],
+        right=frozenset({1}),
+    )
     _out("\nparameter counts are for MNIST (10 classes); linreg's for 2 features.")
     return 0
 
