@@ -134,7 +134,7 @@ def bench_throughput(repeats: int, root: str) -> dict:
     return out
 
 
-def bench_make_train(repeats: int, root: str) -> dict:
+def bench_make_train(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
     """`trainlab train` (what `make train` runs) from an empty data root: MNIST from the index."""
     import shutil
     import tempfile
@@ -158,7 +158,7 @@ def bench_make_train(repeats: int, root: str) -> dict:
     return {"seconds": stats(seconds), "test_acc": stats(accuracy)}
 
 
-def bench_accuracy(repeats: int, root: str) -> dict:
+def bench_accuracy(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
     """The best single-model accuracy in under 10 minutes: the `best-10min` recipe, 3 seeds."""
     runs = []
     for seed in range(3):

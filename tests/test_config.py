@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from trainlab.cli import build_parser
-from trainlab.config import TrainConfig
+from trainlab.config import TrainConfig, describe_changes, relevant_settings, resolve_config
 from trainlab.errors import ConfigError
 
 
@@ -22,6 +22,8 @@ def test_unknown_keys_are_refused_by_name():
         ({"lr": -1.0}, "lr must be positive"),
         ({"batch_size": "64"}, "batch_size must be int"),
         ({"hidden": [512, 0]}, "hidden sizes"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"norm_std": [float("inf")], "norm_mean": [0.0]}, "norm_std must be a finite"),
     ],
 )
 def test_bad_values(changes, needle):
@@ -45,3 +47,65 @@ def test_cli_flags_are_in_step_with_the_config():
         assert f.name in dests, f"--{f.name} missing from `trainlab train`"
     help_text = train.format_help()
     assert "(default: cnn)" in help_text and "(default: onecycle)" in help_text
+
+
+# --- one resolution: defaults < recipe < saved run < given ---------------------------------
+
+
+def test_defaults_then_given():
+    resolved = resolve_config({"epochs": 3, "lr": 0.05})
+    assert resolved.config == TrainConfig(epochs=3, lr=0.05)
+    assert resolved.changed == {}
+
+
+def test_recipe_under_given_flags():
+    cfg = resolve_config({"recipe": "seed-mlp", "epochs": 2}).config
+    assert (cfg.model, cfg.optimizer, cfg.norm_mean, cfg.epochs) == ("mlp", "adam", [0.5], 2)
+    assert cfg.recipe == "seed-mlp"
+
+
+def test_saved_run_under_given_flags_and_changes_are_listed():
+    saved = TrainConfig(model="mlp", hidden=[32], epochs=2, lr=0.05, log_every=0).to_dict()
+    resolved = resolve_config({"epochs": 4, "log_every": 10, "lr": 0.05}, saved=saved)
+    assert resolved.config == TrainConfig.from_dict({**saved, "epochs": 4, "log_every": 10})
+    assert resolved.changed == {"epochs": (2, 4), "log_every": (0, 10)}  # lr is unchanged
+    assert describe_changes(resolved.changed) == (
+        "resume: changed --epochs 2 -> 4, --log-every 0 -> 10"
+    )
+
+
+def test_saved_run_beats_defaults_and_recipe():
+    saved = TrainConfig(model="mlp", lr=0.3, recipe="seed-mlp").to_dict()
+    assert resolve_config({}, saved=saved).config.lr == 0.3
+    assert resolve_config({"recipe": "seed-mlp"}, saved=saved).config.lr == 0.3
+    with pytest.raises(ConfigError, match="recipe 'd2l-lenet' differs"):
+        resolve_config({"recipe": "d2l-lenet"}, saved=saved)
+
+
+@pytest.mark.parametrize(
+    "given, needle",
+    [
+        ({"model": "cnn"}, "--model cnn"),
+        ({"dataset": "kmnist"}, "--dataset kmnist"),
+        ({"hidden": [64]}, "--hidden 64"),
+        ({"subset": 100}, "--subset 100"),
+    ],
+)
+def test_a_resume_cannot_change_the_model_or_data(given, needle):
+    saved = TrainConfig(model="mlp", hidden=[32]).to_dict()
+    with pytest.raises(ConfigError, match=f"cannot resume with {needle}"):
+        resolve_config(given, saved=saved)
+
+
+def test_settings_of_other_data_do_not_block_a_resume():
+    # --features only shapes random data; for an MNIST run it changes nothing
+    saved = TrainConfig(model="mlp").to_dict()
+    assert resolve_config({"features": 3}, saved=saved).config.features == 3
+
+
+def test_relevant_settings_drop_other_datas_and_models_fields():
+    shown = relevant_settings(TrainConfig().to_dict())
+    assert "true_w" not in shown and "samples" not in shown and "hidden" not in shown
+    assert shown["widths"] == [16, 24]
+    linear = relevant_settings(TrainConfig(dataset="linear", model="linreg").to_dict())
+    assert linear["true_w"] == [2.0, -3.4] and "widths" not in linear

@@ -8,8 +8,8 @@ import torch
 from trainlab import Trainer, build_model
 from trainlab.config import TrainConfig
 from trainlab.data import load_dataset
+from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
-from trainlab.engine.trainer import Callback
 from trainlab.errors import CheckpointError, TrainingDiverged
 
 
@@ -82,7 +82,7 @@ class _CtrlC(Callback):
     def __init__(self, epoch, batch):
         self.epoch, self.batch = epoch, batch
 
-    def on_batch_end(self, trainer, state, loss_sum, num_batches):
+    def on_batch_end(self, trainer, state, loss_sum, num_batches):  # noqa: ARG002
         if state.epoch == self.epoch and state.batch == self.batch:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -137,7 +137,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnist_sma
 
 def test_resume_with_another_model_is_refused(tmp_path, mnist_small):
     first = Trainer(small_cfg(tmp_path, epochs=1)).fit(fresh_model(mnist_small), mnist_small)
-    with pytest.raises(CheckpointError, match="trained model 'cnn', not 'mlp'"):
+    with pytest.raises(CheckpointError, match="trained with model='cnn', this fit has model='mlp'"):
         Trainer(small_cfg(tmp_path, epochs=2, model="mlp")).fit(
             fresh_model(mnist_small, "mlp"), mnist_small, resume=first.run_dir
         )

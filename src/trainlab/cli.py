@@ -13,8 +13,8 @@ import json
 import sys
 from typing import Any
 
-from trainlab.config import TrainConfig, base_type, field_types
-from trainlab.errors import TrainlabError
+from trainlab.config import TrainConfig, base_type, field_types, flag_name
+from trainlab.errors import ConfigError, TrainlabError
 
 EXAMPLES = """examples:
   trainlab train                                   # default CNN on MNIST, >= 99% in 2 epochs
@@ -25,10 +25,6 @@ EXAMPLES = """examples:
   trainlab data fetch mnist                        # into $TRAINLAB_DATA or the user cache
   trainlab models                                  # registry, parameters, expected input
 """
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +51,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["metavar"] = meta.get("metavar", f.name.upper())
             if is_list:
                 kwargs["nargs"] = "+"
-        group.add_argument(_flag(f.name), **kwargs)
+        group.add_argument(flag_name(f.name), **kwargs)
+
+
+def _version() -> str:
+    from trainlab import __version__
+
+    return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"trainlab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser(
@@ -97,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", help="data root, if not the one the run used")
     ev.add_argument("--device", default="auto", help="device (default: auto)")
     ev.add_argument(
-        "--batch-size", type=int, default=2000, help="evaluation batch size (default: 2000)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: the run's --eval-batch-size)",
     )
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.add_argument(
@@ -149,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run directories")
     cmp.add_argument(
         "--output",
-        default="compare.png",
-        help="where to write the overlaid curves (default: compare.png)",
+        default=None,
+        help="where to write the overlaid curves (default: compare.png in the folder that "
+        "holds the runs)",
     )
     cmp.add_argument("--json", action="store_true", help="print the table as JSON")
     return parser
@@ -165,22 +172,19 @@ def _err(text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainlab.engine.console import ConsoleLogger
-    from trainlab.workflow import resumed_config, train
+    from trainlab.config import resolve_config
+    from trainlab.engine.checkpoint import load_checkpoint
+    from trainlab.report.console import ConsoleLogger
+    from trainlab.workflow import train
 
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
         if hasattr(args, f.name)
     }
-    if args.resume:
-        cfg = resumed_config(args.resume, changed=given)
-    elif given.get("recipe"):
-        from trainlab.recipes import recipe_config
-
-        cfg = recipe_config(given.pop("recipe"), given, log=_err)
-    else:
-        cfg = TrainConfig.from_dict(given, source="command line")
+    saved = load_checkpoint(args.resume, which="last")["config"] if args.resume else None
+    resolved = resolve_config(given, saved=saved, source="command line", log=_err)
+    cfg = resolved.config
     logger = ConsoleLogger(cfg.log_every, quiet=args.quiet)
     result = train(cfg, resume=args.resume, callbacks=[logger])
     final = result.final
@@ -194,6 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "status": result.status,
         "best": result.best,
         "final": final,
+        "changed": {k: list(v) for k, v in resolved.changed.items()},
         **result.extra,
     }
     if args.json:
@@ -212,6 +217,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{result.extra['sklearn_test_acc']:.4f} (trainlab: {final['test_acc']:.4f})"
             )
     return 130 if result.status == "interrupted" else 0
+
+
+def _as_flags(message: str) -> str:
+    """Name settings as the flags a command-line user typed (``batch_size`` -> ``--batch-size``)."""
+    import re
+
+    # only the names with an underscore: "model" or "epochs" are also plain words in a message
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if "_" in f.name]
+    names = "|".join(sorted(fields, key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: flag_name(m.group(1)), message)
 
 
 def format_eval(report) -> str:
@@ -327,7 +342,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         "classes": data.classes,
         "mean": data.mean,
         "std": data.std,
-        **data.info,
+        **{k: v for k, v in data.info.items() if k != "settings"},
     }
     if args.json:
         _out(json.dumps(info, indent=2))
@@ -351,7 +366,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def cmd_models(_args: argparse.Namespace) -> int:
     from trainlab.models import describe_models
 
     rows = describe_models()
@@ -364,7 +379,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_recipes(args: argparse.Namespace) -> int:
+def cmd_recipes(_args: argparse.Namespace) -> int:
     from trainlab.recipes import RECIPES, command_for
 
     for recipe in RECIPES.values():
@@ -396,7 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainlabError as e:
         if args.debug:
             raise
-        _err(f"error: {e}")
+        message = str(e)
+        if args.command == "train" and isinstance(e, ConfigError):
+            message = _as_flags(message)
+        _err(f"error: {message}")
         return e.exit_code
     except KeyboardInterrupt:
         if args.debug:

@@ -14,6 +14,7 @@ into every run directory and checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -57,8 +58,18 @@ class TrainConfig:
     true_w: list[float] = _f([2.0, -3.4], "linear data: true weights", "data", metavar="W")
     true_b: float = _f(4.2, "linear data: true bias", "data")
     noise: float = _f(0.01, "linear data: standard deviation of the label noise", "data")
-    norm_mean: list[float] = _f([], "normalisation mean per channel (default: the data's)", "data")
-    norm_std: list[float] = _f([], "normalisation std per channel (default: the data's)", "data")
+    data_seed: int | None = _f(
+        None,
+        "seed of the synthetic data, the stratified subsets and the validation split "
+        "(default: --seed)",
+        "data",
+    )
+    norm_mean: list[float] = _f(
+        [], "images: normalisation mean, one value or one per channel (default: the data's)", "data"
+    )
+    norm_std: list[float] = _f(
+        [], "images: normalisation std, one value or one per channel (default: the data's)", "data"
+    )
     # --- model ----------------------------------------------------------------------------
     model: str = _f("cnn", "model name (see `trainlab models`)", "model")
     hidden: list[int] = _f([512, 256], "mlp: hidden layer sizes", "model", metavar="N")
@@ -138,6 +149,11 @@ class TrainConfig:
             raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name, kind in field_types().items():
+            value = getattr(self, name)
+            values = value if isinstance(value, list) else [value]
+            if base_type(kind)[0] is float and not all(math.isfinite(v) for v in values):
+                raise ConfigError(f"{name} must be a finite number, got {value}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.weight_decay < 0 or self.momentum < 0 or self.noise < 0:
@@ -155,6 +171,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def effective_data_seed(self) -> int:
+        """The seed the data side uses: ``data_seed``, else ``seed``."""
+        return self.seed if self.data_seed is None else self.data_seed
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build a config from plain values, refusing keys it does not know by name."""
@@ -169,6 +190,125 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
+
+
+# What a resume cannot change: the weights in the checkpoint were made for this model and input.
+FROZEN_ON_RESUME = {
+    "dataset": "the dataset",
+    "model": "the model",
+    "hidden": "the model's layers",
+    "widths": "the model's layers",
+    "log_softmax": "the model's output",
+    "features": "the input shape",
+    "num_classes": "the number of classes",
+    "true_w": "the input shape",
+    "subset": "the data split",
+    "test_subset": "the data split",
+    "val_split": "the data split that chooses best.pt",
+    "data_seed": "the data split",
+}
+# Settings that only describe one kind of data; elsewhere they are noise in a record.
+DATA_SPECIFIC = {
+    "linear": ("samples", "true_w", "true_b", "noise"),
+    "random": ("samples", "features", "num_classes"),
+}
+MODEL_SPECIFIC = {"mlp": ("hidden", "log_softmax"), "cnn": ("widths",)}
+
+
+def relevant_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings that mean something for this run (no synthetic-data sizes for MNIST...)."""
+    dataset, model = values.get("dataset"), values.get("model")
+    skip = {k for name, keys in DATA_SPECIFIC.items() if name != dataset for k in keys}
+    skip |= {k for name, keys in MODEL_SPECIFIC.items() if name != model for k in keys}
+    return {k: v for k, v in values.items() if k not in skip}
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a config field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class Resolved:
+    """A resolved config and where its values came from."""
+
+    config: TrainConfig
+    changed: dict[str, tuple[Any, Any]]  # on resume: field -> (saved value, new value)
+
+
+def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
+    """One line saying which settings a resume changed against the saved run."""
+    if not changed:
+        return "resume: no setting changed"
+    return "resume: changed " + ", ".join(
+        f"{flag_name(k)} {_show(old)} -> {_show(new)}" for k, (old, new) in changed.items()
+    )
+
+
+def _show(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def resolve_config(
+    given: dict[str, Any] | None = None,
+    *,
+    saved: dict[str, Any] | None = None,
+    source: str = "settings",
+    log: Any = None,
+) -> Resolved:
+    """The one resolution of a run's config: defaults < recipe < saved run < ``given``.
+
+    Args:
+        given: the fields set explicitly (flags on the command line, keyword arguments).
+        saved: the config of the run being resumed, if any.
+        source: what ``given`` came from, for error messages.
+        log: callable for notes (which dataset a recipe chose).
+
+    Raises:
+        ConfigError: an unknown field, a bad value, or, on resume, a change of something the
+            checkpoint's weights depend on (``FROZEN_ON_RESUME``).
+    """
+    given = dict(given or {})
+    TrainConfig.from_dict({k: v for k, v in given.items() if k != "recipe"}, source=source)
+    if saved is None:
+        if given.get("recipe"):
+            from trainlab.recipes import recipe_config
+
+            recipe = given.pop("recipe")
+            return Resolved(recipe_config(recipe, given, log=log), {})
+        return Resolved(TrainConfig.from_dict(given, source=source), {})
+    base = TrainConfig.from_dict(saved, source="the saved run config")
+    if given.get("recipe") not in (None, base.recipe):
+        raise ConfigError(
+            f"{source}: recipe '{given['recipe']}' differs from the resumed run's "
+            f"('{base.recipe}'). A resume continues its own run; drop --recipe."
+        )
+    changed = {
+        k: (getattr(base, k), v)
+        for k, v in given.items()
+        if k != "recipe" and _normal(getattr(base, k)) != _normal(v)
+    }
+    relevant = relevant_settings(base.to_dict())
+    frozen = [k for k in changed if k in FROZEN_ON_RESUME and k in relevant]
+    if frozen:
+        asked = ", ".join(f"{flag_name(k)} {_show(changed[k][1])}" for k in frozen)
+        had = "; ".join(f"{FROZEN_ON_RESUME[k]}: {k} = {_show(changed[k][0])}" for k in frozen)
+        raise ConfigError(
+            f"cannot resume with {asked}: the run trained with {had}, and its checkpoint holds "
+            f"weights for that. Drop {', '.join(flag_name(k) for k in frozen)}, or start a new "
+            f"run ({source})."
+        )
+    return Resolved(base.replace(**{k: new for k, (_, new) in changed.items()}), changed)
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
+        ]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -34,8 +34,10 @@ from torch import nn
 
 from trainlab.data import Batches, InputTransform, load_dataset
 from trainlab.data.synthetic import synthetic_data as _synthetic_data
+from trainlab.engine.device import accelerator, all_accelerators, module_device
 from trainlab.engine.loop import EpochState, evaluate, train_one_epoch
 from trainlab.engine.metrics import Counts
+from trainlab.models import init_weights
 from trainlab.report.live import LivePlot, in_notebook
 
 __all__ = [
@@ -168,18 +170,10 @@ def _summed(loss):
 
 def train_epoch_ch3(net, train_iter, loss, updater):
     """One epoch; ``updater``: a torch optimizer or ``updater(batch_size)``. -> (loss, acc)."""
-    state = EpochState(epoch=0, batch=0, counts=Counts(None, _device(net)))
+    state = EpochState(epoch=0, batch=0, counts=Counts(None, module_device(net)))
     train_one_epoch(net, train_iter, updater, _summed(loss), state)
     metrics = state.counts.read()
     return metrics.loss, metrics.accuracy or 0.0
-
-
-def _device(net) -> torch.device:
-    if isinstance(net, nn.Module):
-        first = next(net.parameters(), None)
-        if first is not None:
-            return first.device
-    return torch.device("cpu")
 
 
 # --- plotting --------------------------------------------------------------------------------
@@ -268,16 +262,11 @@ class Timer:
 # --- devices ---------------------------------------------------------------------------------
 def try_gpu(i=0):
     """cuda:i if it exists, else Apple's MPS (for i = 0) if available, else the CPU."""
-    if torch.cuda.device_count() >= i + 1:
-        return torch.device(f"cuda:{i}")
-    if i == 0 and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return accelerator(i)
 
 
 def try_all_gpus():
-    devices = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
-    return devices if devices else [torch.device("cpu")]
+    return all_accelerators()
 
 
 # --- training loops --------------------------------------------------------------------------
@@ -307,11 +296,7 @@ def train_ch3(net, train_iter, test_iter, loss, num_epochs, updater):
 def train_ch6(net, train_iter, test_iter, num_epochs, lr, device):
     """Train with xavier init, SGD and cross-entropy on ``device``, plotting as the book does."""
 
-    def init_weights(m):
-        if type(m) is nn.Linear or type(m) is nn.Conv2d:
-            nn.init.xavier_uniform_(m.weight)
-
-    net.apply(init_weights)
+    init_weights(net, "xavier")
     print("training on", device)
     net.to(device)
     if isinstance(train_iter, Batches):
@@ -328,7 +313,7 @@ def train_ch6(net, train_iter, test_iter, num_epochs, lr, device):
     for epoch in range(num_epochs):
         state = EpochState(epoch=epoch, batch=0, counts=Counts(None, torch.device(device)))
 
-        def on_batch(s: EpochState, loss_sum: torch.Tensor) -> None:
+        def on_batch(s: EpochState, _loss_sum: torch.Tensor) -> None:
             if s.batch % plot_every == 0 or s.batch == num_batches:
                 m = s.counts.read()  # five syncs an epoch, for the plot
                 animator.add(s.epoch + s.batch / num_batches, (m.loss, m.accuracy, None))

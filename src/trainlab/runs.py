@@ -18,18 +18,50 @@ from typing import Any
 
 import tomli_w
 
+from trainlab.errors import TrainlabError
 from trainlab.fsutil import atomic_write_text
 
 
 def new_run_dir(runs_dir: str | Path, name: str | None, model: str) -> Path:
+    """Create a fresh run directory; an existing name gets a suffix (-2, -3, ...).
+
+    ``mkdir`` without ``exist_ok`` is the claim: two processes asking for one name at the same
+    moment get two directories, never one shared.
+    """
     root = Path(runs_dir)
-    base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
-    candidate, i = root / base, 1
-    while candidate.exists():
-        i += 1
-        candidate = root / f"{base}-{i}"
-    candidate.mkdir(parents=True)
-    return candidate
+    base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{model.replace(':', '-')}"
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        candidate = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise TrainlabError(f"{root}: could not find a free run directory name for '{base}'.")
+
+
+def describe_run(cfg: Any, model: Any, data: Any, transform: Any) -> dict[str, Any]:
+    """What ran, as plain values: the same description goes into config.toml and every
+    checkpoint (the checkpoint adds weights and position, config.toml the environment)."""
+    record = getattr(model, "trainlab_record", None) or {
+        "name": None,
+        "class": type(model).__name__,
+    }
+    return {
+        "config": cfg.to_dict(),
+        "model": {**record, "parameters": sum(p.numel() for p in model.parameters())},
+        "data": {
+            "name": data.name,
+            "task": data.task,
+            "classes": list(data.classes),
+            "input_shape": list(data.input_shape),
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "transform": transform.to_dict(),
+            **({"root": data.info["root"]} if "root" in data.info else {}),
+        },
+    }
 
 
 def git_commit() -> str | None:
@@ -91,8 +123,30 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def write_config(run_dir: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    """config.toml: one table per section (config, environment, run, data, model)."""
+def write_config(
+    run_dir: Path,
+    description: dict[str, Any],
+    *,
+    counts: dict[str, int],
+    best: Any,
+    resumed: tuple[int, int] | None,
+    device: str,
+) -> Path:
+    """config.toml: the run description plus the run's place, split sizes and environment."""
+    run: dict[str, Any] = {
+        "id": run_dir.name,
+        "monitor": best.monitor,
+        "best_checkpoint_chosen_on": best.why,
+    }
+    if resumed is not None:
+        run["resumed_from"] = {"epoch": resumed[0], "batch": resumed[1]}
+    sections = {
+        "config": description["config"],
+        "run": run,
+        "data": {**description["data"], **counts},
+        "model": description["model"],
+        "environment": environment(device),
+    }
     return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))
 
 

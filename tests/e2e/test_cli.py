@@ -248,7 +248,7 @@ def test_checkpoint_errors(tmp_path, trained_run, env):
 
     before = (run_dir / "last.pt").read_bytes()
     proc = run_cli("train", "--resume", str(run_dir), "--model", "mlp", "--epochs", "3", env=env)
-    assert_clean_error(proc, "trained model 'cnn', not 'mlp'")
+    assert_clean_error(proc, "cannot resume with --model mlp", "model = cnn")
     assert (run_dir / "last.pt").read_bytes() == before
 
 

@@ -73,6 +73,8 @@ def load_dataset(
             info={
                 "files": {s: str(f.path) for s, f in files.items()},
                 "verified": all(f.verified for f in files.values()),
+                "root": str(root),
+                "settings": {"data_dir": str(root)},  # recorded with a run, to find it again
             },
         )
     if name == "linear":

@@ -77,13 +77,25 @@ class InputTransform:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def describe(self) -> dict:
+    def to_dict(self) -> dict:
+        """Plain values (for config.toml and checkpoints); ``from_dict`` rebuilds the transform."""
         return {
-            "mean": self.mean,
-            "std": self.std,
+            "mean": list(self.mean),
+            "std": list(self.std),
             "size": list(self.size or []),
             "channels": self.channels,
+            "channels_last": self.channels_last,
         }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> InputTransform:
+        return cls(
+            values.get("mean", []),
+            values.get("std", []),
+            size=tuple(values["size"]) if values.get("size") else None,
+            channels=values.get("channels"),
+            channels_last=bool(values.get("channels_last", False)),
+        )
 
 
 class Augment:

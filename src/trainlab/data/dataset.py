@@ -29,6 +29,11 @@ class Dataset:
     val_x: torch.Tensor | None = None
     val_y: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # How these splits were cut from the source (recorded with a run, so eval and resume cut
+    # the same ones): subset, test_subset, val_split and the seed they used.
+    origin: dict[str, Any] = field(
+        default_factory=lambda: {"subset": 0, "test_subset": 0, "val_split": 0.0, "seed": None}
+    )
 
     @property
     def task(self) -> str:
@@ -52,19 +57,25 @@ class Dataset:
 
     def subset(self, train: int = 0, test: int = 0, seed: int = 0) -> Dataset:
         """A copy with stratified subsets of the training and test splits (0: keep all)."""
-        out = self
+        self._check_recut(seed, "subset", train or test)
+        out, origin = self, dict(self.origin)
         if train:
             idx = stratified_pick(self.train_y, train, seed, self.classes, "subset")
             out = replace(out, train_x=self.train_x[idx], train_y=self.train_y[idx])
+            origin.update(subset=train, seed=seed)
         if test:
             idx = stratified_pick(self.test_y, test, seed + 1, self.classes, "test_subset")
             out = replace(out, test_x=self.test_x[idx], test_y=self.test_y[idx])
-        return out
+            origin.update(test_subset=test, seed=seed)
+        return replace(out, origin=origin)
 
     def split_validation(self, fraction: float, seed: int = 0) -> Dataset:
         """Move a stratified ``fraction`` of the training set into a validation split."""
         if fraction <= 0:
             return self
+        self._check_recut(seed, "split_validation", True)
+        if self.origin.get("val_split"):
+            raise ConfigError("this dataset already has a validation split; split it once.")
         n_val = max(1, round(len(self.train_y) * fraction))
         val_idx = stratified_pick(self.train_y, n_val, seed + 2, self.classes, "val_split")
         keep = torch.ones(len(self.train_y), dtype=torch.bool)
@@ -77,7 +88,18 @@ class Dataset:
             train_y=self.train_y[keep],
             val_x=self.train_x[val_idx],
             val_y=self.train_y[val_idx],
+            origin={**self.origin, "val_split": fraction, "seed": seed},
         )
+
+    def _check_recut(self, seed: int, what: str, cutting: Any) -> None:
+        """A run records one seed for its cuts, so they must all use it (else eval would cut
+        other images than the run scored)."""
+        used = self.origin.get("seed")
+        if cutting and used is not None and used != seed:
+            raise ConfigError(
+                f"{what}(seed={seed}) on data already cut with seed {used}: a run records one "
+                "data seed, so cut the subsets and the validation split with the same seed."
+            )
 
 
 def stratified_pick(

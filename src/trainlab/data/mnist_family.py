@@ -181,7 +181,7 @@ def ensure_files(
     Returns:
         The four files, read and verified.
     """
-    log = log or (lambda line: None)
+    log = log or (lambda _line: None)
     family = FAMILIES[name]
     found = local_files(name, root) if "local" in sources else {}
     missing = [stem for stem in SPLIT_FILES if stem not in found]

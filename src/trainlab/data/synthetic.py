@@ -34,7 +34,19 @@ def linear(samples: int, true_w: list[float], true_b: float, noise: float, seed:
         test_x,
         test_y,
         classes=[],
-        info={"true_w": list(true_w), "true_b": true_b, "noise": noise},
+        info={
+            "true_w": list(true_w),
+            "true_b": true_b,
+            "noise": noise,
+            # the config fields that made this data (recorded with a run, to rebuild it)
+            "settings": {
+                "samples": samples,
+                "true_w": [float(v) for v in true_w],
+                "true_b": float(true_b),
+                "noise": float(noise),
+                "data_seed": seed,
+            },
+        },
     )
 
 
@@ -48,7 +60,20 @@ def random_classes(samples: int, features: int, num_classes: int, seed: int) -> 
     y = torch.randint(0, num_classes, (samples,), generator=generator)
     cut = int(samples * 0.8)
     return Dataset(
-        "random", x[:cut], y[:cut], x[cut:], y[cut:], classes=[str(c) for c in range(num_classes)]
+        "random",
+        x[:cut],
+        y[:cut],
+        x[cut:],
+        y[cut:],
+        classes=[str(c) for c in range(num_classes)],
+        info={
+            "settings": {
+                "samples": samples,
+                "features": features,
+                "num_classes": num_classes,
+                "data_seed": seed,
+            }
+        },
     )
 
 

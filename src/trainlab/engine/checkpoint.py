@@ -29,19 +29,55 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a trainlab checkpoint safely (tensors and plain values only)."""
+def find_checkpoint(path: str | Path, which: str = "best") -> Path:
+    """The checkpoint file a path names: the file itself, or in a run directory ``best.pt``
+    (falling back to ``last.pt`` before any epoch finished) for ``which="best"``, ``last.pt``
+    for ``which="last"`` (what a resume continues from)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "best.pt" if (path / "best.pt").exists() else path / "last.pt"
+        names = ["best.pt", "last.pt"] if which == "best" else ["last.pt"]
+        for name in names:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(
+            f"{path}: no {' or '.join(names)} in this directory. Give a run directory made by "
+            "`trainlab train` (after at least one epoch or an interrupt) or a .pt file."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"{path}: no such checkpoint file. Give a .pt file or a run directory."
+        )
+    return path
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (a truncated one still starts with its local header);
+    older files start with a pickle protocol byte."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith((b"PK\x03\x04", b"\x80"))
+
+
+def load_checkpoint(path: str | Path, which: str = "best") -> dict[str, Any]:
+    """Read a trainlab checkpoint safely (tensors and plain values only).
+
+    ``path`` is a .pt file or a run directory (see ``find_checkpoint``).
+    """
+    path = find_checkpoint(path, which)
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(
+            f"{path}: this is not a checkpoint (not a PyTorch file). Give a .pt file written by "
+            "`trainlab train`, or a run directory."
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights only" not in str(e).lower():
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint ({first[:200]}). It may be truncated or "
+                "corrupt; use another checkpoint of the run (last.pt / best.pt)."
+            ) from None
         raise CheckpointError(
             f"{path}: refused. It holds objects other than tensors and plain values, which could "
             f"run code when loaded ({first}). Only load it with torch.load(weights_only=False) if "
@@ -95,3 +131,52 @@ def load_weights(
             "start a new run."
         )
     model.load_state_dict(state_dict)
+
+
+class BestCheckpoint:
+    """Which epoch's weights best.pt holds, and why; its state lives in every checkpoint.
+
+    Args:
+        monitor: the metrics.jsonl key compared, e.g. "val_acc" or "test_loss".
+        mode: "max" or "min".
+        why: the split it is chosen on, in words, for config.toml and the report.
+    """
+
+    def __init__(self, monitor: str, mode: str, why: str):
+        self.monitor, self.mode, self.why = monitor, mode, why
+        self.value: float | None = None
+        self.epoch: int | None = None
+
+    @classmethod
+    def for_splits(cls, has_val: bool, classification: bool) -> BestCheckpoint:
+        split = "val" if has_val else "test"
+        return cls(
+            f"{split}_{'acc' if classification else 'loss'}",
+            "max" if classification else "min",
+            "the validation split"
+            if has_val
+            else "the test split (no validation split; --val-split holds one out)",
+        )
+
+    def update(self, row: dict[str, Any]) -> bool:
+        """Record ``row`` if it beats the best so far; True when it does."""
+        value = row[self.monitor]
+        better = self.value is None or (
+            value > self.value if self.mode == "max" else value < self.value
+        )
+        if better:
+            self.value, self.epoch = value, row["epoch"]
+        return better
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "why": self.why,
+            "value": self.value,
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.monitor, self.mode = state["monitor"], state["mode"]
+        self.why, self.value, self.epoch = state["why"], state["value"], state["epoch"]

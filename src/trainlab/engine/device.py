@@ -39,6 +39,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def accelerator(index: int = 0) -> torch.device:
+    """cuda:index if it exists, else Apple's MPS (for index 0) if available, else the CPU."""
+    if torch.cuda.device_count() >= index + 1:
+        return torch.device(f"cuda:{index}")
+    if index == 0 and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def all_accelerators() -> list[torch.device]:
+    """Every CUDA device, or the CPU alone."""
+    devices = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    return devices or [torch.device("cpu")]
+
+
+def module_device(model) -> torch.device:
+    """Where a module's parameters live (the CPU for a function or a parameterless module)."""
+    parameters = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
+    first = next(parameters, None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def cpu_has_native_bf16() -> bool:
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return bool(check and check())

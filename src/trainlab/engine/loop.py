@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.data.batches import Batches
+from trainlab.engine.device import module_device
 from trainlab.engine.metrics import Counts, EpochMetrics
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # returns the SUM over the batch
@@ -22,8 +23,16 @@ def loss_function(kind: str, label_smoothing: float = 0.0) -> LossFn:
             out, y, reduction="sum", label_smoothing=label_smoothing
         )
     if kind == "nll":
+        if label_smoothing:  # log_softmax is idempotent, so this is smoothed NLL of log-probs
+            return lambda out, y: F.cross_entropy(
+                out, y, reduction="sum", label_smoothing=label_smoothing
+            )
         return lambda out, y: F.nll_loss(out, y, reduction="sum")
     if kind == "mse":
+        if label_smoothing:
+            from trainlab.errors import ConfigError
+
+            raise ConfigError("--label-smoothing applies to classification, not to an MSE loss.")
         return lambda out, y: F.mse_loss(out, y, reduction="sum")
     raise ValueError(f"unknown loss {kind}")
 
@@ -51,11 +60,7 @@ def _batches_of(batches, epoch: int = 0, start: int = 0):
 
 
 def _device_of(batches, model: nn.Module) -> torch.device:
-    if isinstance(batches, Batches):
-        return batches.device
-    parameters = model.parameters() if isinstance(model, nn.Module) else iter(())
-    first = next(parameters, None)
-    return first.device if first is not None else torch.device("cpu")
+    return batches.device if isinstance(batches, Batches) else module_device(model)
 
 
 Updater = Callable[

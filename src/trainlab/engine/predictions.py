@@ -62,6 +62,24 @@ def prediction_arrays(
     return arrays
 
 
+def write_predictions(
+    path: str | Path,
+    model: torch.nn.Module,
+    batches,
+    raw_images: torch.Tensor | None,
+    classes: list[str],
+    checkpoint: str,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """Predict on ``batches`` and write predictions.npz (atomically); return the arrays.
+
+    The one writer of predictions.npz, for training and ``trainlab eval`` alike.
+    """
+    arrays = prediction_arrays(model, batches, raw_images, classes, amp_dtype)
+    save_predictions(path, arrays, checkpoint)
+    return arrays
+
+
 def save_predictions(path: str | Path, arrays: dict[str, Any], checkpoint: str) -> Path:
     payload = {**arrays, "checkpoint": np.array(checkpoint)}
 

@@ -112,16 +112,12 @@ def build_model(
         raise ConfigError("build_model needs a dataset or both input_shape and outputs")
     model_input = spec.input_for(tuple(input_shape))
     model = spec.builder(model_input, outputs, **options)
-    if init == "xavier":
-        for module in model.modules():
-            if isinstance(module, nn.Linear | nn.Conv2d):
-                nn.init.xavier_uniform_(module.weight)
-    elif init != "default":
-        raise unknown_name("init", init, ["default", "xavier"])
+    init_weights(model, init)
     # What a checkpoint needs to rebuild this model, and what the data side must adapt to.
     model.trainlab_record = {
         "name": name,
-        "options": dict(options),
+        "options": {**builder_defaults(spec.builder), **options},
+        "init": init,
         "input_shape": list(input_shape),
         "outputs": int(outputs),
         "output": output_kind(name, options),
@@ -129,6 +125,29 @@ def build_model(
         "channels": spec.channels,
     }
     return model
+
+
+def init_weights(model: nn.Module, init: str) -> nn.Module:
+    """ "default" keeps PyTorch's initialisation; "xavier" draws xavier-uniform weights for every
+    Linear and Conv2d (as d2l's ``train_ch6``)."""
+    if init == "xavier":
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+    elif init != "default":
+        raise unknown_name("init", init, ["default", "xavier"])
+    return model
+
+
+def builder_defaults(builder: Callable[..., nn.Module]) -> dict[str, Any]:
+    """A builder's own option defaults, so a record names every option the model was built with."""
+    import inspect
+
+    return {
+        name: list(p.default) if isinstance(p.default, tuple) else p.default
+        for name, p in list(inspect.signature(builder).parameters.items())[2:]
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def output_kind(name: str, options: dict[str, Any] | None = None) -> str:

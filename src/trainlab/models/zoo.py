@@ -78,7 +78,7 @@ def lenet_relu(input_shape, outputs, **_):
     )
 
 
-def alexnet(input_shape, outputs, dropout=0.3, **_):
+def alexnet(_input_shape, outputs, dropout=0.3, **_):
     """torchvision's AlexNet with the seeds' head: Dropout-9216→4096-ReLU-Dropout-4096→4096-ReLU-→K.
 
     The module names match torchvision's, so its ImageNet ``features`` weights load as they are.

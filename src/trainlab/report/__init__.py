@@ -84,9 +84,11 @@ def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
 
 
 def compare_runs(
-    run_dirs: list[str | Path], output: str | Path
+    run_dirs: list[str | Path], output: str | Path | None = None
 ) -> tuple[list[str], list[list[Any]], Path]:
     """Settings that differ between runs and their final metrics, plus overlaid curves.
+
+    ``output`` defaults to compare.png in the folder that holds the runs (their common parent).
 
     Returns:
         (header, rows, png path).
@@ -97,6 +99,11 @@ def compare_runs(
     if len(run_dirs) < 2:
         raise TrainlabError("compare needs at least two run directories.")
     runs = [read_run(d) for d in run_dirs]
+    if output is None:
+        import os
+
+        parents = [str(run_dir.resolve().parent) for run_dir, _, _ in runs]
+        output = Path(os.path.commonpath(parents)) / "compare.png"
     configs = [c.get("config", {}) for _, c, _ in runs]
     keys = sorted({k for c in configs for k in c} - {"run_name", "runs_dir"})
     differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
@@ -105,7 +112,7 @@ def compare_runs(
         for m in ("test_acc", "test_loss", "val_acc", "train_loss")
         if any(rows and m in rows[-1] for _, _, rows in runs)
     ]
-    header = ["run", *differing, "epochs", *metrics]
+    header = ["run", *differing, "epochs done", *metrics]
     table = []
     for (run_dir, _, rows), cfg in zip(runs, configs, strict=True):
         final = rows[-1] if rows else {}

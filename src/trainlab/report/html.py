@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from trainlab.config import relevant_settings
+
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -66,8 +68,11 @@ def render(
         total = sum(r.get("seconds", 0) for r in rows)
         summary.append(f"{final['epoch']} epochs in {total:.1f} s of training and evaluation")
     if run.get("best_checkpoint_chosen_on"):
-        summary.append(f"best.pt chosen on the {run['best_checkpoint_chosen_on']}")
-    metric_keys = [k for k in final if k != "epoch" and not isinstance(final[k], list)]
+        summary.append(f"best.pt chosen on {run['best_checkpoint_chosen_on']}")
+    # "time" is the wall clock at each epoch's end (for timing from outside), not a metric
+    metric_keys = [
+        k for k in final if k not in ("epoch", "time") and not isinstance(final[k], list)
+    ]
     epoch_rows = [[r["epoch"], *[_number(r.get(k, "")) for k in metric_keys]] for r in rows]
 
     class_rows = (
@@ -115,7 +120,7 @@ def render(
         parts += ["<h2>Most confident mistakes</h2>", _img(figures["mistakes"], "top mistakes")]
     parts += [
         "<h2>Configuration</h2>",
-        _kv(config.get("config", {})),
+        _kv(relevant_settings(config.get("config", {}))),
         "<h2>Data and model</h2>",
         _kv(
             {

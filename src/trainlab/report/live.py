@@ -14,6 +14,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from typing_extensions import override
+
+from trainlab.engine.callbacks import Callback
 
 
 def in_notebook() -> bool:
@@ -143,3 +148,39 @@ class LivePlot:
 
     def close(self) -> None:
         self.plt.close(self.fig)
+
+
+class LivePlotCallback(Callback):
+    """``Trainer.fit(..., live_plot=True)``: d2l's Animator picture, updated each epoch."""
+
+    def __init__(self, path=None):
+        self.path = path
+        self.plot = None
+        self.keys: list[str] = []
+
+    @override
+    def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
+        from trainlab.report.live import LivePlot
+
+        self.keys = [
+            "train_loss",
+            "train_acc",
+            *(["val_acc"] if info["monitor"].startswith("val") else []),
+            "test_acc",
+        ]
+        self.plot = LivePlot(
+            xlabel="epoch",
+            xlim=[1, info["epochs"]],
+            legend=[k.replace("_", " ") for k in self.keys],
+            path=self.path or info["run_dir"] / "live.png",
+            fmts=("-", "m--", "g-.", "r:"),
+        )
+
+    @override
+    def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
+        self.plot.add(row["epoch"], tuple(row.get(k) for k in self.keys))
+
+    @override
+    def on_fit_end(self, trainer, result) -> None:
+        if self.plot is not None:
+            self.plot.close()

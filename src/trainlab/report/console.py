@@ -8,12 +8,15 @@ with no carriage returns or escape codes. ``quiet`` prints nothing; results go t
 
 from __future__ import annotations
 
-import shutil
+import os
 import sys
 import time
 from typing import Any
 
-from trainlab.engine.trainer import Callback
+from typing_extensions import override
+
+from trainlab.config import describe_changes
+from trainlab.engine.callbacks import Callback
 
 
 def _pct(value: float | None) -> str:
@@ -59,10 +62,17 @@ class ConsoleLogger(Callback):
         else:
             print(line, file=self.stream, flush=True)
 
+    @override
     def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
         self.epochs = info["epochs"]
         self.batch_size = trainer.config.batch_size
-        resumed = f", resuming at epoch {info['start_epoch'] + 1}" if info["start_epoch"] else ""
+        resumed = ""
+        if info.get("resumed"):
+            resumed = f", resuming at epoch {info['start_epoch'] + 1}"
+            if info.get("start_batch"):
+                resumed += f" batch {info['start_batch'] + 1}/{info['steps_per_epoch']}"
+        if info.get("resumed"):
+            self._print(describe_changes(info.get("changes") or {}))
         self._print(
             f"run {info['run_dir']} on {info['device']} ({info['amp']}): "
             f"{info['train_samples']} training samples, {info['steps_per_epoch']} "
@@ -72,8 +82,12 @@ class ConsoleLogger(Callback):
     def _open_bar(self, state, num_batches: int) -> None:
         from tqdm import tqdm
 
-        # Some pseudo-terminals report 0 columns, which makes an empty bar: assume 100 there.
-        columns = shutil.get_terminal_size((100, 24)).columns
+        # Some pseudo-terminals (`script -qc`, some CI runners) report a 0×0 size, where tqdm
+        # sizes the bar to nothing and hides it below "row 0": use a fixed 100×24 there.
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
         self._bar = tqdm(
             total=num_batches,
             initial=state.batch - 1,
@@ -84,8 +98,10 @@ class ConsoleLogger(Callback):
             mininterval=0.25,
             dynamic_ncols=columns > 0,
             ncols=None if columns > 0 else 100,
+            nrows=None if columns > 0 else 24,
         )
 
+    @override
     def on_batch_end(self, trainer, state, loss_sum, num_batches: int) -> None:
         if self.quiet:
             return
@@ -110,12 +126,14 @@ class ConsoleLogger(Callback):
                 f"loss {loss:.4f}"
             )
 
+    @override
     def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         self._print(epoch_summary(row, self.epochs))
 
+    @override
     def on_fit_end(self, trainer, result) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -84,6 +84,18 @@ def test_report_figures_show_what_eval_reports(runs):
         "val acc",
         "test acc",
     }
+    # the page says what chose best.pt, shows no wall-clock column, and only MNIST's settings
+    assert "best.pt chosen on the validation split" in page
+    epochs_table = page.split('<table class="epochs">')[1].split("</table>")[0]
+    assert "<th>time</th>" not in epochs_table and "<th>test_acc</th>" in epochs_table
+    settings = page.split("<h2>Configuration</h2>")[1].split("</table>")[0]
+    for other_data in ("true_w", "true_b", "samples", "num_classes", "features", "hidden"):
+        assert f"<td>{other_data}</td>" not in settings
+    assert "<td>widths</td>" in settings and "<td>val_split</td>" in settings
+    assert run_cli("report", str(root / "b"), env=env).returncode == 0
+    assert "best.pt chosen on the test split (no validation split" in (
+        (root / "b" / "report.html").read_text()
+    )
     # mistakes are ordered by loss and really are mistakes
     mistakes = pred["mistakes"]
     assert (pred["pred"][mistakes] != pred["labels"][mistakes]).all()
@@ -118,10 +130,19 @@ def test_compare_lists_differences_and_draws_overlaid_curves(runs, tmp_path):
     table = json.loads(proc.stdout)
     header = table["header"]
     assert "lr" in header and "tensorboard" in header and "val_split" in header
-    assert "epochs" in header and "test_acc" in header and "model" not in header
+    assert "epochs done" in header and "test_acc" in header and "model" not in header
+    assert header.count("epochs done") == 1 and "epochs" not in header  # both ran 1 epoch
     lr = header.index("lr")
     assert [r[lr] for r in table["rows"]] == [0.1, 0.02]
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_writes_its_picture_beside_the_runs(runs, tmp_path):
+    root, env = runs
+    proc = run_cli("compare", str(root / "a"), str(root / "b"), env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"curves: {root / 'compare.png'}" in proc.stdout
+    assert (root / "compare.png").is_file() and not (tmp_path / "compare.png").exists()
 
 
 def test_tensorboard_scalars_match_metrics(runs):
@@ -213,6 +234,39 @@ def test_terminal_gets_a_progress_bar(tmp_path, mnist_root):
     assert proc.returncode == 0
     assert "\r" in text and "epoch 1/1:" in text and ("batch/s" in text or "s/batch" in text)
     assert "img/s" in text and "epoch 1/1  train loss" in text
+
+
+def test_a_terminal_of_zero_columns_still_gets_progress(tmp_path, mnist_root):
+    """Some pseudo-terminals (``script -qc``, some CI runners) report a 0×0 size."""
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", "train", *QUICK, "--epochs", "1"]
+        + ["--batch-size", "16", "--runs-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**env, "TRAINLAB_DATA": str(mnist_root)},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "epoch 1/1:" in text and "img/s" in text, text[-2000:]
+    assert "epoch 1/1  train loss" in text
 
 
 def test_live_plot_in_a_terminal(tmp_path, mnist_small, capsys):

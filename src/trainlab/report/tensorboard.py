@@ -1,10 +1,12 @@
-"""Callbacks that keep a record for people: TensorBoard event files and a live plot."""
+"""TensorBoard event files for a run (``--tensorboard``): ``tensorboard --logdir runs``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from trainlab.engine.trainer import Callback
+from typing_extensions import override
+
+from trainlab.engine.callbacks import Callback
 
 SCALARS = (
     "train_loss",
@@ -31,12 +33,14 @@ class TensorBoardLogger(Callback):
         self.writer = None
         self.steps = 0
 
+    @override
     def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(info["run_dir"] / "tb"))
         self.steps = info["steps_per_epoch"]
 
+    @override
     def on_batch_end(self, trainer, state, loss_sum, num_batches: int) -> None:
         if self.log_every and state.batch % self.log_every == 0:
             n = max(1, min(trainer.config.batch_size, state.counts.n))
@@ -44,12 +48,14 @@ class TensorBoardLogger(Callback):
                 "batch/train_loss", float(loss_sum) / n, state.epoch * self.steps + state.batch
             )
 
+    @override
     def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
         for key in SCALARS:
             if key in row:
                 self.writer.add_scalar(key, row[key], row["epoch"])
         self.writer.flush()
 
+    @override
     def on_fit_end(self, trainer, result) -> None:
         if self.writer is None:
             return
@@ -83,36 +89,3 @@ class TensorBoardLogger(Callback):
         matrix = np.bincount(pred["labels"] * k + pred["pred"], minlength=k * k).reshape(k, k)
         figure = confusion_figure(matrix, [str(c) for c in pred["classes"]])
         self.writer.add_figure("confusion_matrix", figure, result.history[-1]["epoch"])
-
-
-class LivePlotCallback(Callback):
-    """``Trainer.fit(..., live_plot=True)``: d2l's Animator picture, updated each epoch."""
-
-    def __init__(self, path=None):
-        self.path = path
-        self.plot = None
-        self.keys: list[str] = []
-
-    def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
-        from trainlab.report.live import LivePlot
-
-        self.keys = [
-            "train_loss",
-            "train_acc",
-            *(["val_acc"] if info["monitor"].startswith("val") else []),
-            "test_acc",
-        ]
-        self.plot = LivePlot(
-            xlabel="epoch",
-            xlim=[1, info["epochs"]],
-            legend=[k.replace("_", " ") for k in self.keys],
-            path=self.path or info["run_dir"] / "live.png",
-            fmts=("-", "m--", "g-.", "r:"),
-        )
-
-    def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
-        self.plot.add(row["epoch"], tuple(row.get(k) for k in self.keys))
-
-    def on_fit_end(self, trainer, result) -> None:
-        if self.plot is not None:
-            self.plot.close()

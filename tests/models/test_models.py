@@ -8,19 +8,21 @@ from trainlab.models import MODELS, build_model, describe_models, parameter_coun
 
 @pytest.mark.parametrize("name", [n for n in MODELS if n != "linreg"])
 def test_every_classifier_builds_and_runs_on_mnist_shaped_data(name, mnist_small):
-    from trainlab.engine.trainer import input_transform
+    from trainlab.config import TrainConfig
+    from trainlab.engine.setup import input_transform
 
     model = build_model(name, mnist_small).eval()
-    x = input_transform(model, mnist_small)(mnist_small.test_x[:4])
+    x = input_transform(model, mnist_small, TrainConfig())(mnist_small.test_x[:4])
     assert model(x).shape == (4, 10)
     assert model.trainlab_record["name"] == name
 
 
 def test_alexnet_gets_resized_three_channel_input(mnist_small):
-    from trainlab.engine.trainer import input_transform
+    from trainlab.config import TrainConfig
+    from trainlab.engine.setup import input_transform
 
     model = build_model("alexnet", mnist_small)
-    x = input_transform(model, mnist_small)(mnist_small.test_x[:2])
+    x = input_transform(model, mnist_small, TrainConfig())(mnist_small.test_x[:2])
     assert x.shape == (2, 3, 96, 96)
     head = model.classifier
     assert [type(m) for m in head] == [

@@ -56,7 +56,7 @@ def _venv_kernel_manager():
     from jupyter_client.manager import KernelManager
 
     class VenvKernel(KernelManager):
-        def format_kernel_cmd(self, extra_arguments=None):
+        def format_kernel_cmd(self, extra_arguments=None):  # noqa: ARG002 - overrides
             return [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
 
     return VenvKernel

@@ -41,7 +41,7 @@ def test_plain_state_dict_is_not_a_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "plain.pt")
 
 
-def test_weights_of_another_model_are_named(tmp_path):
+def test_weights_of_another_model_are_named():
     cnn = build_model("cnn", input_shape=(1, 28, 28), outputs=10)
     mlp = build_model("mlp", input_shape=(1, 28, 28), outputs=10)
     with pytest.raises(CheckpointError, match="do not fit model 'mlp'.*missing"):

@@ -1,0 +1,144 @@
+"""What a run needs before its first step, decided in one place from (config, model, data).
+
+``setup_run`` returns a ``RunSetup``: device, precision, input transforms, batches, loss and
+optimizer. Training and ``trainlab eval`` both call ``amp_policy``, ``input_transform`` and
+``loss_kind`` from here, so the same checkpoint is scored with the same arithmetic everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainlab.config import TrainConfig
+from trainlab.data.batches import Augment, Batches, InputTransform
+from trainlab.data.dataset import Dataset
+from trainlab.engine.device import autocast_dtype, resolve_device
+from trainlab.engine.loop import LossFn, loss_function
+from trainlab.engine.optim import build_optimizer
+from trainlab.errors import ConfigError
+
+
+def model_record(model: nn.Module) -> dict | None:
+    """How to rebuild a registry model (set by ``build_model``); None for other modules."""
+    return getattr(model, "trainlab_record", None)
+
+
+def has_convs(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def amp_policy(amp: str, model: nn.Module, task: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a run uses. ``auto`` picks bf16 only where it was measured to keep
+    accuracy (classification with convs, on native-bf16 hardware); regression targets and wide
+    linear layers need float32's mantissa."""
+    if amp == "auto" and not (task == "classification" and has_convs(model)):
+        amp = "off"
+    return autocast_dtype(amp, device)
+
+
+def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig) -> InputTransform:
+    """The per-batch preprocessing the model needs for this data, as the config asks."""
+    if not data.is_image:
+        if cfg.norm_mean:
+            raise ConfigError(
+                f"--norm-mean/--norm-std apply to images; dataset '{data.name}' is tabular "
+                f"(shape {list(data.input_shape)}). Drop them."
+            )
+        return InputTransform()
+    record = model_record(model) or {}
+    size, channels = record.get("size"), record.get("channels")
+    mean, std = (cfg.norm_mean, cfg.norm_std) if cfg.norm_mean else (data.mean, data.std)
+    wanted = channels or data.input_shape[0]
+    if len(mean) not in (1, wanted):
+        raise ConfigError(
+            f"--norm-mean/--norm-std have {len(mean)} values; the model's input has {wanted} "
+            f"channel(s). Give one value, or one per channel."
+        )
+    return InputTransform(
+        mean=mean,
+        std=std,
+        size=tuple(size) if size else None,
+        channels=channels,
+        channels_last=cfg.channels_last and has_convs(model),
+    )
+
+
+def loss_kind(cfg: TrainConfig, model: nn.Module, task: str) -> str:
+    """The loss's name: the config's, or with ``auto`` the one the model's output calls for."""
+    if cfg.loss != "auto":
+        return cfg.loss
+    if task == "regression":
+        return "mse"
+    output = (model_record(model) or {}).get("output")
+    return "nll" if output == "log_probs" else "cross-entropy"
+
+
+def eval_splits(data: Dataset, cfg: TrainConfig, device, transform) -> dict[str, Batches]:
+    """Validation (when held out) and test batches, in the order they are evaluated."""
+    splits = {}
+    if data.val_x is not None:
+        splits["val"] = Batches(
+            data.val_x, data.val_y, cfg.eval_batch_size, device=device, transform=transform
+        )
+    splits["test"] = Batches(
+        data.test_x, data.test_y, cfg.eval_batch_size, device=device, transform=transform
+    )
+    return splits
+
+
+@dataclass
+class RunSetup:
+    """Everything the epoch loop uses, made once per fit."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    transform: InputTransform  # evaluation (and the checkpoint's record)
+    train: Batches  # shuffled per (seed, epoch), augmented if asked
+    splits: dict[str, Batches]  # "val" (if held out) and "test"
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def steps(self) -> int:
+        return len(self.train)
+
+
+def setup_run(cfg: TrainConfig, model: nn.Module, data: Dataset) -> RunSetup:
+    """Seed, place the model, choose precision, build batches, loss and optimizer."""
+    torch.manual_seed(cfg.seed)  # dropout and augmentation draws; a resume restores its own
+    device = resolve_device(cfg.device)
+    model.to(device)
+    transform = input_transform(model, data, cfg)
+    if transform.channels_last:
+        model.to(memory_format=torch.channels_last)
+    amp_dtype = amp_policy(cfg.amp, model, data.task, device)
+    train_transform = transform.with_augment(Augment()) if cfg.augment else transform
+    if cfg.augment and not data.is_image:
+        raise ConfigError(f"--augment rotates and shifts images; dataset '{data.name}' is tabular.")
+    train = Batches(
+        data.train_x,
+        data.train_y,
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=cfg.drop_last,
+        device=device,
+        transform=train_transform,
+    )
+    if len(train) == 0:
+        raise ConfigError(
+            f"no training batches: {train.num_samples} samples with --batch-size "
+            f"{cfg.batch_size} and --drop-last. Lower the batch size or keep the last batch."
+        )
+    return RunSetup(
+        device=device,
+        amp_dtype=amp_dtype,
+        transform=transform,
+        train=train,
+        splits=eval_splits(data, cfg, device, transform),
+        loss_fn=loss_function(loss_kind(cfg, model, data.task), cfg.label_smoothing),
+        optimizer=build_optimizer(model, cfg),
+    )

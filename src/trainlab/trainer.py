@@ -1,0 +1,456 @@
+"""``Trainer``: a run in three named steps (set up, open or restore the run, the epoch loop).
+
+Example:
+    >>> from trainlab import Trainer, build_model, load_dataset
+    >>> data = load_dataset("mnist")
+    >>> model = build_model("lenet-relu", data)
+    >>> result = Trainer(epochs=3, lr=0.1).fit(model, data)
+    >>> result.history[-1]["test_acc"], result.run_dir
+
+``Trainer`` sits above ``engine/`` (the loop functions, checkpoints, metrics) and beside
+``report/`` (the callbacks that show a run), and composes both; the engine imports neither.
+
+What a run records is what ran: the config written to config.toml and to every checkpoint is
+the Trainer's config with the model's registry name and options and the data's name, subsets and
+split put in from the objects given to ``fit``. Callbacks observe the events; stopping (Ctrl-C)
+goes through a flag checked between batches, so the checkpoint written on the way out is
+consistent and resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab import runs
+from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name, resolve_config
+from trainlab.data.dataset import Dataset
+from trainlab.engine.callbacks import Callback, FitResult
+from trainlab.engine.checkpoint import (
+    BestCheckpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from trainlab.engine.device import resolve_device
+from trainlab.engine.loop import EpochState, evaluate, train_one_epoch
+from trainlab.engine.metrics import Counts
+from trainlab.engine.optim import lr_at
+from trainlab.engine.predictions import write_predictions
+from trainlab.engine.setup import RunSetup, model_record, setup_run
+from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged
+
+__all__ = ["Callback", "FitResult", "Trainer", "run_config"]
+
+
+class _StopFlag:
+    """Set by the first Ctrl-C; a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:  # noqa: ANN001, ARG002 - signal handler signature
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def cut_data(data: Dataset, cfg: TrainConfig) -> Dataset:
+    """Apply the config's subsets and validation split to data that does not have them yet."""
+    seed, origin = cfg.effective_data_seed, data.origin
+    for name, have, want in (
+        ("subset", origin["subset"], cfg.subset),
+        ("test_subset", origin["test_subset"], cfg.test_subset),
+        ("val_split", origin["val_split"], cfg.val_split),
+    ):
+        if have and want and have != want:
+            raise ConfigError(
+                f"{flag_name(name)} {want}, but the dataset given was already cut with "
+                f"{name}={have}. Give the full dataset, or drop the setting."
+            )
+    data = data.subset(
+        0 if origin["subset"] else cfg.subset,
+        0 if origin["test_subset"] else cfg.test_subset,
+        seed=seed,
+    )
+    return data if origin["val_split"] else data.split_validation(cfg.val_split, seed=seed)
+
+
+def run_config(cfg: TrainConfig, model: nn.Module, data: Dataset) -> TrainConfig:
+    """The config of what runs: ``cfg`` with the model's and the data's own description."""
+    record = model_record(model)
+    changes: dict[str, Any] = {"dataset": data.name, **data.info.get("settings", {})}
+    changes.update(
+        subset=data.origin["subset"],
+        test_subset=data.origin["test_subset"],
+        val_split=float(data.origin["val_split"]),
+    )
+    if data.origin["seed"] is not None and data.origin["seed"] != cfg.seed:
+        changes["data_seed"] = data.origin["seed"]
+    if changes.get("data_seed") == cfg.seed:
+        changes["data_seed"] = None
+    if record is None:
+        changes["model"] = f"custom:{type(model).__name__}"
+    else:
+        options = record.get("options", {})
+        changes["model"] = record["name"]
+        changes.update({k: options[k] for k in ("hidden", "widths", "log_softmax") if k in options})
+        changes.update({k: record[k] for k in ("init", "pretrained", "weights") if k in record})
+        changes["freeze_features"] = bool(record.get("freeze_features", False))
+    for key in ("hidden", "widths"):
+        if key in changes:
+            changes[key] = list(changes[key])
+    return cfg.replace(**changes)
+
+
+@dataclass
+class _Position:
+    """Where the epoch loop starts: a fresh run, or a restored checkpoint's place."""
+
+    run_dir: Path
+    epoch: int = 0
+    batch: int = 0
+    partial: dict | None = None  # the interrupted epoch's counts so far
+    history: list | None = None
+
+
+class Trainer:
+    """Fits a model to a ``Dataset`` under a ``TrainConfig``.
+
+    Args:
+        config: the run's settings, used as given (also on resume, where the fields that differ
+            from the saved run's are reported).
+        callbacks: observers of the run's events.
+        **overrides: config fields, e.g. ``Trainer(epochs=3, lr=0.1)``. Without ``config``, a
+            resume starts from the saved run's config and applies only these.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        *,
+        callbacks: list[Callback] | None = None,
+        **overrides: Any,
+    ):
+        self._given = None if config is not None else dict(overrides)
+        config = config or TrainConfig.from_dict(overrides, source="Trainer arguments")
+        self.config = config.replace(**overrides) if overrides else config
+        self.callbacks = list(callbacks or [])
+        self.device = resolve_device(self.config.device)
+        self.changes: dict[str, tuple[Any, Any]] = {}
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    def fit(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        *,
+        resume: str | Path | None = None,
+        live_plot: bool = False,
+    ) -> FitResult:
+        """Train ``model`` on ``data``; write the run directory; return history and checkpoints.
+
+        Args:
+            model: a module (ideally from ``build_model``, so checkpoints can rebuild it).
+            data: the dataset; the config's subsets and validation split are cut from it
+                unless it was cut already. A validation split chooses the best checkpoint.
+            resume: a run directory (or its last.pt) to continue from.
+            live_plot: draw loss and accuracy per epoch as training goes (one figure updated
+                in place in Jupyter; a PNG in the run directory elsewhere).
+        """
+        self.model = model  # for callbacks, as Lightning's trainer.model
+        checkpoint = load_checkpoint(resume, which="last") if resume is not None else None
+        if checkpoint is not None:
+            self._resolve_against(checkpoint)
+        data = cut_data(data, self.config)
+        cfg = self.config = run_config(self.config, model, data)
+        if checkpoint is not None:
+            self._check_resumable(checkpoint, cfg)
+        setup = setup_run(cfg, model, data)
+        best = BestCheckpoint.for_splits("val" in setup.splits, data.task == "classification")
+        position = self._open_run(cfg, model, data, setup, best, checkpoint)
+        added = self._config_callbacks(cfg, live_plot)
+        self.callbacks += added
+        try:
+            return self._loop(cfg, model, data, setup, best, position)
+        finally:  # this fit's own callbacks only: a later fit() starts without them
+            for callback in added:
+                self.callbacks.remove(callback)
+
+    # --- step 1: the config that runs ----------------------------------------------------
+
+    def _resolve_against(self, checkpoint: dict[str, Any]) -> None:
+        """On resume: keyword arguments apply on top of the saved config; a full config is
+        used as given. Either way, changing what the weights depend on is refused."""
+        saved = checkpoint["config"]
+        given = self._given if self._given is not None else self.config.to_dict()
+        if self._given is None:  # the model and data objects decide these; checked after
+            given = {k: v for k, v in given.items() if k not in FROZEN_ON_RESUME}
+        resolved = resolve_config(given, saved=saved, source=checkpoint["path"])
+        self.config, self.changes = resolved.config, resolved.changed
+
+    def _check_resumable(self, checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
+        saved = TrainConfig.from_dict(checkpoint["config"], source=checkpoint["path"])
+        for name in FROZEN_ON_RESUME:
+            if getattr(saved, name) != getattr(cfg, name):
+                raise CheckpointError(
+                    f"{checkpoint['path']}: the run trained with {name}={getattr(saved, name)!r},"
+                    f" this fit has {name}={getattr(cfg, name)!r} ({FROZEN_ON_RESUME[name]}). "
+                    "Resume with the run's own model and data, or start a new run."
+                )
+        if checkpoint["epoch"] >= cfg.epochs and not checkpoint["batch"]:
+            raise ConfigError(
+                f"{checkpoint['path']}: the run already finished {checkpoint['epoch']} epoch(s) "
+                f"and --epochs is {cfg.epochs}. Pass a larger --epochs to train further, e.g. "
+                f"--epochs {checkpoint['epoch'] + 1}."
+            )
+
+    def _config_callbacks(self, cfg: TrainConfig, live_plot: bool) -> list[Callback]:
+        added: list[Callback] = []
+        if cfg.tensorboard:
+            from trainlab.report.tensorboard import TensorBoardLogger
+
+            added.append(TensorBoardLogger(cfg.log_every))
+        if live_plot:
+            from trainlab.report.live import LivePlotCallback
+
+            added.append(LivePlotCallback())
+        return added
+
+    # --- step 2: open a new run directory, or restore one ---------------------------------
+
+    def _open_run(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        data: Dataset,
+        setup: RunSetup,
+        best: BestCheckpoint,
+        checkpoint: dict[str, Any] | None,
+    ) -> _Position:
+        if checkpoint is None:
+            position = _Position(runs.new_run_dir(cfg.runs_dir, cfg.run_name, cfg.model))
+        else:
+            position = _Position(
+                Path(checkpoint["path"]).parent,
+                checkpoint["epoch"],
+                checkpoint["batch"],
+                checkpoint.get("partial"),
+            )
+            load_weights(model, checkpoint["state_dict"], checkpoint["path"], cfg.model)
+            setup.optimizer.load_state_dict(checkpoint["optimizer"])
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            if setup.device.type == "cuda" and checkpoint["rng"].get("cuda"):
+                torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+            best.load_state_dict(checkpoint["best"])
+            runs.truncate_metrics(position.run_dir, position.epoch)
+        position.history = runs.read_metrics(position.run_dir)
+        self.description = runs.describe_run(cfg, model, data, setup.transform)
+        runs.write_config(
+            position.run_dir,
+            self.description,
+            counts={"train": setup.train.num_samples}
+            | {name: b.num_samples for name, b in setup.splits.items()},
+            best=best,
+            resumed=(position.epoch, position.batch) if checkpoint is not None else None,
+            device=str(setup.device),
+        )
+        return position
+
+    # --- step 3: the epoch loop ------------------------------------------------------------
+
+    def _loop(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        data: Dataset,
+        setup: RunSetup,
+        best: BestCheckpoint,
+        position: _Position,
+    ) -> FitResult:
+        run_dir, history = position.run_dir, position.history
+        result = FitResult(run_dir, "completed", history, best.state_dict(), run_dir / "last.pt")
+        result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
+        self._emit("on_fit_start", self._start_info(cfg, data, setup, best, position))
+
+        def save(name: str, epoch: int, batch: int, counts: Counts | None) -> None:
+            save_checkpoint(
+                run_dir / name,
+                self._payload(model, setup, best, history, epoch, batch, counts),
+            )
+
+        with _StopFlag() as stop:
+            for epoch in range(position.epoch, cfg.epochs):
+                counts = Counts(data.num_classes, setup.device)
+                if position.partial:
+                    counts.load_state(position.partial)
+                state = EpochState(epoch, position.batch, counts, lambda: stop.requested)
+                position.batch, position.partial = 0, None
+                began, seen_before = time.perf_counter(), counts.n
+                if not train_one_epoch(
+                    model,
+                    setup.train,
+                    setup.optimizer,
+                    setup.loss_fn,
+                    state,
+                    lambda step: lr_at(cfg, step, setup.steps),
+                    self._batch_hook(setup.steps),
+                    setup.amp_dtype,
+                ):
+                    save("last.pt", epoch, state.batch, counts)
+                    result.status = "interrupted"
+                    break
+                row = self._epoch_row(epoch, counts, seen_before, began, model, data, setup)
+                history.append(row)
+                runs.append_metrics(run_dir, row)
+                improved = best.update(row)
+                save("last.pt", epoch + 1, 0, None)
+                if improved:
+                    save("best.pt", epoch + 1, 0, None)
+                    result.best_path = run_dir / "best.pt"
+                result.best = best.state_dict()
+                self._emit("on_epoch_end", row)
+                if stop.requested and epoch + 1 < cfg.epochs:
+                    result.status = "interrupted"
+                    break
+        if result.status == "completed" and data.classes and result.best_path is not None:
+            self._finish_classification(cfg, model, data, setup, result)
+        self._emit("on_fit_end", result)
+        return result
+
+    def _batch_hook(self, steps: int):
+        if not self.callbacks:
+            return None
+
+        def on_batch(state: EpochState, loss_sum: torch.Tensor) -> None:
+            self._emit("on_batch_end", state, loss_sum, steps)
+
+        return on_batch
+
+    def _start_info(self, cfg, data, setup, best, position) -> dict[str, Any]:
+        amp = str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "float32"
+        return {
+            "run_dir": position.run_dir,
+            "device": str(setup.device),
+            "amp": amp,
+            "epochs": cfg.epochs,
+            "start_epoch": position.epoch,
+            "start_batch": position.batch,
+            "resumed": bool(position.history) or bool(position.epoch or position.batch),
+            "steps_per_epoch": setup.steps,
+            "train_samples": len(data.train_y),
+            "monitor": best.monitor,
+            "changes": dict(self.changes),
+        }
+
+    def _epoch_row(self, epoch, counts, seen_before, began, model, data, setup) -> dict[str, Any]:
+        """One metrics.jsonl row: train counts, then each evaluated split."""
+        train_metrics = counts.read()
+        self._check_finite(train_metrics.loss, epoch, setup)
+        train_seconds = time.perf_counter() - began
+        row: dict[str, Any] = {"epoch": epoch + 1, **train_metrics.as_row("train")}
+        for name, batches in setup.splits.items():
+            metrics = evaluate(model, batches, setup.loss_fn, data.num_classes, setup.amp_dtype)
+            row.update(metrics.as_row(name))
+        row.update(_regression_errors(model, data))
+        row["lr"] = setup.optimizer.param_groups[0]["lr"]
+        row["train_seconds"] = round(train_seconds, 3)
+        row["seconds"] = round(time.perf_counter() - began, 3)
+        # this process's images only: a resumed epoch's earlier part ran in another one
+        row["images_per_s"] = round((train_metrics.n - seen_before) / max(train_seconds, 1e-9), 1)
+        row["time"] = round(time.time(), 3)  # wall clock, to time runs from outside
+        return row
+
+    def _payload(self, model, setup, best, history, epoch, batch, counts) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if setup.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            **self.description,
+            "state_dict": model.state_dict(),
+            "optimizer": setup.optimizer.state_dict(),
+            "epoch": epoch,
+            "batch": batch,
+            "rng": rng,
+            "best": best.state_dict(),
+            "partial": counts.state() if counts is not None and batch else None,
+            "metrics": history[-1] if history else {},
+        }
+
+    def _finish_classification(self, cfg, model, data, setup, result) -> None:
+        """predictions.npz from best.pt's weights (the model keeps its last weights after)."""
+        last = None
+        if result.best.get("epoch") != result.final.get("epoch"):
+            last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(load_checkpoint(result.best_path)["state_dict"])
+        arrays = write_predictions(
+            result.run_dir / "predictions.npz",
+            model,
+            setup.splits["test"],
+            data.test_x,
+            data.classes,
+            "best.pt",
+            setup.amp_dtype,
+        )
+        if last is not None:
+            model.load_state_dict(last)
+        if cfg.sklearn_check:
+            from sklearn.metrics import accuracy_score
+
+            result.extra["sklearn_test_acc"] = float(
+                accuracy_score(arrays["labels"], arrays["pred"])
+            )
+
+    @staticmethod
+    def _check_finite(loss: float, epoch: int, setup: RunSetup) -> None:
+        if math.isfinite(loss):
+            return
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1}: the training loss is {loss}. "
+            + (
+                f"The last good checkpoint (last.pt, after epoch {epoch}) is kept. "
+                if epoch
+                else "No epoch finished, so there is no checkpoint. "
+            )
+            + "Lower --lr (or use a schedule with warm-up), or check the data for bad values."
+            + ("" if setup.amp_dtype is None else " Mixed precision is on: try --amp off.")
+        )
+
+
+def _regression_errors(model: nn.Module, data: Dataset) -> dict[str, Any]:
+    """For synthetic linear data: how far the learned w and b are from the true ones."""
+    true_w = data.info.get("true_w")
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if true_w is None or len(linears) != 1 or linears[0].in_features != len(true_w):
+        return {}
+    layer = linears[0]
+    w_error = (torch.tensor(true_w) - layer.weight.detach().cpu().reshape(-1)).tolist()
+    b_error = float(data.info["true_b"] - layer.bias.detach().cpu().reshape(-1)[0])
+    return {"w_error": w_error, "b_error": b_error}

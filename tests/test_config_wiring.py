@@ -1,0 +1,497 @@
+# ruff: noqa: ARG005 - every check takes (baseline, changed, value), not all use each
+"""Every TrainConfig field changes what a run computes or records, and the two agree.
+
+Each field is changed alone against a small baseline run (real MNIST subsets, a small MLP or
+CNN, one epoch), through ``workflow.train`` as the CLI calls it. The check looks at what a user
+would see: the batches the model received (a forward hook), the weights in last.pt, the rows of
+metrics.jsonl, config.toml and the files of the run. A last test makes sure no field is left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainlab.config import TrainConfig, resolve_config
+from trainlab.engine.callbacks import Callback
+from trainlab.engine.checkpoint import load_checkpoint
+from trainlab.report.console import ConsoleLogger
+from trainlab.workflow import train
+
+MLP = {"model": "mlp", "hidden": [16]}
+CNN = {"model": "cnn", "widths": [4, 4]}
+LINEAR = {
+    "dataset": "linear",
+    "model": "linreg",
+    "samples": 1000,
+    "optimizer": "sgd",
+    "lr": 0.03,
+    "momentum": 0.0,
+    "weight_decay": 0.0,
+    "schedule": "constant",
+    "batch_size": 10,
+    "epochs": 3,
+}
+RANDOM = {"dataset": "random", "samples": 100, "model": "mlp", "hidden": [8], "batch_size": 10}
+STEP = {**MLP, "schedule": "step", "epochs": 2}
+
+
+class Probe(Callback):
+    """Records what the model received: batch sizes, layout, dtype, the first batch's stats."""
+
+    def __init__(self):
+        self.train_sizes, self.eval_sizes = [], []
+        self.first_train = None
+        self.conv_channels_last = None
+        self.output_dtype = None
+
+    def on_fit_start(self, trainer, info):  # noqa: ARG002
+        def before(module, args):
+            x = args[0]
+            (self.train_sizes if module.training else self.eval_sizes).append(len(x))
+            if module.training and self.first_train is None:
+                self.first_train = x.detach().float().clone()
+                convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+                if len(convs) > 1:  # the first conv has one input channel: either layout
+                    weight = convs[1].weight
+                    self.conv_channels_last = weight.stride(1) == 1 and not weight.is_contiguous()
+
+        def after(module, args, output):  # noqa: ARG001
+            self.output_dtype = output.dtype
+
+        trainer.model.register_forward_pre_hook(before)
+        trainer.model.register_forward_hook(after)
+
+
+@dataclasses.dataclass
+class Outcome:
+    cfg: TrainConfig
+    result: object
+    record: dict
+    last: dict
+    probe: Probe
+    console: str
+
+    @property
+    def rows(self):
+        return self.result.history
+
+    @property
+    def weights(self):
+        return self.last["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, mnist_root):
+    root = tmp_path_factory.mktemp("wiring")
+    cache: dict = {}
+
+    def run(base: dict, **changes) -> Outcome:
+        key = repr(sorted({**base, **changes}.items()))
+        if key in cache:
+            return cache[key]
+        values = {
+            "subset": 300,
+            "test_subset": 100,
+            "epochs": 1,
+            "batch_size": 50,
+            "eval_batch_size": 50,
+            "device": "cpu",
+            "data_dir": str(mnist_root),
+            "runs_dir": str(root / "runs"),
+            **base,
+            **changes,
+        }
+        if values.get("dataset") in ("linear", "random"):
+            values.update(subset=0, test_subset=0)
+        given = {k: v for k, v in values.items() if k != "recipe"}
+        if "recipe" in values:
+            given["recipe"] = values["recipe"]
+        cfg = resolve_config(given).config
+        stream, probe = io.StringIO(), Probe()
+        logger = ConsoleLogger(cfg.log_every, stream=stream, bar=False)
+        result = train(cfg, callbacks=[logger, probe], log=lambda _line: None)
+        record = tomllib.loads((result.run_dir / "config.toml").read_text())
+        outcome = Outcome(
+            cfg, result, record, load_checkpoint(result.last_path), probe, stream.getvalue()
+        )
+        cache[key] = outcome
+        return outcome
+
+    return run
+
+
+def differ(a: dict, b: dict) -> bool:
+    return a.keys() != b.keys() or any(
+        a[k].shape != b[k].shape or not torch.equal(a[k], b[k]) for k in a
+    )
+
+
+def recorded(outcome: Outcome, name: str):
+    """The value config.toml and the checkpoint both record (they must agree)."""
+    in_toml = outcome.record["config"].get(name)
+    in_checkpoint = outcome.last["config"][name]
+    assert in_toml == in_checkpoint or (in_toml is None and in_checkpoint is None), name
+    return in_checkpoint
+
+
+def _symlinked_root(tmp_path: Path, mnist_root: Path) -> Path:
+    raw = tmp_path / "other-root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (mnist_root / "MNIST" / "raw").iterdir():
+        (raw / f.name).symlink_to(f.resolve())
+    return raw.parents[1]
+
+
+def _weights_file(tmp_path: Path, mnist_root: Path) -> Path:
+    from trainlab.data import load_dataset
+    from trainlab.models import build_model
+
+    data = load_dataset("mnist", mnist_root, sources=("local",))
+    model = build_model("mlp", data, hidden=[16])
+    for p in model.parameters():
+        torch.nn.init.constant_(p, 0.01)
+    path = tmp_path / "start.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+# field -> (baseline settings, changed value, check(baseline, changed, recorded value))
+CASES = {
+    "dataset": (
+        MLP,
+        "digits",
+        lambda a, b, v: (
+            v == "digits"
+            and b.last["data"]["name"] == "digits"
+            and b.weights["1.weight"].shape[1] == 64
+            and a.weights["1.weight"].shape[1] == 784
+        ),
+    ),
+    "subset": (
+        MLP,
+        200,
+        lambda a, b, v: (
+            v == 200 and sum(b.probe.train_sizes) == 200 and b.record["data"]["train"] == 200
+        ),
+    ),
+    "test_subset": (
+        MLP,
+        60,
+        lambda a, b, v: (
+            v == 60
+            and b.record["data"]["test"] == 60
+            and len(np.load(b.result.run_dir / "predictions.npz")["labels"]) == 60
+        ),
+    ),
+    "val_split": (
+        MLP,
+        0.2,
+        lambda a, b, v: (
+            v == 0.2
+            and "val_acc" in b.rows[0]
+            and "val_acc" not in a.rows[0]
+            and b.record["data"]["val"] == 60
+            and b.record["run"]["monitor"] == "val_acc"
+        ),
+    ),
+    "samples": (RANDOM, 150, lambda a, b, v: v == 150 and b.record["data"]["train"] == 120),
+    "features": (
+        RANDOM,
+        5,
+        lambda a, b, v: v == 5 and b.weights["1.weight"].shape[1] == 5,
+    ),
+    "num_classes": (
+        RANDOM,
+        3,
+        lambda a, b, v: v == 3 and len(b.last["data"]["classes"]) == 3,
+    ),
+    "true_w": (
+        LINEAR,
+        [1.0, 1.0],
+        lambda a, b, v: (
+            v == [1.0, 1.0]
+            and max(abs(e) for e in b.rows[-1]["w_error"]) < 0.05
+            and max(abs(e) for e in a.rows[-1]["w_error"]) < 0.05
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "true_b": (
+        LINEAR,
+        1.0,
+        lambda a, b, v: (
+            v == 1.0
+            and abs(b.rows[-1]["b_error"]) < 0.05
+            and abs(float(b.weights["1.bias"]) - 1.0) < 0.05
+        ),
+    ),
+    "noise": (
+        LINEAR,
+        1.0,
+        lambda a, b, v: v == 1.0 and b.rows[-1]["test_loss"] > 100 * a.rows[-1]["test_loss"],
+    ),
+    "data_seed": (
+        MLP,
+        7,
+        lambda a, b, v: v == 7 and differ(a.weights, b.weights) and b.cfg.seed == a.cfg.seed,
+    ),
+    "norm_mean": (
+        {**MLP, "norm_mean": [0.1307], "norm_std": [0.3081]},
+        [0.5],
+        lambda a, b, v: (
+            v == [0.5]
+            and b.last["data"]["transform"]["mean"] == [0.5]
+            and abs(float(b.probe.first_train.mean() - a.probe.first_train.mean())) > 0.5
+        ),
+    ),
+    "norm_std": (
+        {**MLP, "norm_mean": [0.1307], "norm_std": [0.3081]},
+        [1.0],
+        lambda a, b, v: (
+            v == [1.0]
+            and b.last["data"]["transform"]["std"] == [1.0]
+            and float(b.probe.first_train.std()) < 0.5 < float(a.probe.first_train.std())
+        ),
+    ),
+    "model": (
+        MLP,
+        "softmax",
+        lambda a, b, v: v == "softmax" and b.weights.keys() != a.weights.keys(),
+    ),
+    "hidden": (MLP, [8], lambda a, b, v: v == [8] and b.weights["1.weight"].shape[0] == 8),
+    "widths": (CNN, [4, 6], lambda a, b, v: v == [4, 6] and differ(a.weights, b.weights)),
+    "init": (MLP, "xavier", lambda a, b, v: v == "xavier" and differ(a.weights, b.weights)),
+    "log_softmax": (
+        MLP,
+        True,
+        lambda a, b, v: (
+            v is True
+            and b.last["model"]["output"] == "log_probs"
+            and a.last["model"]["output"] == "logits"
+        ),
+    ),
+    "epochs": (MLP, 2, lambda a, b, v: v == 2 and len(b.rows) == 2 and len(a.rows) == 1),
+    "batch_size": (
+        MLP,
+        30,
+        lambda a, b, v: (
+            v == 30 and max(b.probe.train_sizes) == 30 and len(b.probe.train_sizes) == 10
+        ),
+    ),
+    "eval_batch_size": (
+        MLP,
+        40,
+        lambda a, b, v: v == 40 and max(b.probe.eval_sizes) == 40 and max(a.probe.eval_sizes) == 50,
+    ),
+    "drop_last": (
+        {**MLP, "batch_size": 70},
+        True,
+        lambda a, b, v: (
+            v is True and b.probe.train_sizes == [70] * 4 and a.probe.train_sizes[-1] == 20
+        ),
+    ),
+    "optimizer": (
+        MLP,
+        "adam",
+        lambda a, b, v: (
+            v == "adam"
+            and "exp_avg" in next(iter(b.last["optimizer"]["state"].values()))
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "lr": (
+        MLP,
+        0.02,
+        lambda a, b, v: (
+            v == 0.02
+            and math.isclose(b.rows[0]["lr"], a.rows[0]["lr"] / 5)
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "momentum": (
+        MLP,
+        0.5,
+        lambda a, b, v: (
+            v == 0.5
+            and b.last["optimizer"]["param_groups"][0]["momentum"] == 0.5
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "nesterov": (
+        MLP,
+        False,
+        lambda a, b, v: (
+            v is False
+            and b.last["optimizer"]["param_groups"][0]["nesterov"] is False
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "weight_decay": (
+        MLP,
+        0.1,
+        lambda a, b, v: (
+            v == 0.1
+            and b.last["optimizer"]["param_groups"][0]["weight_decay"] == 0.1
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "schedule": (
+        MLP,
+        "constant",
+        lambda a, b, v: v == "constant" and b.rows[0]["lr"] == 0.1 and a.rows[0]["lr"] < 0.05,
+    ),
+    "warmup": (MLP, 0.5, lambda a, b, v: v == 0.5 and differ(a.weights, b.weights)),
+    "step_size": (
+        STEP,
+        2,
+        lambda a, b, v: v == 2 and b.rows[1]["lr"] == 0.1 and math.isclose(a.rows[1]["lr"], 0.07),
+    ),
+    "gamma": (STEP, 0.5, lambda a, b, v: v == 0.5 and math.isclose(b.rows[1]["lr"], 0.05)),
+    "loss": (MLP, "nll", lambda a, b, v: v == "nll" and differ(a.weights, b.weights)),
+    "label_smoothing": (
+        MLP,
+        0.1,
+        lambda a, b, v: (
+            v == 0.1
+            and b.rows[0]["train_loss"] > a.rows[0]["train_loss"]
+            and differ(a.weights, b.weights)
+        ),
+    ),
+    "augment": (MLP, True, lambda a, b, v: v is True and differ(a.weights, b.weights)),
+    "seed": (MLP, 3, lambda a, b, v: v == 3 and differ(a.weights, b.weights)),
+    "device": (
+        MLP,
+        "auto",
+        lambda a, b, v: (
+            v == "auto"
+            and b.record["environment"]["device"]
+            == str(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+            and a.record["environment"]["device"] == "cpu"
+        ),
+    ),
+    "amp": (
+        CNN,
+        "bf16",
+        lambda a, b, v: (
+            v == "bf16"
+            and b.probe.output_dtype == torch.bfloat16
+            and a.probe.output_dtype in (torch.float32, torch.bfloat16)
+        ),
+    ),
+    # (the input's layout is shown on three-channel batches in tests/engine/test_setup.py:
+    # with one channel, both layouts have the same strides)
+    "channels_last": (
+        CNN,
+        False,
+        lambda a, b, v: (
+            v is False
+            and a.last["data"]["transform"]["channels_last"] is True
+            and b.last["data"]["transform"]["channels_last"] is False
+            and a.probe.conv_channels_last is True
+            and b.probe.conv_channels_last is False
+        ),
+    ),
+    "run_name": (
+        MLP,
+        "named",
+        lambda a, b, v: v == "named" and b.result.run_dir.name == "named",
+    ),
+    "log_every": (
+        MLP,
+        2,
+        lambda a, b, v: v == 2 and "batch 2/6" in b.console and "batch 2/6" not in a.console,
+    ),
+    "sklearn_check": (
+        MLP,
+        True,
+        lambda a, b, v: (
+            v is True
+            and b.result.extra["sklearn_test_acc"] == pytest.approx(b.rows[-1]["test_acc"])
+            and "sklearn_test_acc" not in a.result.extra
+        ),
+    ),
+    "tensorboard": (
+        MLP,
+        True,
+        lambda a, b, v: (
+            v is True
+            and any((b.result.run_dir / "tb").glob("events.*"))
+            and not (a.result.run_dir / "tb").exists()
+        ),
+    ),
+    "recipe": (
+        {},
+        "seed-mlp",
+        lambda a, b, v: (
+            v == "seed-mlp"
+            and b.last["data"]["transform"]["mean"] == [0.5]
+            and "exp_avg" in next(iter(b.last["optimizer"]["state"].values()))
+            and b.last["model"]["output"] == "log_probs"
+        ),
+    ),
+}
+
+# Fields whose effect needs more than a one-epoch MLP; each named test shows it.
+ELSEWHERE = {
+    "pretrained": (
+        "tests/test_recipes.py::test_cached_imagenet_weights_load_and_the_head_is_replaced"
+    ),
+    "data_dir": "test_data_dir_is_where_the_data_is_read",
+    "weights": "test_weights_and_freeze_features_start_and_hold_the_weights",
+    "freeze_features": "test_weights_and_freeze_features_start_and_hold_the_weights",
+    "runs_dir": "test_runs_dir_is_where_the_run_is_written",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_setting_changes_the_run(runner, name):
+    base, value, check = CASES[name]
+    baseline = runner(base)
+    changed = runner(base, **{name: value})
+    assert check(baseline, changed, recorded(changed, name)), name
+
+
+def test_no_setting_is_left_out():
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(CASES) | set(ELSEWHERE) == fields
+    assert not set(CASES) & set(ELSEWHERE)
+    here = Path(__file__).read_text()
+    recipes = (Path(__file__).parent / "test_recipes.py").read_text()
+    for where in ELSEWHERE.values():
+        name = where.split("::")[-1]
+        assert f"def {name}(" in (recipes if "test_recipes" in where else here), where
+
+
+def test_data_dir_is_where_the_data_is_read(runner, tmp_path, mnist_root):
+    other = _symlinked_root(tmp_path, mnist_root)
+    outcome = runner(MLP, data_dir=str(other))
+    assert recorded(outcome, "data_dir") == str(other)
+    assert outcome.record["data"]["root"] == str(other)
+    assert not differ(runner(MLP).weights, outcome.weights)  # the same files, the same run
+
+
+def test_runs_dir_is_where_the_run_is_written(runner, tmp_path):
+    outcome = runner(MLP, runs_dir=str(tmp_path / "elsewhere"))
+    assert outcome.result.run_dir.parent == tmp_path / "elsewhere"
+    assert recorded(outcome, "runs_dir") == str(tmp_path / "elsewhere")
+
+
+def test_weights_and_freeze_features_start_and_hold_the_weights(runner, tmp_path, mnist_root):
+    path = _weights_file(tmp_path, mnist_root)
+    started = runner(MLP, weights=str(path), epochs=1)
+    assert recorded(started, "weights") == str(path)
+    assert differ(runner(MLP).weights, started.weights)
+    frozen = runner(MLP, weights=str(path), freeze_features=True)
+    assert recorded(frozen, "freeze_features") is True
+    # only the head (the last linear layer) moved away from the file's 0.01s
+    weights = frozen.weights
+    assert torch.all(weights["1.weight"] == 0.01) and torch.all(weights["1.bias"] == 0.01)
+    assert not torch.all(weights["3.weight"] == 0.01)
+    assert frozen.last["model"]["freeze_features"] is True
