@@ -3,8 +3,9 @@ import dataclasses
 import pytest
 
 from trainlab.cli import build_parser
-from trainlab.config import TrainConfig, describe_changes, relevant_settings, resolve_config
+from trainlab.config import TrainConfig, relevant_settings
 from trainlab.errors import ConfigError
+from trainlab.resolve import describe_changes, resolve_config
 
 
 def test_unknown_keys_are_refused_by_name():

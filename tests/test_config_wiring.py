@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import TrainConfig, resolve_config
+from trainlab.config import TrainConfig
 from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.report.console import ConsoleLogger
+from trainlab.resolve import resolve_config
 from trainlab.workflow import train
 
 MLP = {"model": "mlp", "hidden": [16]}

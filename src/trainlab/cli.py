@@ -172,9 +172,9 @@ def _err(text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainlab.config import resolve_config
     from trainlab.engine.checkpoint import load_checkpoint
     from trainlab.report.console import ConsoleLogger
+    from trainlab.resolve import resolve_config
     from trainlab.workflow import train
 
     given = {

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from trainlab import runs
-from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name, resolve_config
+from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name
 from trainlab.data.dataset import Dataset
 from trainlab.engine.callbacks import Callback, FitResult
 from trainlab.engine.checkpoint import (
@@ -48,6 +48,7 @@ from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_predictions
 from trainlab.engine.setup import RunSetup, model_record, setup_run
 from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from trainlab.resolve import resolve_config
 
 __all__ = ["Callback", "FitResult", "Trainer", "run_config"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainlab.config import Resolved, TrainConfig, resolve_config
+from trainlab.config import TrainConfig
 from trainlab.data import Batches, Dataset, InputTransform, load_dataset
 from trainlab.engine.callbacks import Callback, FitResult
 from trainlab.engine.checkpoint import load_checkpoint, load_weights
@@ -26,6 +26,7 @@ from trainlab.engine.metrics import per_class
 from trainlab.engine.setup import amp_policy, loss_kind
 from trainlab.errors import CheckpointError
 from trainlab.models import build_model
+from trainlab.resolve import Resolved, resolve_config
 from trainlab.trainer import Trainer, cut_data
 
 

@@ -132,6 +132,9 @@ def test_data_info_and_models(env):
         (["--dataset", "cifar"], "unknown dataset 'cifar'"),
         (["--optimizer", "adagrad"], "unknown optimizer 'adagrad'"),
         (["--epochs", "0"], "epochs must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--val-split", "1.5"], "--val-split must be in [0, 1)"),
+        (["--lr", "nan"], "lr must be a finite number"),
     ],
 )
 def test_bad_names_and_values(tmp_path, env, args, needle):
@@ -250,6 +253,44 @@ def test_checkpoint_errors(tmp_path, trained_run, env):
     proc = run_cli("train", "--resume", str(run_dir), "--model", "mlp", "--epochs", "3", env=env)
     assert_clean_error(proc, "cannot resume with --model mlp", "model = cnn")
     assert (run_dir / "last.pt").read_bytes() == before
+    proc = run_cli("train", "--resume", str(run_dir), "--dataset", "kmnist", env=env)
+    assert_clean_error(proc, "cannot resume with --dataset kmnist", "dataset = mnist")
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# not a checkpoint\n")
+    assert_clean_error(run_cli("eval", str(readme), env=env), "this is not a checkpoint")
+
+
+def test_version():
+    from trainlab import __version__
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"trainlab {__version__}"
+
+
+def _weights_of(path):
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)["state_dict"]
+
+
+def test_resume_with_more_epochs_equals_an_uninterrupted_run(tmp_path, env):
+    # a schedule that does not depend on --epochs, so the first epoch is the same in both runs
+    base = [*QUICK, "--schedule", "constant", "--runs-dir", str(tmp_path), "--augment"]
+    straight = run_cli("train", *base, "--epochs", "2", "--run-name", "straight", env=env)
+    assert straight.returncode == 0, straight.stderr
+    short = run_cli("train", *base, "--epochs", "1", "--run-name", "short", env=env)
+    assert short.returncode == 0, short.stderr
+    done = run_cli("train", "--resume", str(tmp_path / "short"), env=env)
+    assert_clean_error(done, "already finished 1 epoch(s)", "--epochs 2")
+    more = run_cli("train", "--resume", str(tmp_path / "short"), "--epochs", "2", env=env)
+    assert more.returncode == 0, more.stderr
+    assert "resume: changed --epochs 1 -> 2" in more.stderr
+    a, b = (
+        _weights_of(tmp_path / "straight" / "last.pt"),
+        _weights_of(tmp_path / "short" / "last.pt"),
+    )
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, env):
@@ -291,7 +332,16 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, env):
 
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")
     assert saved["epoch"] == 0 and saved["batch"] >= 20
-    resumed = run_cli("train", "--resume", str(tmp_path / "cut"), "--json", env=env)
+    # interrupted in epoch 1: the resume says so, and honours a new --epochs
+    resumed = run_cli(
+        "train", "--resume", str(tmp_path / "cut"), "--epochs", "3", "--json", env=env
+    )
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
-    assert result["status"] == "completed" and result["final"]["epoch"] == 2
+    assert result["status"] == "completed" and result["final"]["epoch"] == 3
+    assert f"resuming at epoch 1 batch {saved['batch'] + 1}/375" in resumed.stderr
+    assert "resume: changed --epochs 2 -> 3" in resumed.stderr
+    # images/s of the resumed epoch counts only the images this process trained
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[0]["images_per_s"] < 2 * rows[1]["images_per_s"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from typing_extensions import override
 
-from trainlab.config import describe_changes
 from trainlab.engine.callbacks import Callback
+from trainlab.resolve import describe_changes
 
 
 def _pct(value: float | None) -> str:
