@@ -174,6 +174,24 @@ def bench_accuracy(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* s
     }
 
 
+def bench_predict(repeats: int, root: str) -> dict:
+    """`trainlab predict` on a folder of 1,000 PNGs (decoding included), and ONNX Runtime
+    against PyTorch for the exported default model at batch 1 and 256 (alternating)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        run_dir, folder = measures.predict_fixture(root, Path(tmp))
+        folder_runs = alternate(repeats, trainlab=lambda: measures.predict_folder(run_dir, folder))
+        onnx_path = Path(tmp) / "model.onnx"
+        latency = measures.inference_latency(run_dir, onnx_path, repeats)
+    return {
+        "images": 1000,
+        "images_per_s": stats([r["images_per_s"] for r in folder_runs["trainlab"]]),
+        "command_seconds": stats([r["command_seconds"] for r in folder_runs["trainlab"]]),
+        **latency,
+    }
+
+
 BENCHES = {
     "time-to-99": bench_time_to_99,
     "seed-mlp": bench_seed_mlp,
@@ -181,8 +199,9 @@ BENCHES = {
     "throughput": bench_throughput,
     "make-train": bench_make_train,
     "accuracy": bench_accuracy,
+    "predict": bench_predict,
 }
-DEFAULT = ["time-to-99", "seed-mlp", "engine", "throughput", "make-train"]
+DEFAULT = ["time-to-99", "seed-mlp", "engine", "throughput", "make-train", "predict"]
 
 
 def git_commit() -> str:
@@ -203,10 +222,26 @@ def git_commit() -> str:
     return (proc.stdout.strip() or "unknown") + ("+changes" if dirty else "")
 
 
+def cpu_model() -> dict:
+    """The processor, and whether it computes bf16 natively (the timings depend on it)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "")
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []
+    )
+    return {
+        "cpu": name or platform.processor(),
+        "avx512": "avx512f" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "avx2": "avx2" in flags,
+    }
+
+
 def machine() -> dict:
     import torch
 
     return {
+        **cpu_model(),
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
@@ -282,6 +317,20 @@ def render_table(r: dict) -> str:
             f"{_fmt(m['seconds']['median'], ' s')}, {100 * m['test_acc']['min']:.2f}% min acc | "
             "| | < 60 s |"
         )
+    if "predict" in r:
+        p = r["predict"]
+        lines.append(
+            f"| `trainlab predict` on a folder of {p['images']:,} PNGs, decoding and "
+            f"preprocessing included | {_fmt(p['images_per_s']['median'], ' img/s', 0)} "
+            f"(whole command {_fmt(p['command_seconds']['median'], ' s')}) | | | |"
+        )
+        for batch in ("1", "256"):
+            ort, pt = p["onnxruntime_ms"][batch], p["pytorch_ms"][batch]
+            lines.append(
+                f"| exported default model, batch {batch}: ONNX Runtime vs PyTorch, ms per call | "
+                f"{_fmt(ort['median'], ' ms', 3)} | {_fmt(pt['median'], ' ms', 3)} (PyTorch) | "
+                f"{pt['median'] / ort['median']:.2f}x | |"
+            )
     if "accuracy" in r:
         a = r["accuracy"]
         lines.append(
@@ -297,7 +346,9 @@ def update_readme(results: dict, meta: dict) -> None:
     text = readme.read_text()
     block = (
         f"<!-- BEGIN RESULTS -->\nLatest: {meta['date']} on `{meta['machine']['host']}` "
-        f"({meta['machine']['cpu_count']} CPUs, {meta['machine']['threads']} threads, torch "
+        f"({meta['machine'].get('cpu', '?')}, AVX-512 {meta['machine'].get('avx512')}, "
+        f"AVX512-BF16 {meta['machine'].get('avx512_bf16')}, {meta['machine']['cpu_count']} "
+        f"CPUs, {meta['machine']['threads']} threads, torch "
         f"{meta['machine']['torch']}), commit `{meta['commit']}`, {meta['repeats']} runs each; "
         f"raw data (with each measure's own commit) in `{meta['file']}`.\n\n"
         f"{render_table(results)}\n<!-- END RESULTS -->"

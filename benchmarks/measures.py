@@ -345,3 +345,83 @@ def trainlab_recipe(data_root: str, recipe: str, extra: list[str]) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "epochs": final["epoch"],
     }
+
+
+# --- predict and export ---------------------------------------------------------------------
+
+
+def predict_fixture(root: str, tmp: Path) -> tuple[Path, Path]:
+    """A quickly trained default cnn and 1,000 MNIST test digits as dark-on-light 112×112 PNGs."""
+    from PIL import Image
+
+    from trainlab.data import load_dataset
+
+    env = {**os.environ, "TRAINLAB_DATA": root}
+    subprocess.run(
+        [sys.executable, "-m", "trainlab", "train", "--subset", "10000", "--epochs", "1"]
+        + ["--runs-dir", str(tmp), "--run-name", "model", "--quiet"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    folder = tmp / "pngs"
+    folder.mkdir()
+    test_x = load_dataset("mnist", root, sources=("local",)).test_x[:1000, 0].numpy()
+    for i, digit in enumerate(test_x):
+        image = Image.fromarray(255 - digit).resize((112, 112), Image.BILINEAR)
+        image.save(folder / f"{i:04d}.png")
+    return tmp / "model", folder
+
+
+def predict_folder(run_dir: Path, folder: Path) -> dict:
+    """In-process throughput of Predictor.predict over the folder, and the whole command."""
+    from trainlab.inference import Predictor
+
+    files = sorted(str(p) for p in folder.glob("*.png"))
+    predictor = Predictor(run_dir, device="cpu")
+    began = time.perf_counter()
+    results = predictor.predict(files)
+    seconds = time.perf_counter() - began
+    assert all(r.ok for r in results)
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "trainlab", "predict", str(run_dir), str(folder), "--json"],
+        check=True,
+        capture_output=True,
+    )
+    return {"images_per_s": len(files) / seconds, "command_seconds": time.perf_counter() - began}
+
+
+def inference_latency(run_dir: Path, onnx_path: Path, repeats: int) -> dict:
+    """Milliseconds per call, ONNX Runtime and PyTorch alternating, at batch 1 and 256."""
+    import statistics
+
+    import torch
+
+    from trainlab.inference.export import _load, export_model, onnx_session
+
+    export_model(run_dir, onnx_path, verify=False)
+    _, model = _load(run_dir)
+    session = onnx_session(onnx_path)
+    out: dict = {"onnxruntime_ms": {}, "pytorch_ms": {}}
+    for batch, calls in ((1, 300), (256, 20)):
+        x = torch.rand(batch, 1, 28, 28)
+        feed = {"images": x.numpy()}
+        ort, pt = [], []
+        for _ in range(repeats):
+            for _ in range(3):  # warm-up
+                session.run(None, feed)
+                with torch.inference_mode():
+                    model(x)
+            began = time.perf_counter()
+            for _ in range(calls):
+                session.run(None, feed)
+            ort.append(1000 * (time.perf_counter() - began) / calls)
+            began = time.perf_counter()
+            with torch.inference_mode():
+                for _ in range(calls):
+                    model(x)
+            pt.append(1000 * (time.perf_counter() - began) / calls)
+        out["onnxruntime_ms"][str(batch)] = {"median": statistics.median(ort), "runs": ort}
+        out["pytorch_ms"][str(batch)] = {"median": statistics.median(pt), "runs": pt}
+    return out

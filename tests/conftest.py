@@ -84,3 +84,22 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
     assert "error:" in proc.stderr, proc.stderr
     for needle in needles:
         assert needle in proc.stderr, f"{needle!r} not in: {proc.stderr}"
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory, mnist_root) -> Path:
+    """The README's default run: `trainlab train` (the cnn, 2 epochs, full MNIST)."""
+    runs = tmp_path_factory.mktemp("default-run")
+    proc = run_cli(
+        "train",
+        "--runs-dir",
+        str(runs),
+        "--run-name",
+        "default",
+        "--device",
+        "cpu",
+        env={"TRAINLAB_DATA": str(mnist_root)},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / "default"

@@ -25,6 +25,8 @@ _EXPORTS = {
     "TrainlabError": "trainlab.errors",
     "evaluate_checkpoint": "trainlab.workflow",
     "train": "trainlab.workflow",
+    "predict": "trainlab.inference",
+    "Predictor": "trainlab.inference",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -135,6 +135,54 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.add_argument("--json", action="store_true", help="print as JSON")
 
+    pred = sub.add_parser(
+        "predict",
+        help="predict the class of your own images (files, folders, globs)",
+        description="Predict with a trained model. For the MNIST family each image is made "
+        "to look like an MNIST digit first (polarity from the border, ink cropped, fitted into "
+        "20×20, centred by its centre of mass in 28×28); --preview saves what the model saw. "
+        "Exit status 1 if any input could not be read.",
+    )
+    pred.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    pred.add_argument("--json", action="store_true", help="print the results as JSON")
+    pred.add_argument(
+        "--preview", metavar="DIR", help="save the image the model saw for each input"
+    )
+    pred.add_argument("--top-k", type=int, default=3, help="classes listed per image (default: 3)")
+    pred.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        help="flag predictions whose probability is below this (default: 0.5)",
+    )
+    pred.add_argument(
+        "--max-pixels",
+        type=int,
+        default=16_000_000,
+        help="refuse larger images before decoding them (default: 16000000)",
+    )
+    pred.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    pred.add_argument("--device", default="auto", help="device (default: auto)")
+
+    exp = sub.add_parser(
+        "export",
+        help="export a model to ONNX (default) or a torch.export program",
+        description="Write the model, its normalisation (and resize) included, as one file "
+        "that takes float32 images in [0, 1], N×C×H×W with a dynamic batch size, then check "
+        "it against the checkpoint on real test images.",
+    )
+    exp.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    exp.add_argument("--format", choices=["onnx", "pt2"], default="onnx", help="(default: onnx)")
+    exp.add_argument(
+        "--output", "-o", help="the file to write (default: beside the checkpoint, .onnx/.pt2)"
+    )
+    exp.add_argument(
+        "--no-verify", action="store_true", help="skip the parity check with ONNX Runtime"
+    )
+    exp.add_argument("--data-dir", help="data root for the parity check's test images")
+    exp.add_argument("--json", action="store_true", help="print the result as JSON")
+
     sub.add_parser("models", help="list the models with parameter counts and expected input")
     sub.add_parser("recipes", help="list the seeds' recipes (trainlab train --recipe NAME)")
 
@@ -311,6 +359,133 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files from files, folders (their images, sorted) and globs; and (input, problem) pairs
+    for what gave none."""
+    import glob
+    from pathlib import Path
+
+    files, problems = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                problems.append((item, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"))
+            files += found
+        elif path.is_file():
+            files.append(item)
+        elif any(ch in item for ch in "*?["):
+            found = sorted(p for p in glob.glob(item) if Path(p).is_file())
+            if not found:
+                problems.append((item, "no file matches this pattern"))
+            files += found
+        else:
+            problems.append((item, "no such file or folder"))
+    return files, problems
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainlab.inference import Predictor
+
+    predictor = Predictor(
+        args.checkpoint,
+        device=args.device,
+        max_pixels=args.max_pixels,
+        top_k=args.top_k,
+        low_confidence=args.min_confidence,
+    )
+    files, problems = expand_inputs(args.inputs)
+    results = predictor.predict(files, batch_size=args.batch_size) if files else []
+    if args.preview:
+        from PIL import Image
+
+        from trainlab.fsutil import atomic_write
+
+        folder = Path(args.preview)
+        used: set[str] = set()
+        for r in results:
+            if r.preview is None:
+                continue
+            stem = Path(r.source).stem
+            name, i = f"{stem}.png", 1
+            while name in used:
+                i += 1
+                name = f"{stem}-{i}.png"
+            used.add(name)
+            image = Image.fromarray(r.preview, mode="L")
+            atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
+    failed = [r for r in results if not r.ok] + problems
+    if args.json:
+        _out(
+            json.dumps(
+                {
+                    "checkpoint": predictor.path,
+                    "predictions": [r.to_dict() for r in results],
+                    "errors": [{"source": s, "error": e} for s, e in problems],
+                    "low_confidence_below": args.min_confidence,
+                },
+                indent=2,
+            )
+        )
+    else:
+        rows = [
+            [
+                r.source,
+                r.label,
+                f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
+                "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
+            ]
+            for r in results
+            if r.ok
+        ]
+        if rows:
+            _table(["file", "class", "probability", f"top {args.top_k}"], rows)
+        if any(r.low_confidence for r in results if r.ok):
+            _out(f"? probability below {args.min_confidence}: look at these yourself")
+        if args.preview:
+            _out(f"previews (what the model saw): {args.preview}")
+    for r in results:
+        if not r.ok:
+            _err(f"error: {r.error}")
+    for source, problem in problems:
+        _err(f"error: {source}: {problem}")
+    if failed:
+        _err(f"{len(failed)} of {len(results) + len(problems)} input(s) failed.")
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trainlab.inference.export import export_model
+
+    info = export_model(
+        args.checkpoint,
+        args.output,
+        format=args.format,
+        verify=not args.no_verify,
+        data_dir=args.data_dir,
+    )
+    if args.json:
+        _out(json.dumps(info, indent=2))
+        return 0
+    _out(f"wrote {info['path']} ({info['format']}, {info['size_bytes'] / 1e6:.2f} MB)")
+    parity = info.get("parity")
+    if parity:
+        _out(
+            f"checked on {parity['images']} test images: max |logit diff| "
+            f"{parity['max_abs_logit_diff']:.2e}, same predictions: {parity['same_argmax']}"
+        )
+    _out(f"input: {info['metadata']['input']}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from trainlab.data import DATASETS, IMAGE_FAMILIES, load_dataset
     from trainlab.errors import unknown_name
@@ -405,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         "recipes": cmd_recipes,
         "report": cmd_report,
         "compare": cmd_compare,
+        "predict": cmd_predict,
+        "export": cmd_export,
     }
     try:
         return handlers[args.command](args)

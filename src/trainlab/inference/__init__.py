@@ -1,0 +1,222 @@
+"""Use a trained model on people's own images: ``trainlab.predict`` and ``Predictor``.
+
+Example:
+    >>> import trainlab
+    >>> result = trainlab.predict("runs/<id>", ["my_digit.png", "photo.jpg"])
+    >>> [(p.label, round(p.probability, 3)) for p in result]
+    [('7', 0.998), ('3', 0.951)]
+
+Inputs are paths, raw bytes, PIL images, numpy arrays or uint8 tensors. Each is decoded and
+preprocessed once (for the MNIST family as the dataset's authors made their digits, see
+``trainlab.inference.preprocess``), then all of them go through the model in batches. An input
+that cannot be read gets an ``error`` and the others still get predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.data.batches import InputTransform
+from trainlab.errors import CheckpointError
+from trainlab.inference.preprocess import (
+    MAX_PIXELS,
+    ImageError,
+    Prepared,
+    mnist_style,
+    read_image,
+    resize_to,
+)
+
+MNIST_FAMILY = ("mnist", "fashion-mnist", "kmnist")
+# A prediction whose top probability is below this is flagged for a person to look at: under
+# 0.5 the model puts less weight on its answer than on all the other classes together.
+LOW_CONFIDENCE = 0.5
+
+__all__ = ["LOW_CONFIDENCE", "Prediction", "Predictor", "predict"]
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one input (or why there is none)."""
+
+    source: str
+    label: str | None = None  # the predicted class name
+    index: int | None = None
+    probability: float | None = None
+    probabilities: list[float] = field(default_factory=list)
+    top: list[tuple[str, float]] = field(default_factory=list)
+    preview: np.ndarray | None = None  # what the model saw, uint8 (28×28 for MNIST)
+    inverted: bool = False  # the input was dark on light and was inverted
+    low_confidence: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self, *, with_preview: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source}
+        if self.error is not None:
+            return {**out, "error": self.error}
+        out.update(
+            label=self.label,
+            index=self.index,
+            probability=self.probability,
+            low_confidence=self.low_confidence,
+            top=[{"label": c, "probability": p} for c, p in self.top],
+            probabilities=self.probabilities,
+            inverted=self.inverted,
+        )
+        if with_preview and self.preview is not None:
+            out["preview_png"] = png_base64(self.preview)
+        return out
+
+
+def png_base64(image: np.ndarray) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class Predictor:
+    """A checkpoint's model, loaded once, with the preprocessing its data needs.
+
+    Args:
+        checkpoint: a .pt file or a run directory (its best.pt).
+        device: "auto", "cpu", "cuda", ...
+        max_pixels: larger images are refused before decoding.
+        top_k: how many classes each prediction lists.
+        low_confidence: predictions below this probability are flagged.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        device: str = "auto",
+        max_pixels: int = MAX_PIXELS,
+        top_k: int = 3,
+        low_confidence: float = LOW_CONFIDENCE,
+    ):
+        from trainlab.engine.device import resolve_device
+        from trainlab.workflow import load_model
+
+        model, ckpt = load_model(checkpoint)
+        data = ckpt["data"]
+        if data.get("task") != "classification" or not data.get("classes"):
+            raise CheckpointError(
+                f"{ckpt['path']}: this model is a regression model (dataset "
+                f"'{data.get('name')}'), not a classifier, so it has no classes to predict. "
+                "predict, export's class metadata and serve need a classifier checkpoint."
+            )
+        self.path = ckpt["path"]
+        self.checkpoint = ckpt
+        self.classes: list[str] = list(data["classes"])
+        self.dataset: str = data["name"]
+        self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
+        self.output = ckpt["model"].get("output", "logits")
+        self.device = resolve_device(device)
+        self.transform = InputTransform.from_dict(data["transform"])
+        self.model = model.to(self.device).eval()
+        if self.transform.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.max_pixels, self.top_k, self.low_confidence = max_pixels, top_k, low_confidence
+        # the training data's polarity, for datasets other than the MNIST family
+        mean = data.get("mean") or [0.0]
+        self.dark_background = float(np.mean(mean)) < 0.5
+
+    def describe(self) -> dict[str, Any]:
+        """What the model is, for people and for `GET /api/model`."""
+        return {
+            "checkpoint": self.path,
+            "run": Path(self.path).parent.name,
+            "model": self.checkpoint["model"].get("name"),
+            "dataset": self.dataset,
+            "classes": self.classes,
+            "input_shape": list(self.input_shape),
+            "epoch": self.checkpoint.get("epoch"),
+            "metrics": self.checkpoint.get("metrics", {}),
+            "parameters": self.checkpoint["model"].get("parameters"),
+        }
+
+    def prepare(self, source, name: str | None = None) -> Prepared:
+        """Decode and preprocess one input (raises ``ImageError`` with the input's name)."""
+        grey = read_image(source, max_pixels=self.max_pixels, name=name)
+        if self.dataset in MNIST_FAMILY:
+            return mnist_style(grey, name=name or "image")
+        return resize_to(grey, self.input_shape[-2:], dark_background=self.dark_background)
+
+    @torch.inference_mode()
+    def run(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N×K float32) for uint8 images N×H×W already preprocessed."""
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[start : start + batch_size]).unsqueeze(1)
+            x = self.transform(x.to(self.device))
+            outputs = self.model(x).float()
+            probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
+            out.append(probs.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def predict(self, sources, names=None, *, batch_size: int = 256) -> list[Prediction]:
+        """Predict every input; one that cannot be read gets an ``error`` instead."""
+        sources = list(sources)
+        names = (
+            list(names) if names is not None else [_name_of(s, i) for i, s in enumerate(sources)]
+        )
+        results = [Prediction(source=n) for n in names]
+        prepared, where = [], []
+        for i, (source, name) in enumerate(zip(sources, names, strict=True)):
+            try:
+                item = self.prepare(source, name)
+            except ImageError as e:
+                results[i].error = str(e)
+                continue
+            results[i].preview, results[i].inverted = item.image, item.inverted
+            prepared.append(item.image)
+            where.append(i)
+        if prepared:
+            probs = self.run(np.stack(prepared), batch_size)
+            for i, p in zip(where, probs, strict=True):
+                self._fill(results[i], p)
+        return results
+
+    def _fill(self, result: Prediction, probs: np.ndarray) -> None:
+        order = np.argsort(-probs, kind="stable")
+        result.index = int(order[0])
+        result.label = self.classes[result.index]
+        result.probability = float(probs[result.index])
+        result.probabilities = [float(p) for p in probs]
+        result.top = [(self.classes[j], float(probs[j])) for j in order[: self.top_k]]
+        result.low_confidence = result.probability < self.low_confidence
+
+
+def _name_of(source, index: int) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return f"#{index} ({type(source).__name__})"
+
+
+def predict(checkpoint: str | Path, images, **options: Any) -> list[Prediction]:
+    """Predict classes for ``images`` with a checkpoint's model (see ``Predictor``).
+
+    Args:
+        checkpoint: a .pt file or a run directory.
+        images: paths, bytes, PIL images, numpy arrays or uint8 tensors (one, or a list).
+        **options: ``device``, ``max_pixels``, ``top_k``, ``low_confidence`` for the
+            Predictor, and ``batch_size``.
+    """
+    batch_size = options.pop("batch_size", 256)
+    single = not isinstance(images, list | tuple)
+    predictor = Predictor(checkpoint, **options)
+    return predictor.predict([images] if single else images, batch_size=batch_size)

@@ -1,0 +1,243 @@
+"""Export a checkpoint's model for deployment: ONNX (default) or a ``torch.export`` program.
+
+Example:
+    >>> from trainlab.inference.export import export_model
+    >>> info = export_model("runs/<id>", "model.onnx")
+    >>> info["parity"]["max_abs_logit_diff"] < 1e-4
+    True
+
+The exported graph takes float32 images in [0, 1], N×C×H×W as the data is (N×1×28×28 for
+MNIST), with a dynamic batch dimension, and returns the model's outputs (logits, or
+log-probabilities for a log-softmax model). Normalisation, and for AlexNet the resize and the
+channel repeat, are inside the graph, so a user needs nothing of trainlab to run it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainlab.errors import TrainlabError
+from trainlab.fsutil import atomic_write
+
+FORMATS = ("onnx", "pt2")
+EXTRA = "pip install 'trainlab[export]'  (onnx, onnxscript, onnxruntime)"
+
+
+class ExportError(TrainlabError):
+    """The model could not be exported, or the exported file does not match the model."""
+
+
+class Deployable(nn.Module):
+    """The model with its preprocessing: float images in [0, 1] in, model outputs out."""
+
+    def __init__(self, model: nn.Module, transform):
+        super().__init__()
+        self.model = model
+        channels = transform.channels
+        self.size = tuple(transform.size) if transform.size else None
+        self.channels = channels
+        mean = torch.tensor(transform.mean or [0.0], dtype=torch.float32)
+        std = torch.tensor(transform.std or [1.0], dtype=torch.float32)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        if self.size is not None:
+            x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        if self.channels is not None and self.channels != x.shape[1]:
+            x = x.expand(-1, self.channels, -1, -1)
+        return self.model((x - self.mean) / self.std)
+
+
+def _need_export_extra() -> None:
+    missing = []
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ExportError(
+            f"export to ONNX needs {', '.join(missing)}, which are not installed. Install the "
+            f"extra: {EXTRA}."
+        )
+
+
+def _load(checkpoint):
+    from trainlab.inference import Predictor
+
+    predictor = Predictor(checkpoint, device="cpu")
+    deployable = Deployable(predictor.model.float(), predictor.transform).eval()
+    deployable.to(memory_format=torch.contiguous_format)
+    return predictor, deployable
+
+
+def metadata(predictor) -> dict[str, str]:
+    """What a user of the file needs to know, as ONNX metadata_props (strings)."""
+    from trainlab import __version__
+
+    c, h, w = predictor.input_shape
+    transform = predictor.transform
+    return {
+        "trainlab_version": __version__,
+        "run_id": Path(predictor.path).parent.name,
+        "checkpoint": Path(predictor.path).name,
+        "model": str(predictor.checkpoint["model"].get("name")),
+        "dataset": predictor.dataset,
+        "classes": json.dumps(predictor.classes),
+        "input": f"float32 N×{c}×{h}×{w}, values in [0, 1] (pixel / 255), light ink on black "
+        "as the training data; batch size N is dynamic",
+        "output": "log-probabilities" if predictor.output == "log_probs" else "logits",
+        "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
+        "preprocessing_in_graph": "normalisation"
+        + (", bilinear resize" if transform.size else "")
+        + (", channel repeat" if transform.channels else ""),
+    }
+
+
+def export_model(
+    checkpoint: str | Path,
+    output: str | Path | None = None,
+    *,
+    format: str = "onnx",
+    verify: bool = True,
+    data_dir: str | None = None,
+    parity_images: int = 256,
+) -> dict[str, Any]:
+    """Write the model as one file and, unless ``verify`` is False, check it on real images.
+
+    Returns:
+        A dict: path, format, size_bytes, metadata and (when verified) parity figures.
+    """
+    if format not in FORMATS:
+        raise ExportError(f"unknown format '{format}'; choose from {', '.join(FORMATS)}")
+    if format == "onnx":
+        _need_export_extra()
+    predictor, deployable = _load(checkpoint)
+    if output is None:
+        output = Path(predictor.path).with_suffix(".onnx" if format == "onnx" else ".pt2")
+    output = Path(output)
+    c, h, w = predictor.input_shape
+    example = torch.rand(2, c, h, w)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    if format == "onnx":
+        _write_onnx(deployable, example, batch, output, metadata(predictor))
+    else:
+        _write_pt2(deployable, example, batch, output)
+    info: dict[str, Any] = {
+        "path": str(output),
+        "format": format,
+        "size_bytes": output.stat().st_size,
+        "metadata": metadata(predictor),
+    }
+    if verify:
+        images = _real_images(predictor, data_dir, parity_images)
+        info["parity"] = check_parity(output, format, deployable, images)
+    return info
+
+
+def _quietly(function, *args, **kwargs):
+    """Run an exporter with its progress prints sent to stderr: stdout is for the result."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return function(*args, **kwargs)
+
+
+def _write_onnx(model, example, batch, output: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    try:
+        program = _quietly(
+            torch.onnx.export,
+            model,
+            (example,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["outputs"],
+            dynamic_shapes={"images": {0: batch}},
+            external_data=False,
+        )
+    except Exception as e:  # noqa: BLE001 - the exporter raises many kinds; name it for people
+        raise ExportError(f"torch.onnx.export failed: {type(e).__name__}: {e}") from e
+    proto = program.model_proto
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    atomic_write(output, lambda tmp: onnx.save_model(proto, str(tmp)))
+
+
+def _write_pt2(model, example, batch, output: Path) -> None:
+    import io
+
+    from trainlab.fsutil import atomic_write_bytes
+
+    try:
+        program = _quietly(
+            torch.export.export, model, (example,), dynamic_shapes={"images": {0: batch}}
+        )
+    except Exception as e:  # noqa: BLE001
+        raise ExportError(f"torch.export failed: {type(e).__name__}: {e}") from e
+    buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer, not a temp name
+    torch.export.save(program, buffer)
+    atomic_write_bytes(output, buffer.getvalue())
+
+
+def _real_images(predictor, data_dir, n: int) -> torch.Tensor:
+    """The first ``n`` test images of the run's dataset as float [0, 1]; random images when
+    the data is not at hand (the parity check is about arithmetic, not accuracy)."""
+    from trainlab.data import load_dataset
+
+    try:
+        data = load_dataset(predictor.dataset, data_dir, sources=("local",))
+        x = data.test_x[:n]
+        if x.dtype == torch.uint8:
+            return x.float() / 255
+    except TrainlabError:
+        pass
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(n, *predictor.input_shape, generator=generator)
+
+
+def onnx_session(path: str | Path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_exported(path: str | Path, format: str, images: torch.Tensor, session=None) -> np.ndarray:
+    if format == "onnx":
+        session = session or onnx_session(path)
+        return session.run(None, {"images": images.numpy()})[0]
+    program = torch.export.load(str(path))
+    with torch.inference_mode():
+        return program.module()(images).numpy()
+
+
+def check_parity(path, format: str, model: nn.Module, images: torch.Tensor) -> dict[str, Any]:
+    """Compare the file with the model at batch sizes 1, 7 and all; raise if they differ."""
+    session = onnx_session(path) if format == "onnx" else None
+    with torch.inference_mode():
+        expected = model(images).numpy()
+    worst = 0.0
+    for size in sorted({1, 7, len(images)}):
+        got = run_exported(path, format, images[:size], session)
+        worst = max(worst, float(np.abs(got - expected[:size]).max()))
+    same_argmax = bool(
+        (run_exported(path, format, images, session).argmax(1) == expected.argmax(1)).all()
+    )
+    if worst > 1e-4 or not same_argmax:
+        raise ExportError(
+            f"{path}: the exported model differs from the checkpoint's (max |logit diff| "
+            f"{worst:.2e}, same argmax: {same_argmax}). Report this with the command you ran."
+        )
+    return {"images": len(images), "max_abs_logit_diff": worst, "same_argmax": same_argmax}

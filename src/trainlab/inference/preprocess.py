@@ -1,0 +1,284 @@
+"""People's own images made to look like the data a model trained on.
+
+Example:
+    >>> from trainlab.inference.preprocess import read_image, mnist_style
+    >>> grey = read_image("my_digit.jpg")            # float32 H×W in [0, 1], ink bright
+    >>> digit = mnist_style(grey)                     # uint8 28×28, as MNIST's authors made theirs
+
+MNIST digits are not just small pictures. Each was fitted into a 20×20 box keeping its aspect
+ratio, anti-aliased, and placed in a 28×28 field so that its centre of mass is at the centre,
+light ink on a dark background. A photo or a paint-program PNG resized naively to 28×28 is
+none of these, and a model trained on MNIST gets most of them wrong. ``mnist_style`` does what
+the dataset's authors did; ``read_image`` gets any image Pillow reads into a grey array with the
+ink bright, refusing decompression bombs before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainlab.errors import TrainlabError
+
+# Refused before decoding: a 16-megapixel photo fits; a 50,000×50,000 header (2.5 gigapixels,
+# 2.5 GB as grey bytes) does not. ``--max-pixels`` changes it.
+MAX_PIXELS = 16_000_000
+# Ink: what differs from the background by more than this fraction of the image's contrast.
+INK_THRESHOLD = 0.2
+# Below this contrast (on the [0, 1] scale) an image is taken as empty: no digit to read.
+MIN_CONTRAST = 0.1
+FIELD, BOX = 28, 20
+
+
+class ImageError(TrainlabError):
+    """An input image cannot be read or holds no digit; the message names the file."""
+
+
+@dataclass
+class Prepared:
+    """One input made ready for the model."""
+
+    image: np.ndarray  # uint8, the model's input size (28×28 for the MNIST family)
+    inverted: bool  # the input was dark ink on a light background
+    source_size: tuple[int, int]  # (width, height) of the decoded image
+
+
+def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """Decode an image into a float32 grey array in [0, 1] (H×W), 1.0 being white.
+
+    Args:
+        source: a path, raw bytes, a PIL image, a numpy array (H×W or H×W×C, uint8 or float in
+            [0, 1], uint16) or a uint8 tensor (H×W or C×H×W).
+        max_pixels: images whose header claims more pixels are refused before decoding.
+        name: what to call the input in errors (default: the path).
+
+    Applies the EXIF orientation, takes a GIF's first frame, composites transparency onto
+    white (a transparent canvas must not turn black) and reads 16-bit and CMYK images.
+    """
+    from PIL import Image
+
+    label = name or (str(source) if isinstance(source, str | Path) else type(source).__name__)
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+        if source.ndim == 3 and source.shape[0] in (1, 3, 4):
+            source = np.moveaxis(source, 0, -1)
+    if isinstance(source, np.ndarray):
+        return _grey_from_array(source, label)
+    if isinstance(source, Image.Image):
+        return _grey_from_pil(source, label, max_pixels)
+    if isinstance(source, bytes | bytearray):
+        stream = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{label}: no such file.")
+        stream = path.open("rb")
+    with stream:
+        try:
+            image = Image.open(stream)
+        except Image.DecompressionBombError as e:
+            raise ImageError(
+                f"{label}: refused before decoding ({_first_line(e)}); trainlab's limit is "
+                f"{max_pixels:,} pixels (--max-pixels)."
+            ) from None
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ImageError(
+                f"{label}: not an image Pillow can read ({_first_line(e)}). Give a PNG, JPEG, "
+                "BMP, GIF or WebP file."
+            ) from None
+        return _grey_from_pil(image, label, max_pixels)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+
+
+def _grey_from_pil(image, label: str, max_pixels: int) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    width, height = image.size
+    if width * height > max_pixels or width <= 0 or height <= 0:
+        raise ImageError(
+            f"{label}: {width}×{height} pixels is more than the limit of {max_pixels:,} "
+            "(refused before decoding, as a decompression bomb could be). Scale the image down, "
+            "or raise the limit (--max-pixels)."
+        )
+    try:
+        if getattr(image, "is_animated", False):
+            image.seek(0)  # a GIF's (or WebP's) first frame
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            array = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+            if image.mode == "F" and array.max() <= 1.0:
+                top = 1.0
+            return np.clip(array / top, 0, 1).astype(np.float32)
+        if image.mode == "P":
+            image = image.convert("RGBA")
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            image = image.convert("RGBA")
+            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, image)
+        grey = image.convert("L")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageError(
+            f"{label}: the image data is damaged or truncated ({_first_line(e)})."
+        ) from None
+    return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+def _grey_from_array(array: np.ndarray, label: str) -> np.ndarray:
+    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+        if array.shape[-1] == 4:  # RGBA: composite onto white
+            scale = 255.0 if array.dtype == np.uint8 else 1.0
+            alpha = array[..., 3:4].astype(np.float32) / scale
+            rgb = array[..., :3].astype(np.float32) / scale
+            array = rgb * alpha + (1 - alpha)
+            array = array.mean(-1)
+        else:
+            array = array.mean(-1) if array.dtype != np.uint8 else array.mean(-1) / 255.0
+            return np.clip(array, 0, 1).astype(np.float32)
+    if array.ndim != 2 or min(array.shape) < 1:
+        raise ImageError(f"{label}: expected an H×W or H×W×C image array, got shape {array.shape}.")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ImageError(f"{label}: a float image must hold values in [0, 1].")
+    return array
+
+
+def background_is_light(grey: np.ndarray) -> tuple[bool, float]:
+    """Whether the picture is dark ink on a light background, judged from its border (the
+    outer 5%, where a digit rarely is), and the background's grey level."""
+    h, w = grey.shape
+    band = max(1, round(0.05 * min(h, w)))
+    border = np.concatenate(
+        [grey[:band].ravel(), grey[-band:].ravel(), grey[:, :band].ravel(), grey[:, -band:].ravel()]
+    )
+    background = float(np.median(border))
+    return background > 0.5, background
+
+
+def ink_from_grey(grey: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Ink as bright values on 0: the polarity comes from the border, then the background level
+    is subtracted, the contrast stretched to [0, 1] and faint noise cut."""
+    inverted, background = background_is_light(grey)
+    ink = np.clip((background - grey) if inverted else (grey - background), 0, None)
+    contrast = float(ink.max())
+    if contrast < MIN_CONTRAST:
+        return np.zeros_like(grey), inverted
+    ink = ink / contrast
+    # below the threshold is paper grain, JPEG noise or shadow; above it, the faintest kept
+    # stroke starts near 0 so the cut leaves no step
+    ink = np.clip((ink - INK_THRESHOLD) / (1 - INK_THRESHOLD), 0, 1)
+    return ink.astype(np.float32), inverted
+
+
+def mnist_style(grey: np.ndarray, *, name: str = "image") -> Prepared:
+    """A grey image (1.0 = white) as an MNIST digit: uint8 28×28, light ink on black, the ink
+    fitted into 20×20 keeping its aspect ratio and anti-aliased, its centre of mass at the
+    field's centre (13.5, 13.5) to sub-pixel accuracy.
+
+    Raises:
+        ImageError: the image holds no ink (blank, or background only).
+    """
+    ink, inverted = ink_from_grey(grey)
+    rows, cols = np.nonzero(ink)
+    if len(rows) == 0:
+        raise ImageError(
+            f"{name}: no digit found (the image is blank, or has too little contrast). Draw or "
+            "photograph the digit darker or lighter than its background."
+        )
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    # A digit whose mass sits far to one side of its box (a long thin tail) cannot have its
+    # centre of mass at the centre and its whole box inside the field: then the box shrinks
+    # a pixel at a time until both hold, rather than cutting ink off.
+    for box in range(BOX, BOX // 2 - 1, -1):
+        patch = _fit(crop, box)
+        field = _place_by_centre_of_mass(patch)
+        if field is not None:
+            break
+    else:
+        field = _place_by_centre_of_mass(_fit(crop, BOX // 2), force=True)
+    return Prepared(
+        np.rint(field * 255).clip(0, 255).astype(np.uint8), inverted, grey.shape[::-1]
+    )
+
+
+def _fit(crop: np.ndarray, box: int) -> np.ndarray:
+    """Resize so the longer side is ``box`` pixels, keeping the aspect ratio, anti-aliased."""
+    h, w = crop.shape
+    scale = box / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    resized = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(crop))[None, None],
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0].clamp_(0, 1)
+    return resized.numpy().astype(np.float64)
+
+
+def _place_by_centre_of_mass(patch: np.ndarray, force: bool = False) -> np.ndarray | None:
+    """Paste ``patch`` into the 28×28 field so its centre of mass lands on the centre.
+
+    The shift is split into a whole-pixel paste and a sub-pixel bilinear shift; a bilinear
+    shift moves the centre of mass by exactly its amount. Returns None when the patch would
+    leave the field (a one-pixel margin is kept on every side), unless ``force``.
+    """
+    total = patch.sum()
+    ys, xs = np.indices(patch.shape)
+    cy, cx = (ys * patch).sum() / total, (xs * patch).sum() / total
+    centre = (FIELD - 1) / 2  # 13.5: the middle of pixels 0..27
+    top, left = centre - cy, centre - cx
+    h, w = patch.shape
+    low, high_top, high_left = 1.0, FIELD - 2 - h, FIELD - 2 - w
+    if not (low <= top <= high_top and low <= left <= high_left):
+        if not force:
+            return None
+        top, left = min(max(top, low), high_top), min(max(left, low), high_left)
+    whole_top, whole_left = math.floor(top), math.floor(left)
+    frac_y, frac_x = top - whole_top, left - whole_left
+    field = np.zeros((FIELD, FIELD))
+    field[whole_top : whole_top + h, whole_left : whole_left + w] = patch
+    # bilinear shift down/right by (frac_y, frac_x); the margin keeps np.roll from wrapping ink
+    down = np.roll(field, 1, axis=0)
+    return (
+        (1 - frac_y) * (1 - frac_x) * field
+        + frac_y * (1 - frac_x) * down
+        + (1 - frac_y) * frac_x * np.roll(field, 1, axis=1)
+        + frac_y * frac_x * np.roll(down, 1, axis=1)
+    )
+
+
+def resize_to(grey: np.ndarray, size: tuple[int, int], *, dark_background: bool) -> Prepared:
+    """For datasets other than the MNIST family: resize to the model's input, anti-aliased,
+    turned to the training data's polarity (``dark_background``: light ink on black)."""
+    inverted, _ = background_is_light(grey)
+    ink_bright = 1 - grey if inverted else grey
+    image = ink_bright if dark_background else 1 - ink_bright
+    return Prepared(naive_resize(image, size), inverted, grey.shape[::-1])
+
+
+def naive_resize(grey: np.ndarray, size: tuple[int, int] = (FIELD, FIELD)) -> np.ndarray:
+    """What tutorials do: resize the whole picture, keep its polarity. For comparison only."""
+    resized = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(grey))[None, None],
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0]
+    return np.rint(resized.clamp(0, 1).numpy() * 255).astype(np.uint8)
