@@ -341,6 +341,17 @@ def render_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def measured_when(results: dict) -> str:
+    """Which rows come from which session and processor: ratios compare within one row only."""
+    groups: dict[str, list[str]] = {}
+    for name, r in results.items():
+        when = (
+            f"{r.get('date', '2026-11-22')} on {r.get('cpu', 'the earlier machine (AVX512-BF16)')}"
+        )
+        groups.setdefault(when, []).append(name)
+    return "Measured: " + "; ".join(f"{', '.join(v)}: {k}" for k, v in groups.items()) + "."
+
+
 def update_readme(results: dict, meta: dict) -> None:
     readme = HERE / "README.md"
     text = readme.read_text()
@@ -351,7 +362,7 @@ def update_readme(results: dict, meta: dict) -> None:
         f"CPUs, {meta['machine']['threads']} threads, torch "
         f"{meta['machine']['torch']}), commit `{meta['commit']}`, {meta['repeats']} runs each; "
         f"raw data (with each measure's own commit) in `{meta['file']}`.\n\n"
-        f"{render_table(results)}\n<!-- END RESULTS -->"
+        f"{render_table(results)}\n\n{measured_when(results)}\n<!-- END RESULTS -->"
     )
     text = re.sub(
         r"<!-- BEGIN RESULTS -->.*<!-- END RESULTS -->", lambda _: block, text, flags=re.S
@@ -368,10 +379,17 @@ def main() -> int:
     results = {}
     for name in args.only or DEFAULT:
         print(f"== {name}", file=sys.stderr, flush=True)
-        results[name] = {**BENCHES[name](args.repeats, root), "commit": git_commit()}
+        results[name] = {
+            **BENCHES[name](args.repeats, root),
+            "commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d"),
+            "cpu": cpu_model()["cpu"],
+        }
     date = time.strftime("%Y-%m-%d")
     path = RESULTS / f"{date}-{platform.node()}.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
+    # measures not run now keep their latest results (each with its own date and commit)
+    earlier = sorted(RESULTS.glob("*.json"))
+    previous = json.loads((path if path.exists() else earlier[-1]).read_text()) if earlier else {}
     meta = {
         "date": date,
         "commit": git_commit(),
