@@ -183,6 +183,44 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--data-dir", help="data root for the parity check's test images")
     exp.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    srv = sub.add_parser(
+        "serve",
+        help="the draw-a-digit page and a JSON API for a model",
+        description="Serve a page to draw or upload a digit and a JSON API (/api/predict, "
+        "/api/predict/batch, /api/model, /api/health; schema at /openapi.json). Needs the "
+        "[serve] extra. Ctrl-C stops it.",
+    )
+    srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    srv.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on every API call (default: $TRAINLAB_API_KEY)",
+    )
+    srv.add_argument("--device", default="auto", help="device (default: auto)")
+    srv.add_argument(
+        "--max-body-mb", type=float, default=2.0, help="largest request body in MB (default: 2)"
+    )
+    srv.add_argument(
+        "--max-pixels", type=int, default=16_000_000, help="largest image (default: 16000000)"
+    )
+    srv.add_argument(
+        "--max-batch", type=int, default=16, help="images per batch call (default: 16)"
+    )
+    srv.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=4,
+        help="predictions at once; more wait --queue-wait-ms, then get 503 (default: 4)",
+    )
+    srv.add_argument(
+        "--queue-wait-ms",
+        type=int,
+        default=500,
+        help="how long a request may wait for a place before 503 (default: 500)",
+    )
+
     sub.add_parser("models", help="list the models with parameter counts and expected input")
     sub.add_parser("recipes", help="list the seeds' recipes (trainlab train --recipe NAME)")
 
@@ -486,6 +524,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from trainlab.serve import serve
+
+    for name in ("max_body_mb", "max_pixels", "max_batch", "max_in_flight", "port"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("TRAINLAB_API_KEY") or None,
+        device=args.device,
+        max_body_bytes=int(args.max_body_mb * 1_000_000),
+        max_pixels=args.max_pixels,
+        max_batch=args.max_batch,
+        max_in_flight=args.max_in_flight,
+        queue_wait_s=max(0, args.queue_wait_ms) / 1000,
+        log=_err,
+    )
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from trainlab.data import DATASETS, IMAGE_FAMILIES, load_dataset
     from trainlab.errors import unknown_name
@@ -582,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare": cmd_compare,
         "predict": cmd_predict,
         "export": cmd_export,
+        "serve": cmd_serve,
     }
     try:
         return handlers[args.command](args)

@@ -188,10 +188,11 @@ class Predictor:
         if prepared:
             probs = self.run(np.stack(prepared), batch_size)
             for i, p in zip(where, probs, strict=True):
-                self._fill(results[i], p)
+                self.fill(results[i], p)
         return results
 
-    def _fill(self, result: Prediction, probs: np.ndarray) -> None:
+    def fill(self, result: Prediction, probs: np.ndarray) -> None:
+        """Set a prediction from its class probabilities."""
         order = np.argsort(-probs, kind="stable")
         result.index = int(order[0])
         result.label = self.classes[result.index]

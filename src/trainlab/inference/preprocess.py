@@ -61,7 +61,7 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
     Applies the EXIF orientation, takes a GIF's first frame, composites transparency onto
     white (a transparent canvas must not turn black) and reads 16-bit and CMYK images.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     label = name or (str(source) if isinstance(source, str | Path) else type(source).__name__)
     if isinstance(source, torch.Tensor):
@@ -88,9 +88,10 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
                 f"{max_pixels:,} pixels (--max-pixels)."
             ) from None
         except (OSError, ValueError, SyntaxError) as e:
+            detail = "unknown format" if isinstance(e, UnidentifiedImageError) else _first_line(e)
             raise ImageError(
-                f"{label}: not an image Pillow can read ({_first_line(e)}). Give a PNG, JPEG, "
-                "BMP, GIF or WebP file."
+                f"{label}: not an image Pillow can read ({detail}). Give a PNG, JPEG, BMP, GIF "
+                "or WebP file."
             ) from None
         return _grey_from_pil(image, label, max_pixels)
 
@@ -211,9 +212,7 @@ def mnist_style(grey: np.ndarray, *, name: str = "image") -> Prepared:
             break
     else:
         field = _place_by_centre_of_mass(_fit(crop, BOX // 2), force=True)
-    return Prepared(
-        np.rint(field * 255).clip(0, 255).astype(np.uint8), inverted, grey.shape[::-1]
-    )
+    return Prepared(np.rint(field * 255).clip(0, 255).astype(np.uint8), inverted, grey.shape[::-1])
 
 
 def _fit(crop: np.ndarray, box: int) -> np.ndarray:

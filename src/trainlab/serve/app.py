@@ -1,0 +1,441 @@
+"""The HTTP API and page over ``trainlab.inference.Predictor``: a thin FastAPI app with limits.
+
+Example:
+    >>> from trainlab.inference import Predictor
+    >>> from trainlab.serve.app import Limits, create_app
+    >>> app = create_app(Predictor("runs/<id>"), Limits(max_body_bytes=2_000_000))
+
+Limits, for a server that must keep working:
+- a request body over ``max_body_bytes`` gets 413, from its Content-Length header before the
+  body is read, or as soon as a streamed body passes the limit;
+- images over ``max_pixels`` are refused before decoding (by the Predictor);
+- at most ``max_in_flight`` predictions run at once; a request waits up to ``queue_wait_s``
+  for a place, then gets 503 with Retry-After: never a queue without end;
+- a bad image, an empty one or a wrong content type gets a 4xx JSON error, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from trainlab.inference import Prediction, Predictor
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 2_000_000
+    max_batch: int = 16
+    max_in_flight: int = 4
+    queue_wait_s: float = 0.5
+    retry_after_s: int = 1
+
+
+class ClassProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    """One image's prediction."""
+
+    label: str = Field(description="the predicted class")
+    index: int = Field(description="its index in the model's classes")
+    probability: float = Field(description="the predicted class's probability")
+    low_confidence: bool = Field(description="probability below the server's threshold")
+    top: list[ClassProbability] = Field(description="the most probable classes, best first")
+    probabilities: list[float] = Field(description="one per class, in the model's class order")
+    inverted: bool = Field(description="the image was dark on light and was inverted")
+    preview_png: str = Field(description="the 28×28 image the model saw, base64 PNG")
+    milliseconds: float = Field(description="time the call took on the server")
+
+
+class BatchItem(BaseModel):
+    source: str
+    prediction: PredictResponse | None = None
+    error: str | None = None
+
+
+class BatchResponse(BaseModel):
+    predictions: list[BatchItem]
+    milliseconds: float
+
+
+class ModelResponse(BaseModel):
+    run: str
+    checkpoint: str
+    model: str | None
+    dataset: str
+    classes: list[str]
+    input_shape: list[int]
+    epoch: int | None
+    test_accuracy: float | None
+    parameters: int | None
+    limits: dict[str, int]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model_loaded: bool
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "an image file (multipart field 'file'), raw image bytes (image/* or "
+        "application/octet-stream), or JSON {'image': base64 or a data: URL}",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string"}},
+                    "required": ["image"],
+                }
+            },
+        },
+    }
+}
+ERRORS = {
+    400: {"model": ErrorResponse, "description": "not a readable image, or no digit in it"},
+    401: {"model": ErrorResponse, "description": "missing or wrong API key"},
+    413: {"model": ErrorResponse, "description": "body or image too large"},
+    415: {"model": ErrorResponse, "description": "unsupported content type"},
+    503: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
+}
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over the limit, without reading it all first."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await _send_json(send, 413, self._message())
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_json(send, 413, self._message())
+
+    def _message(self) -> str:
+        return (
+            f"the request body is larger than {self.max_bytes:,} bytes; send a smaller image "
+            "(or start the server with a larger --max-body-mb)"
+        )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_json(send, status: int, message: str, headers: dict[str, str] | None = None):
+    body = json.dumps({"error": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class InFlight:
+    """At most ``limit`` predictions at once. A request waits up to ``wait_s`` for a place
+    (smoothing short bursts), then is turned away with 503: a bounded wait, never a queue
+    without end."""
+
+    def __init__(self, limit: int, retry_after_s: int, wait_s: float):
+        self.limit, self.retry_after_s, self.wait_s = limit, retry_after_s, wait_s
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __aenter__(self):
+        try:
+            await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_s or 1e-9)
+        except TimeoutError:
+            raise ApiError(
+                503,
+                f"busy: {self.limit} predictions are running; retry after {self.retry_after_s} s",
+                {"Retry-After": str(self.retry_after_s)},
+            ) from None
+        return self
+
+    async def __aexit__(self, *exc):
+        self.slots.release()
+
+
+def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None):
+    """The FastAPI app: the page at /, the API under /api, the schema at /openapi.json.
+
+    FastAPI's /docs and /redoc pages load their scripts from a CDN, so they are off: nothing
+    this server sends makes a browser reach past it.
+    """
+    from trainlab.serve.page import render_page
+
+    limits = limits or Limits()
+    app = FastAPI(
+        title="trainlab",
+        description="Predict digits with a trained trainlab model.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    in_flight = InFlight(limits.max_in_flight, limits.retry_after_s, limits.queue_wait_s)
+    model_lock = threading.Lock()  # one forward pass at a time: requests never share a batch
+    described = predictor.describe()
+    page = render_page(described)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError):
+        return JSONResponse({"error": error.message}, error.status, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception):  # pragma: no cover - a bug
+        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
+
+    def check_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token, api_key):
+            raise ApiError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    def run_predictions(images: list[bytes], names: list[str]) -> list[Prediction]:
+        prepared, results = [], []
+        for image, name in zip(images, names, strict=True):
+            result = Prediction(source=name)
+            try:
+                item = predictor.prepare(image, name)
+                result.preview, result.inverted = item.image, item.inverted
+                prepared.append((result, item.image))
+            except Exception as e:  # noqa: BLE001 - a bad image must never become a 500
+                result.error = str(e) if hasattr(e, "args") and str(e) else type(e).__name__
+            results.append(result)
+        if prepared:
+            import numpy as np
+
+            with model_lock:
+                probs = predictor.run(np.stack([image for _, image in prepared]))
+            for (result, _), p in zip(prepared, probs, strict=True):
+                predictor.fill(result, p)
+        return results
+
+    async def predict_in_pool(images: list[bytes], names: list[str]) -> list[Prediction]:
+        async with in_flight:
+            return await asyncio.to_thread(run_predictions, images, names)
+
+    def response(result: Prediction, began: float) -> dict[str, Any]:
+        from trainlab.inference import png_base64
+
+        return {
+            "label": result.label,
+            "index": result.index,
+            "probability": result.probability,
+            "low_confidence": result.low_confidence,
+            "top": [{"label": c, "probability": p} for c, p in result.top],
+            "probabilities": result.probabilities,
+            "inverted": result.inverted,
+            "preview_png": png_base64(result.preview),
+            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
+        }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/api/health", response_model=HealthResponse, responses={401: ERRORS[401]})
+    async def health(request: Request):
+        check_key(request)
+        return {"status": "ok", "model_loaded": predictor.model is not None}
+
+    @app.get("/api/model", response_model=ModelResponse, responses={401: ERRORS[401]})
+    async def model_info(request: Request):
+        check_key(request)
+        metrics = described.get("metrics") or {}
+        return {
+            **{k: described[k] for k in ("run", "checkpoint", "model", "dataset", "classes")},
+            "input_shape": described["input_shape"],
+            "epoch": described.get("epoch"),
+            "test_accuracy": metrics.get("test_acc"),
+            "parameters": described.get("parameters"),
+            "limits": {
+                "max_body_bytes": limits.max_body_bytes,
+                "max_pixels": predictor.max_pixels,
+                "max_batch": limits.max_batch,
+                "max_in_flight": limits.max_in_flight,
+                "queue_wait_ms": round(1000 * limits.queue_wait_s),
+            },
+        }
+
+    @app.post(
+        "/api/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
+    )
+    async def predict_one(request: Request):
+        check_key(request)
+        began = time.perf_counter()
+        images, names = await read_images(request, single=True)
+        (result,) = await predict_in_pool(images, names)
+        if result.error is not None:
+            raise ApiError(400, result.error)
+        return response(result, began)
+
+    @app.post(
+        "/api/predict/batch",
+        response_model=BatchResponse,
+        responses=ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": f"up to {limits.max_batch} images: multipart fields 'files', or "
+                "JSON {'images': [base64, ...]}",
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "files": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "binary"},
+                                }
+                            },
+                        }
+                    },
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "images": {"type": "array", "items": {"type": "string"}}
+                            },
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def predict_batch(request: Request):
+        check_key(request)
+        began = time.perf_counter()
+        images, names = await read_images(request, single=False)
+        if len(images) > limits.max_batch:
+            raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
+        results = await predict_in_pool(images, names)
+        return {
+            "predictions": [
+                {"source": r.source, "error": r.error}
+                if r.error
+                else {"source": r.source, "prediction": response(r, began)}
+                for r in results
+            ],
+            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
+        }
+
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    return app
+
+
+async def read_images(request: Request, single: bool) -> tuple[list[bytes], list[str]]:
+    """The image(s) of a request, from multipart, raw bytes or JSON with base64."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form()
+        except Exception as e:  # noqa: BLE001 - a malformed multipart body is the client's
+            raise ApiError(400, f"malformed multipart body ({type(e).__name__})") from None
+        uploads = [v for k, v in form.multi_items() if k in ("file", "files", "image", "images")]
+        uploads = [u for u in uploads if hasattr(u, "read")]
+        if not uploads:
+            raise ApiError(400, "multipart body without a file: send the image as field 'file'")
+        images = [await u.read() for u in uploads]
+        return _one_or_many(images, [u.filename or "upload" for u in uploads], single)
+    if kind == "application/json":
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "the JSON body does not parse") from None
+        values = payload.get("images") if isinstance(payload, dict) else None
+        if values is None and isinstance(payload, dict) and "image" in payload:
+            values = [payload["image"]]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ApiError(
+                400, "JSON needs {'image': base64} (or {'images': [base64, ...]} for a batch)"
+            )
+        images = [_decode_base64(v, i) for i, v in enumerate(values)]
+        return _one_or_many(images, [f"image {i}" for i in range(len(images))], single)
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        body = await request.body()
+        return _one_or_many([body], ["body"], single)
+    raise ApiError(
+        415,
+        f"content type '{kind or 'none'}' is not supported: send multipart/form-data (field "
+        "'file'), image/* or application/octet-stream bytes, or JSON with base64",
+    )
+
+
+def _one_or_many(images, names, single: bool):
+    if not images or any(len(i) == 0 for i in images):
+        raise ApiError(400, "empty image: the body holds no bytes")
+    if single and len(images) != 1:
+        raise ApiError(400, "one image per /api/predict call; use /api/predict/batch for more")
+    return images, names
+
+
+def _decode_base64(value: str, index: int) -> bytes:
+    if value.startswith("data:"):
+        value = value.split(",", 1)[-1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"image {index}: not valid base64") from None
