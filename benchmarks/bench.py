@@ -192,6 +192,15 @@ def bench_predict(repeats: int, root: str) -> dict:
     }
 
 
+def bench_serve(repeats: int, root: str) -> dict:
+    """`trainlab serve` under 1, 4 and 16 concurrent clients: requests/s and p50/p99 latency."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        run_dir, folder = measures.predict_fixture(root, Path(tmp))
+        return measures.serve_load(run_dir, folder, repeats)
+
+
 BENCHES = {
     "time-to-99": bench_time_to_99,
     "seed-mlp": bench_seed_mlp,
@@ -200,8 +209,9 @@ BENCHES = {
     "make-train": bench_make_train,
     "accuracy": bench_accuracy,
     "predict": bench_predict,
+    "serve": bench_serve,
 }
-DEFAULT = ["time-to-99", "seed-mlp", "engine", "throughput", "make-train", "predict"]
+DEFAULT = ["time-to-99", "seed-mlp", "engine", "throughput", "make-train", "predict", "serve"]
 
 
 def git_commit() -> str:
@@ -330,6 +340,14 @@ def render_table(r: dict) -> str:
                 f"| exported default model, batch {batch}: ONNX Runtime vs PyTorch, ms per call | "
                 f"{_fmt(ort['median'], ' ms', 3)} | {_fmt(pt['median'], ' ms', 3)} (PyTorch) | "
                 f"{pt['median'] / ort['median']:.2f}x | |"
+            )
+    if "serve" in r:
+        for clients, m in r["serve"]["clients"].items():
+            lines.append(
+                f"| `trainlab serve`, {clients} concurrent client(s), POST /api/predict "
+                f"({r['serve']['requests']} requests) | {_fmt(m['requests_per_s'], ' req/s', 0)}; "
+                f"p50 {_fmt(m['p50_ms'], ' ms')}, p99 {_fmt(m['p99_ms'], ' ms')}; "
+                f"{m['status_503']} × 503 | | | |"
             )
     if "accuracy" in r:
         a = r["accuracy"]

@@ -425,3 +425,70 @@ def inference_latency(run_dir: Path, onnx_path: Path, repeats: int) -> dict:
         out["onnxruntime_ms"][str(batch)] = {"median": statistics.median(ort), "runs": ort}
         out["pytorch_ms"][str(batch)] = {"median": statistics.median(pt), "runs": pt}
     return out
+
+
+def serve_load(run_dir: Path, folder: Path, repeats: int, requests: int = 400) -> dict:
+    """A real server subprocess; for 1, 4 and 16 client threads, ``requests`` PNG predictions
+    each round (the best of ``repeats`` rounds by throughput, with its latencies)."""
+    import signal
+    import socket
+    import threading
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", "serve", str(run_dir), "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(url + "/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        blobs = [p.read_bytes() for p in sorted(folder.glob("*.png"))[:100]]
+        out: dict = {"requests": requests, "clients": {}}
+        for clients in (1, 4, 16):
+            best = None
+            for _ in range(repeats):
+                latencies, statuses, lock = [], [], threading.Lock()
+
+                def client(k, n=clients, lock=lock, latencies=latencies, statuses=statuses):
+                    with httpx.Client(timeout=60) as http:
+                        for i in range(k, requests, n):
+                            began = time.perf_counter()
+                            reply = http.post(
+                                url + "/api/predict",
+                                content=blobs[i % len(blobs)],
+                                headers={"Content-Type": "image/png"},
+                            )
+                            with lock:
+                                latencies.append(1000 * (time.perf_counter() - began))
+                                statuses.append(reply.status_code)
+
+                began = time.perf_counter()
+                threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                seconds = time.perf_counter() - began
+                latencies.sort()
+                row = {
+                    "requests_per_s": requests / seconds,
+                    "p50_ms": latencies[len(latencies) // 2],
+                    "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+                    "status_503": statuses.count(503),
+                }
+                if best is None or row["requests_per_s"] > best["requests_per_s"]:
+                    best = row
+            out["clients"][str(clients)] = best
+        return out
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
