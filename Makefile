@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: setup data train test lint format bench recipes-doc clean
+.PHONY: setup data train test test-all fuzz lint format bench recipes-doc clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,17 @@ data: setup
 train: data
 	$(BIN)/trainlab train $(TRAIN_ARGS)
 
+# `make test` stays under 10 minutes on 2 cores; tests marked slow run in `make test-all`.
 test: setup
+	$(BIN)/python -m pytest -x -q -m "not slow"
+
+test-all: setup
 	$(BIN)/python -m pytest -x -q
+
+# The property tests with 10,000 inputs per target (`make test` runs 200), and the 20-point
+# SIGKILL test; the counts are printed at the end.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly tests/fuzz tests/fault -k "fuzz or sigkill"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from trainlab.data.idx import encode_idx
+from helpers import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -46,46 +43,6 @@ def mnist_small(mnist):
     return mnist.subset(2000, 500, seed=0)
 
 
-def write_family(
-    root: Path, folder: str = "FashionMNIST", n_train: int = 60, n_test: int = 20, seed: int = 0
-) -> Path:
-    """Write small, valid IDX files in torchvision's layout; return the raw folder."""
-    rng = np.random.default_rng(seed)
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(images))
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
-    return raw
-
-
-def run_cli(
-    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """Run ``python -m trainlab ARGS`` in a real subprocess."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "trainlab", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    """A one-paragraph error for people: non-zero exit, 'error:', no traceback, the needles."""
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert "error:" in proc.stderr, proc.stderr
-    for needle in needles:
-        assert needle in proc.stderr, f"{needle!r} not in: {proc.stderr}"
-
-
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory, mnist_root) -> Path:
     """The README's default run: `trainlab train` (the cnn, 2 epochs, full MNIST)."""
@@ -103,3 +60,32 @@ def default_run(tmp_path_factory, mnist_root) -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     return runs / "default"
+
+
+# --- property tests and fuzzing (Hypothesis) -----------------------------------------------
+# `make test` tries 200 inputs per target; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) 10,000.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=10_000,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from helpers import FUZZ_COUNTS
+
+    if FUZZ_COUNTS:
+        terminalreporter.section("fuzz targets: inputs tried, ended cleanly")
+        for target, (tried, clean) in sorted(FUZZ_COUNTS.items()):
+            terminalreporter.write_line(f"{target:28} {tried:7,} tried {clean:7,} clean")

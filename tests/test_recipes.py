@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
 from trainlab.errors import ConfigError
 from trainlab.recipes import RECIPES, recipe_config
 

@@ -6,7 +6,7 @@ import tomllib
 import pytest
 import torch
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
 from trainlab import Trainer, build_model
 from trainlab.config import TrainConfig
 from trainlab.engine.checkpoint import load_checkpoint

@@ -661,3 +661,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _err("aborted.")
         return 130
+    except OSError as e:  # the machine's side: disk full, permissions, a folder gone
+        if args.debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        _err(f"error: {e.strerror or e}{where}. Check the disk space and the folder's permissions.")
+        return 1

@@ -27,6 +27,32 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle")
 LOSSES = ("auto", "cross-entropy", "nll", "mse")
 AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
+# Past these a run cannot finish on any machine (or a typo added zeros): refused up front.
+UPPER_BOUNDS = {
+    "epochs": 100_000,
+    "batch_size": 1 << 24,
+    "eval_batch_size": 1 << 24,
+    "samples": 100_000_000,
+    "features": 1_000_000,
+    "num_classes": 100_000,
+    "hidden": 1 << 16,
+    "widths": 1 << 14,
+    "subset": 1 << 31,
+    "test_subset": 1 << 31,
+    "log_every": 1 << 31,
+    "step_size": 100_000,
+    "seed": (1 << 32) - 1,
+    "data_seed": (1 << 32) - 1,
+    "lr": 1e6,
+    "momentum": 1e3,
+    "weight_decay": 1e3,
+    "gamma": 1e6,
+    "noise": 1e6,
+    "true_b": 1e12,
+    "true_w": 1e12,
+    "norm_mean": 1e6,
+    "norm_std": 1e6,
+}
 
 
 def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
@@ -140,7 +166,17 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "step_size", "samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("subset", "test_subset", "log_every", "features", "num_classes"):
+        if self.data_seed is not None and self.data_seed < 0:
+            raise ConfigError(f"data_seed must be 0 or more, got {self.data_seed}")
+        for name, most in UPPER_BOUNDS.items():
+            values = getattr(self, name)
+            for value in values if isinstance(values, list) else [values]:
+                if value is not None and abs(value) > most:
+                    raise ConfigError(
+                        f"{name} = {value} is beyond what trainlab accepts (at most {most:,}); "
+                        "it would exhaust memory or time long before it finished."
+                    )
+        for name in ("subset", "test_subset", "log_every", "features", "num_classes", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.val_split < 1.0:

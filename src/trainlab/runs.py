@@ -151,17 +151,42 @@ def write_config(
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """One line per epoch, flushed and synced; a line is written whole or a clear error says
+    why not."""
+    if not Path(run_dir).is_dir():
+        raise TrainlabError(
+            f"{run_dir}: the run directory is gone (deleted or moved while training). Start a "
+            "new run, or restore the directory and resume."
+        )
+    try:
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise TrainlabError(
+            f"{run_dir / 'metrics.jsonl'}: could not be written ({e.strerror or e}): the disk "
+            "may be full or the folder not writable. The checkpoints written so far are kept."
+        ) from None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl; a last line cut short by a crash is left out."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # a write cut short; the checkpoint decides what counts
+                break
+            raise TrainlabError(
+                f"{path}: line {i + 1} is not JSON; the file was edited or damaged."
+            ) from None
+    return rows
 
 
 def truncate_metrics(run_dir: Path, epochs: int) -> None:

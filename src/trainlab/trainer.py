@@ -40,6 +40,7 @@ from trainlab.engine.checkpoint import (
     load_checkpoint,
     load_weights,
     save_checkpoint,
+    validate_payload,
 )
 from trainlab.engine.device import resolve_device
 from trainlab.engine.loop import EpochState, evaluate, train_one_epoch
@@ -189,6 +190,7 @@ class Trainer:
         self.model = model  # for callbacks, as Lightning's trainer.model
         checkpoint = load_checkpoint(resume, which="last") if resume is not None else None
         if checkpoint is not None:
+            validate_payload(checkpoint, resume=True)
             self._resolve_against(checkpoint)
         data = cut_data(data, self.config)
         cfg = self.config = run_config(self.config, model, data)
@@ -330,12 +332,13 @@ class Trainer:
                     break
                 row = self._epoch_row(epoch, counts, seen_before, began, model, data, setup)
                 history.append(row)
-                runs.append_metrics(run_dir, row)
                 improved = best.update(row)
+                # checkpoints first: metrics.jsonl never claims an epoch last.pt does not hold
                 save("last.pt", epoch + 1, 0, None)
                 if improved:
                     save("best.pt", epoch + 1, 0, None)
                     result.best_path = run_dir / "best.pt"
+                runs.append_metrics(run_dir, row)
                 result.best = best.state_dict()
                 self._emit("on_epoch_end", row)
                 if stop.requested and epoch + 1 < cfg.epochs:

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import write_family
+from helpers import write_family
 from trainlab.data import load_dataset
 from trainlab.data.mnist_family import FAMILIES, SPLIT_FILES, ensure_files
 from trainlab.data.pypi_mnist import _ArrayUnpickler

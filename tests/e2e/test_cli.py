@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
 
 QUICK = ["--subset", "2000", "--test-subset", "500", "--epochs", "1", "--device", "cpu"]
 
@@ -200,7 +200,7 @@ def test_corrupt_mnist_file_fails_its_md5(tmp_path, mnist_root):
 )
 def test_corrupt_idx_files(tmp_path, stem, damage, needle):
     """Files with no known checksum (hand-made Fashion-MNIST) go through the IDX checks."""
-    from conftest import write_family
+    from helpers import write_family
 
     raw = write_family(tmp_path / "root", "FashionMNIST", n_train=60, n_test=20)
     (raw / stem).write_bytes(damage((raw / stem).read_bytes()))

@@ -8,7 +8,7 @@ import onnxruntime
 import pytest
 import torch
 
-from conftest import run_cli
+from helpers import run_cli
 from trainlab.inference.export import export_model
 from trainlab.workflow import evaluate_checkpoint
 

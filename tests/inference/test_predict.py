@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import run_cli
+from helpers import run_cli
 from trainlab.inference import Predictor, predict
 from trainlab.inference.preprocess import naive_resize, read_image
 

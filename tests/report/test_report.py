@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 
 QUICK = ["--subset", "3000", "--test-subset", "1000", "--device", "cpu"]
 

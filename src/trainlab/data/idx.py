@@ -31,6 +31,9 @@ IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+# The largest decompressed IDX file read (the biggest of the family is 47 MB): a gzip bomb
+# stops here instead of filling memory.
+MAX_DECOMPRESSED = 1 << 30
 _CODES = {np.dtype(v).newbyteorder("="): k for k, v in IDX_DTYPES.items()}
 
 
@@ -38,10 +41,20 @@ def read_bytes(path: str | Path) -> bytes:
     """The file's content, decompressed when the name ends in ``.gz``."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        if path.suffix != ".gz":
+            return path.read_bytes()
+        with gzip.open(path, "rb") as f:
+            content = f.read(MAX_DECOMPRESSED + 1)
+        if len(content) > MAX_DECOMPRESSED:
+            raise DataError(
+                f"{path}: decompresses to more than {MAX_DECOMPRESSED // 2**20} MiB, far more "
+                "than any dataset of this format; refused (a damaged or hostile file)."
+            )
+        return content
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except DataError:
+        raise
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(
             f"{path}: cannot be read or decompressed ({e}). Delete it and fetch it again "
@@ -85,7 +98,13 @@ def parse_idx(
     if len(content) < header:
         raise DataError(f"{name}: header cut short ({len(content)} bytes, need {header}). {fix}")
     shape = tuple(int(d) for d in np.frombuffer(content, dtype=">i4", count=dims, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * item.itemsize
+    if any(d < 0 for d in shape):
+        raise DataError(f"{name}: negative dimension in the header {shape}. {fix}")
+    # Python ints: a header cannot overflow the product into a small, matching size; and the
+    # size is checked against the file before anything is allocated.
+    expected = item.itemsize
+    for d in shape:
+        expected *= d
     got = len(content) - header
     if got != expected:
         raise DataError(

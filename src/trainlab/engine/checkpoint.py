@@ -9,7 +9,6 @@ the data's classes and preprocessing, and the best-so-far record.
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,28 @@ VERSION = 1
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` through a temp file and a rename."""
+    """Write ``payload`` to ``path`` through a temp file and a rename.
+
+    A failed write (disk full, a file-size limit, the folder gone) raises ``CheckpointError``
+    and leaves the previous file at ``path`` as it was.
+    """
+    path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    if not path.parent.is_dir():
+        raise CheckpointError(
+            f"{path.parent}: the run directory is gone (deleted or moved while training), so "
+            f"{path.name} cannot be written. Start a new run, or restore the directory and resume."
+        )
+    try:
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    except (OSError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        kept = "the previous one is kept" if path.exists() else "no earlier one existed"
+        raise CheckpointError(
+            f"{path}: could not be written ({first}): the disk may be full, a file-size limit "
+            f"reached or the folder not writable; {kept}. Free space (or fix the folder) and "
+            "resume with `trainlab train --resume`."
+        ) from None
 
 
 def find_checkpoint(path: str | Path, which: str = "best") -> Path:
@@ -64,6 +82,8 @@ def load_checkpoint(path: str | Path, which: str = "best") -> dict[str, Any]:
     ``path`` is a .pt file or a run directory (see ``find_checkpoint``).
     """
     path = find_checkpoint(path, which)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: an empty file, not a checkpoint.")
     if not _looks_like_torch_file(path):
         raise CheckpointError(
             f"{path}: this is not a checkpoint (not a PyTorch file). Give a .pt file written by "
@@ -83,10 +103,12 @@ def load_checkpoint(path: str | Path, which: str = "best") -> dict[str, Any]:
             f"run code when loaded ({first}). Only load it with torch.load(weights_only=False) if "
             "you trust its author; trainlab never does."
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+    except MemoryError:
+        raise CheckpointError(f"{path}: too large to load into memory.") from None
+    except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on damaged files
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise CheckpointError(
-            f"{path}: not a readable checkpoint "
-            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {first}). "
             "It may be truncated or corrupt; use another checkpoint of the run (last.pt / best.pt)."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -100,7 +122,54 @@ def load_checkpoint(path: str | Path, which: str = "best") -> dict[str, Any]:
             f"reads ({VERSION}). Upgrade trainlab."
         )
     payload["path"] = str(path)
+    validate_payload(payload)
     return payload
+
+
+# What every checkpoint holds, and what a resume needs besides.
+REQUIRED = {"state_dict": dict, "config": dict, "model": dict, "data": dict}
+FOR_RESUME = {"optimizer": dict, "rng": dict, "best": dict, "epoch": int, "batch": int}
+
+
+def validate_payload(payload: dict[str, Any], resume: bool = False) -> None:
+    """Check what a loaded checkpoint holds before anything uses it; name what is wrong."""
+    path = payload["path"]
+    wanted = {**REQUIRED, **(FOR_RESUME if resume else {})}
+    problems = [
+        f"'{key}' is missing" if key not in payload else f"'{key}' is not a {kind.__name__}"
+        for key, kind in wanted.items()
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool)
+    ]
+    state = payload.get("state_dict")
+    if isinstance(state, dict):
+        bad = [k for k, v in state.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+        if bad:
+            problems.append(f"state_dict entries that are not tensors: {bad[:3]}")
+    data = payload.get("data")
+    if isinstance(data, dict) and not isinstance(data.get("classes", []), list):
+        problems.append("'data.classes' is not a list")
+    rng = payload.get("rng")
+    if resume and isinstance(rng, dict) and not torch.is_tensor(rng.get("torch")):
+        problems.append("'rng.torch' is not a tensor")
+    for key in ("epoch", "batch"):
+        value = payload.get(key)
+        if isinstance(value, int) and value < 0:
+            problems.append(f"'{key}' is negative")
+    if problems:
+        raise CheckpointError(
+            f"{path}: not a usable trainlab checkpoint: {'; '.join(problems)}. Use another "
+            "checkpoint of the run (last.pt / best.pt), or train again."
+        )
+    if isinstance(payload.get("config"), dict):
+        from trainlab.config import TrainConfig
+        from trainlab.errors import ConfigError
+
+        try:
+            TrainConfig.from_dict(payload["config"], source=f"{path} (its config)")
+        except ConfigError as e:
+            raise CheckpointError(
+                f"{path}: its config is not valid ({e}). Use another checkpoint of the run."
+            ) from None
 
 
 def load_weights(
@@ -113,7 +182,12 @@ def load_weights(
     mismatched = sorted(
         k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape
     )
-    if missing or unexpected or mismatched:
+    wrong_dtype = sorted(
+        k
+        for k in set(own) & set(state_dict)
+        if k not in mismatched and own[k].dtype != state_dict[k].dtype
+    )
+    if missing or unexpected or mismatched or wrong_dtype:
         parts = []
         if missing:
             parts.append(f"missing {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
@@ -125,6 +199,8 @@ def load_weights(
             parts.append(
                 f"{k}: {tuple(state_dict[k].shape)} in the file, {tuple(own[k].shape)} in the model"
             )
+        for k in wrong_dtype[:4]:
+            parts.append(f"{k}: {state_dict[k].dtype} in the file, {own[k].dtype} in the model")
         raise CheckpointError(
             f"{source}: its weights do not fit model '{model_name}' ({'; '.join(parts)}). The "
             "checkpoint was made for another model or other data; use the matching --model, or "

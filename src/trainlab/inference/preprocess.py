@@ -87,7 +87,7 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
                 f"{label}: refused before decoding ({_first_line(e)}); trainlab's limit is "
                 f"{max_pixels:,} pixels (--max-pixels)."
             ) from None
-        except (OSError, ValueError, SyntaxError) as e:
+        except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many kinds on bad data
             detail = "unknown format" if isinstance(e, UnidentifiedImageError) else _first_line(e)
             raise ImageError(
                 f"{label}: not an image Pillow can read ({detail}). Give a PNG, JPEG, BMP, GIF "
@@ -129,7 +129,9 @@ def _grey_from_pil(image, label: str, max_pixels: int) -> np.ndarray:
             white = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(white, image)
         grey = image.convert("L")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except MemoryError:
+        raise ImageError(f"{label}: too large to decode in memory.") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many kinds on bad data
         raise ImageError(
             f"{label}: the image data is damaged or truncated ({_first_line(e)})."
         ) from None

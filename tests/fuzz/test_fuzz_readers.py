@@ -1,0 +1,341 @@
+"""Property and fuzz tests: every reader of outside input either gives its clean error or a
+correct result, and nothing it reads runs code.
+
+Each test tries 200 inputs in `make test` and 10,000 in `make fuzz`; the counts are printed at
+the end of the run. An input that ends any other way fails the test (Hypothesis shrinks it and
+prints it; keep it below as a regression example).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import subprocess
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from helpers import fuzz_record
+from trainlab.config import TrainConfig
+from trainlab.data.idx import IDX_DTYPES, encode_idx, parse_idx
+from trainlab.engine.checkpoint import load_checkpoint, save_checkpoint
+from trainlab.errors import CheckpointError, ConfigError, DataError, TrainlabError
+from trainlab.inference.preprocess import ImageError, mnist_style, read_image
+
+pytestmark = pytest.mark.fuzz
+
+# --- IDX ----------------------------------------------------------------------------------
+
+
+@given(
+    code=st.sampled_from([*IDX_DTYPES, 0x00, 0x0A, 0xFF]),
+    dims=st.lists(st.integers(-(2**31), 2**31 - 1), max_size=4)
+    | st.lists(st.integers(0, 6), min_size=1, max_size=3),
+    magic=st.sampled_from([b"\x00\x00", b"\x00\x01", b"\xff\xff"]),
+    tail=st.binary(max_size=600),
+    ndim_byte=st.none() | st.integers(0, 255),
+)
+@example(code=0x08, dims=[-1, -5], magic=b"\x00\x00", tail=b"\x00" * 5, ndim_byte=None)
+@example(code=0x08, dims=[2**31 - 1] * 3, magic=b"\x00\x00", tail=b"", ndim_byte=None)
+def test_idx_reader(code, dims, magic, tail, ndim_byte):
+    header = magic + bytes([code, len(dims) if ndim_byte is None else ndim_byte])
+    content = header + np.asarray(dims, dtype=">i4").tobytes() + tail
+    try:
+        array = parse_idx(
+            content, "fuzz.idx", dtype=np.dtype(IDX_DTYPES.get(code, ">u1")).newbyteorder("=").name
+        )
+    except DataError:
+        fuzz_record("idx reader", True)
+        return
+    fuzz_record("idx reader", True)
+    # accepted: it must be exactly what the bytes say
+    assert list(array.shape) == dims and array.numel() * array.element_size() == len(tail)
+    assert encode_idx(array.numpy()) == content
+
+
+@given(st.binary(max_size=2000))
+def test_idx_reader_random_bytes(content):
+    with contextlib.suppress(DataError):
+        parse_idx(content, "random.idx")
+    fuzz_record("idx reader", True)
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=3), st.data())
+def test_idx_valid_files_round_trip_and_truncations_are_refused(shape, data):
+    array = np.asarray(
+        data.draw(
+            st.lists(
+                st.integers(0, 255), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))
+            )
+        ),
+        dtype=np.uint8,
+    ).reshape(shape)
+    content = encode_idx(array)
+    assert np.array_equal(parse_idx(content, "ok.idx").numpy(), array)
+    cut = data.draw(st.integers(0, len(content) - 1))
+    with pytest.raises(DataError):
+        parse_idx(content[:cut], "cut.idx")
+    fuzz_record("idx reader", True)
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tmp_path_factory):
+    from trainlab.models import build_model
+    from trainlab.runs import describe_run
+
+    path = tmp_path_factory.mktemp("ckpt") / "good.pt"
+    model = build_model("mlp", input_shape=(1, 8, 8), outputs=3, hidden=[4])
+
+    class Data:
+        name, task, classes, input_shape, mean, std, info = (
+            "x",
+            "classification",
+            ["a", "b", "c"],
+            (1, 8, 8),
+            [0.5],
+            [0.5],
+            {},
+        )
+
+    from trainlab.data import InputTransform
+
+    description = describe_run(
+        TrainConfig(model="mlp", hidden=[4]), model, Data, InputTransform([0.5], [0.5])
+    )
+    save_checkpoint(path, {**description, "state_dict": model.state_dict(), "epoch": 1, "batch": 0})
+    return path.read_bytes()
+
+
+def _load_bytes(tmp_path_factory, content: bytes):
+    path = tmp_path_factory.mktemp("c") / "x.pt"
+    path.write_bytes(content)
+    return load_checkpoint(path)
+
+
+@given(data=st.data())
+def test_checkpoint_loader_on_damaged_files(checkpoint_bytes, tmp_path_factory, data):
+    kind = data.draw(st.sampled_from(["random", "truncated", "mutated"]))
+    if kind == "random":
+        content = data.draw(st.binary(max_size=3000))
+    elif kind == "truncated":
+        content = checkpoint_bytes[: data.draw(st.integers(0, len(checkpoint_bytes) - 1))]
+    else:
+        content = bytearray(checkpoint_bytes)
+        for _ in range(data.draw(st.integers(1, 8))):
+            at = data.draw(st.integers(0, len(content) - 1))
+            content[at] = data.draw(st.integers(0, 255))
+        content = bytes(content)
+    try:
+        payload = _load_bytes(tmp_path_factory, content)
+    except CheckpointError:
+        fuzz_record("checkpoint loader", True)
+        return
+    fuzz_record("checkpoint loader", True)
+    assert isinstance(payload["state_dict"], dict)  # accepted: it passed validation
+
+
+class _Global:
+    """Pickles as a call of ``target(*args)``: what a hostile checkpoint carries."""
+
+    def __init__(self, target, args):
+        self.target, self.args = target, args
+
+    def __reduce__(self):
+        return (self.target, self.args)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda canary: (os.system, (f"touch {canary}",)),
+        lambda canary: (eval, (f"open({str(canary)!r}, 'w')",)),
+        lambda canary: (subprocess.Popen, (["touch", str(canary)],)),
+        lambda canary: (exec, (f"open({str(canary)!r}, 'w').close()",)),
+        lambda canary: (torch.save, ({}, str(canary))),  # a torch internal that writes a file
+    ],
+)
+def test_pickled_calls_never_run(tmp_path, make):
+    canary = tmp_path / "ran"
+    target, args = make(canary)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "trainlab-checkpoint", "version": 1, "x": _Global(target, args)}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    # a bare pickle (not a zip) too
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(_Global(target, args), protocol=2))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw)
+    assert not canary.exists()
+    fuzz_record("checkpoint loader", True)
+
+
+@given(
+    change=st.sampled_from(
+        [
+            ("drop", "state_dict"),
+            ("drop", "config"),
+            ("set", "state_dict", {"0.weight": "not a tensor"}),
+            ("set", "config", {"lr": "fast"}),
+            ("set", "config", {"no_such_setting": 1}),
+            ("set", "epoch", -3),
+            ("set", "data", [1, 2]),
+            ("shape", "1.weight"),
+            ("dtype", "1.weight"),
+            ("rename", "1.weight"),
+        ]
+    )
+)
+def test_wrong_keys_shapes_and_dtypes_are_named(checkpoint_bytes, tmp_path_factory, change):
+    from trainlab.workflow import load_model
+
+    path = tmp_path_factory.mktemp("w") / "good.pt"
+    path.write_bytes(checkpoint_bytes)
+    payload = load_checkpoint(path)
+    payload.pop("path")
+    state = dict(payload["state_dict"])
+    if change[0] == "drop":
+        payload.pop(change[1])
+    elif change[0] == "set":
+        payload[change[1]] = change[2]
+    elif change[0] == "shape":
+        state[change[1]] = torch.zeros(2, 2)
+    elif change[0] == "dtype":
+        state[change[1]] = state[change[1]].double()
+    else:
+        state["renamed"] = state.pop(change[1])
+    if change[0] in ("shape", "dtype", "rename"):
+        payload["state_dict"] = state
+    bad = path.with_name("bad.pt")
+    save_checkpoint(bad, payload)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(bad)
+    message = str(caught.value)
+    assert str(bad) in message
+    if change[0] in ("shape", "dtype", "rename"):
+        assert change[1] in message
+    fuzz_record("checkpoint loader", True)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+FIELDS = [f for f in TrainConfig.__dataclass_fields__]
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.lists(st.one_of(st.integers(-5, 10**9), st.floats(), st.text(max_size=3)), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@given(st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), values, max_size=6))
+def test_config_values(candidate):
+    try:
+        cfg = TrainConfig.from_dict(candidate, source="fuzz")
+    except ConfigError:
+        fuzz_record("config", True)
+        return
+    fuzz_record("config", True)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # accepted: it round-trips
+
+
+@given(st.text(max_size=400))
+def test_config_toml_text(text):
+    import tomllib
+
+    try:
+        values_read = tomllib.loads(text).get("config", {})
+        TrainConfig.from_dict(values_read if isinstance(values_read, dict) else {}, source="toml")
+    except (tomllib.TOMLDecodeError, ConfigError):
+        pass
+    fuzz_record("config", True)
+
+
+@given(
+    name=st.sampled_from(["seed-mlp", "d2l-lenet", "seed-basics", "best-10min"]),
+    overrides=st.dictionaries(st.sampled_from(FIELDS), values, max_size=3),
+)
+def test_recipe_overrides(name, overrides):
+    from trainlab.resolve import resolve_config
+
+    with contextlib.suppress(TrainlabError):
+        resolve_config({**overrides, "recipe": name})
+    fuzz_record("config", True)
+
+
+# --- images ---------------------------------------------------------------------------------
+
+FORMATS = ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]
+MODES = ["L", "RGB", "RGBA", "P", "1", "LA", "I;16", "CMYK", "I", "F"]
+
+
+def _encode(mode: str, fmt: str, w: int, h: int, seed: int) -> bytes | None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), mode="RGB")
+    try:
+        image = image.convert(mode) if mode not in ("I;16",) else image.convert("L").convert("I;16")
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+    except (OSError, ValueError, KeyError):
+        return None  # this format cannot hold this mode
+    return buffer.getvalue()
+
+
+@given(
+    mode=st.sampled_from(MODES),
+    fmt=st.sampled_from(FORMATS),
+    w=st.integers(1, 300),
+    h=st.integers(1, 300),
+    seed=st.integers(0, 2**16),
+    cut=st.none() | st.floats(0, 0.999),
+)
+def test_image_decoding(mode, fmt, w, h, seed, cut):
+    content = _encode(mode, fmt, w, h, seed)
+    assume(content is not None)
+    if cut is not None:
+        content = content[: int(len(content) * cut)]
+    import time
+
+    began = time.perf_counter()
+    try:
+        grey = read_image(content, max_pixels=40_000)
+        assert grey.dtype == np.float32 and grey.ndim == 2
+        assert float(grey.min()) >= 0.0 and float(grey.max()) <= 1.0
+        out = mnist_style(grey).image
+        assert out.shape == (28, 28)
+    except ImageError:
+        pass
+    assert time.perf_counter() - began < 5
+    if cut is None and w * h > 40_000:
+        with pytest.raises(ImageError, match="refused before decoding|more than the limit"):
+            read_image(content, max_pixels=40_000)
+    fuzz_record("image decoding", True)
+
+
+@given(st.binary(max_size=4000))
+def test_image_decoding_random_bytes(content):
+    with contextlib.suppress(ImageError):
+        read_image(content)
+    fuzz_record("image decoding", True)
+
+
+def test_zip_of_a_checkpoint_with_no_pickle_is_refused(tmp_path):
+    path = tmp_path / "empty.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/nothing.txt", "x")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)

@@ -1,0 +1,62 @@
+"""Helpers the tests import: real CLI subprocesses, clean-error checks, small IDX files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from trainlab.data.idx import encode_idx
+
+
+def write_family(
+    root: Path, folder: str = "FashionMNIST", n_train: int = 60, n_test: int = 20, seed: int = 0
+) -> Path:
+    """Write small, valid IDX files in torchvision's layout; return the raw folder."""
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(images))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    return raw
+
+
+def run_cli(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run ``python -m trainlab ARGS`` in a real subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "trainlab", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """A one-paragraph error for people: non-zero exit, 'error:', no traceback, the needles."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "error:" in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, f"{needle!r} not in: {proc.stderr}"
+
+
+FUZZ_COUNTS: dict[str, list[int]] = {}  # fuzz target -> [inputs tried, ended cleanly]
+
+
+def fuzz_record(target: str, clean: bool) -> None:
+    """Count one input of a fuzz target (printed at the end of the run)."""
+    tried_clean = FUZZ_COUNTS.setdefault(target, [0, 0])
+    tried_clean[0] += 1
+    tried_clean[1] += int(clean)
