@@ -109,6 +109,7 @@ def test_seed002_basics_runs_as_written(tmp_path, env):
     assert 0.0 <= float(re.search(r"Test Accuracy: ([\d.]+)", out).group(1)) <= 1.0
 
 
+@pytest.mark.slow  # 75 s: five epochs through the seed's own per-sample DataLoader
 def test_seed002_mnist_mlp_offline(tmp_path, env):
     """The seed's own program (torchvision DataLoader, 5 epochs), data through trainlab.compat."""
     out = run_program(seed("seed002_mnist.py"), tmp_path, env)

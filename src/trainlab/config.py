@@ -163,6 +163,11 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("init", self.init, INITS)
         _choice("amp", self.amp, AMPS)
+        for name, kind in field_types().items():
+            value = getattr(self, name)
+            values = value if isinstance(value, list) else [value]
+            if base_type(kind)[0] is float and not all(math.isfinite(v) for v in values):
+                raise ConfigError(f"{name} must be a finite number, got {value}")
         for name in ("epochs", "batch_size", "eval_batch_size", "step_size", "samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -185,11 +190,6 @@ class TrainConfig:
             raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        for name, kind in field_types().items():
-            value = getattr(self, name)
-            values = value if isinstance(value, list) else [value]
-            if base_type(kind)[0] is float and not all(math.isfinite(v) for v in values):
-                raise ConfigError(f"{name} must be a finite number, got {value}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.weight_decay < 0 or self.momentum < 0 or self.noise < 0:

@@ -7,9 +7,15 @@ from trainlab.models import build_model
 
 
 def test_roundtrip(tmp_path):
-    save_checkpoint(tmp_path / "c.pt", {"state_dict": {"w": torch.ones(2)}, "epoch": 3})
+    from trainlab.config import TrainConfig
+
+    payload = {"config": TrainConfig().to_dict(), "model": {}, "data": {}, "epoch": 3}
+    save_checkpoint(tmp_path / "c.pt", {**payload, "state_dict": {"w": torch.ones(2)}})
     ckpt = load_checkpoint(tmp_path / "c.pt")
     assert ckpt["epoch"] == 3 and torch.equal(ckpt["state_dict"]["w"], torch.ones(2))
+    save_checkpoint(tmp_path / "bare.pt", {"state_dict": {"w": torch.ones(2)}})
+    with pytest.raises(CheckpointError, match="'config' is missing; 'model' is missing"):
+        load_checkpoint(tmp_path / "bare.pt")
 
 
 def test_truncated_checkpoint(tmp_path):
