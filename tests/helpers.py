@@ -60,3 +60,49 @@ def fuzz_record(target: str, clean: bool) -> None:
     tried_clean = FUZZ_COUNTS.setdefault(target, [0, 0])
     tried_clean[0] += 1
     tried_clean[1] += int(clean)
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def ensure_chromium() -> str | None:
+    """Debian's chromium (installed with apt-get when missing and root), or None."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium", "fonts-dejavu-core"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    return shutil.which("chromium")
+
+
+def launch_chromium(playwright, executable: str):
+    """Headless Chromium through Playwright, with nothing reaching for the network."""
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+def read_pty(leader: int) -> str:
+    """Everything a process wrote to a pseudo-terminal until it closed."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import ensure_chromium, launch_chromium, read_pty, run_cli
 
 QUICK = ["--subset", "3000", "--test-subset", "1000", "--device", "cpu"]
 
@@ -220,17 +220,8 @@ def test_terminal_gets_a_progress_bar(tmp_path, mnist_root):
         env={**os.environ, "TRAINLAB_DATA": str(mnist_root), "COLUMNS": "120"},
     )
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    text = read_pty(leader)
     proc.wait(timeout=120)
-    text = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
     assert "\r" in text and "epoch 1/1:" in text and ("batch/s" in text or "s/batch" in text)
     assert "img/s" in text and "epoch 1/1  train loss" in text
@@ -253,17 +244,8 @@ def test_a_terminal_of_zero_columns_still_gets_progress(tmp_path, mnist_root):
         env={**env, "TRAINLAB_DATA": str(mnist_root)},
     )
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    text = read_pty(leader)
     proc.wait(timeout=120)
-    text = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
     assert "epoch 1/1:" in text and "img/s" in text, text[-2000:]
     assert "epoch 1/1  train loss" in text
@@ -284,26 +266,9 @@ def test_live_plot_in_a_terminal(tmp_path, mnist_small, capsys):
     assert err.count("live plot:") == 1 and "epoch 2: train loss" in err
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _ensure_chromium() -> str | None:
-    global CHROMIUM
-    if CHROMIUM or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return CHROMIUM
-    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "chromium"],
-        capture_output=True,
-        check=False,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    CHROMIUM = shutil.which("chromium")
-    return CHROMIUM
-
-
 def test_report_renders_in_headless_chromium(runs, tmp_path):
-    if not _ensure_chromium():
+    chromium = ensure_chromium()
+    if not chromium:
         pytest.skip(
             "Debian's chromium is not installed and could not be installed here "
             "(needs root and apt-get)"
@@ -314,17 +279,7 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     assert run_cli("report", str(root / "a"), env=env).returncode == 0
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p, chromium)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -2,12 +2,13 @@
 
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
+
+from helpers import ensure_chromium, launch_chromium
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -43,24 +44,6 @@ def test_500_requests_from_16_clients_are_answered_and_right(server, digits):
     print(f"16 clients, 500 requests: {len(ok)} answered 200, {500 - len(ok)} answered 503")
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _ensure_chromium():
-    global CHROMIUM
-    if CHROMIUM or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return CHROMIUM
-    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "chromium", "fonts-dejavu-core"],
-        capture_output=True,
-        check=False,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    CHROMIUM = shutil.which("chromium")
-    return CHROMIUM
-
-
 def _draw(page, strokes):
     box = page.locator("#pad").bounding_box()
     for stroke in strokes:
@@ -73,23 +56,14 @@ def _draw(page, strokes):
 
 
 def test_draw_and_upload_in_chromium(server, digits, tmp_path):
-    if not _ensure_chromium():
+    chromium = ensure_chromium()
+    if not chromium:
         pytest.skip("Debian's chromium is not installed and could not be installed here")
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p, chromium)
         page = browser.new_page(viewport={"width": 900, "height": 700})
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))

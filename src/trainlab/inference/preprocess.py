@@ -222,14 +222,19 @@ def _fit(crop: np.ndarray, box: int) -> np.ndarray:
     h, w = crop.shape
     scale = box / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return _resize(crop, size).astype(np.float64)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize with anti-aliasing (so shrinking averages, not skips), clamped to [0, 1]."""
     resized = F.interpolate(
-        torch.from_numpy(np.ascontiguousarray(crop))[None, None],
-        size=size,
+        torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None],
+        size=tuple(size),
         mode="bilinear",
         align_corners=False,
         antialias=True,
-    )[0, 0].clamp_(0, 1)
-    return resized.numpy().astype(np.float64)
+    )
+    return resized[0, 0].clamp_(0, 1).numpy()
 
 
 def _place_by_centre_of_mass(patch: np.ndarray, force: bool = False) -> np.ndarray | None:
@@ -275,11 +280,4 @@ def resize_to(grey: np.ndarray, size: tuple[int, int], *, dark_background: bool)
 
 def naive_resize(grey: np.ndarray, size: tuple[int, int] = (FIELD, FIELD)) -> np.ndarray:
     """What tutorials do: resize the whole picture, keep its polarity. For comparison only."""
-    resized = F.interpolate(
-        torch.from_numpy(np.ascontiguousarray(grey))[None, None],
-        size=size,
-        mode="bilinear",
-        align_corners=False,
-        antialias=True,
-    )[0, 0]
-    return np.rint(resized.clamp(0, 1).numpy() * 255).astype(np.uint8)
+    return np.rint(_resize(grey, size) * 255).astype(np.uint8)
