@@ -170,6 +170,6 @@ def test_decompression_bombs_are_refused_before_decoding(side):
     began = time.perf_counter()
     with pytest.raises(ImageError, match="refused before decoding"):
         read_image(_png_header_only(side, side), max_pixels=16_000_000)
-    assert time.perf_counter() - began < 1.0
+    assert time.perf_counter() - began < 5.0  # a hang guard: decoding 2.5 G pixels takes minutes
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 50_000  # nothing near side² bytes was allocated
