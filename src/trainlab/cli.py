@@ -661,6 +661,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _err("aborted.")
         return 130
+    except BrokenPipeError:  # `trainlab ... | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:  # the machine's side: disk full, permissions, a folder gone
         if args.debug:
             raise

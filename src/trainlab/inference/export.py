@@ -144,12 +144,19 @@ def export_model(
 
 
 def _quietly(function, *args, **kwargs):
-    """Run an exporter with its progress prints sent to stderr: stdout is for the result."""
+    """Run an exporter without its progress prints (stdout is for the result); they are shown
+    on stderr only when the export fails."""
     import contextlib
+    import io
     import sys
 
-    with contextlib.redirect_stdout(sys.stderr):
-        return function(*args, **kwargs)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            return function(*args, **kwargs)
+    except Exception:
+        sys.stderr.write(captured.getvalue())
+        raise
 
 
 def _write_onnx(model, example, batch, output: Path, meta: dict[str, str]) -> None:
