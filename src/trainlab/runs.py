@@ -191,5 +191,9 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def truncate_metrics(run_dir: Path, epochs: int) -> None:
     """Keep the rows of the first ``epochs`` epochs (a resume drops rows past its checkpoint)."""
-    rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epochs]
+    write_metrics(run_dir, [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epochs])
+
+
+def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace metrics.jsonl with ``rows`` (atomically)."""
     atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))

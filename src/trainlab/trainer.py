@@ -273,7 +273,12 @@ class Trainer:
             if setup.device.type == "cuda" and checkpoint["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
             best.load_state_dict(checkpoint["best"])
-            runs.truncate_metrics(position.run_dir, position.epoch)
+            if isinstance(checkpoint.get("history"), list):
+                # the checkpoint's own rows: a kill between writing last.pt and appending its
+                # row to metrics.jsonl must not lose that row
+                runs.write_metrics(position.run_dir, checkpoint["history"][: position.epoch])
+            else:
+                runs.truncate_metrics(position.run_dir, position.epoch)
         position.history = runs.read_metrics(position.run_dir)
         self.description = runs.describe_run(cfg, model, data, setup.transform)
         runs.write_config(
@@ -406,6 +411,7 @@ class Trainer:
             "best": best.state_dict(),
             "partial": counts.state() if counts is not None and batch else None,
             "metrics": history[-1] if history else {},
+            "history": list(history),
         }
 
     def _finish_classification(self, cfg, model, data, setup, result) -> None:

@@ -291,3 +291,19 @@ def test_a_nan_mid_epoch_stops_with_the_last_good_checkpoint(tmp_path, mnist_sma
         torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point()
     )
     assert [r["epoch"] for r in read_metrics(tmp_path / "nan")] == [1]
+
+
+def test_a_kill_between_the_checkpoint_and_its_metrics_row(tmp_path, mnist_small):
+    """The window the SIGKILL test found: last.pt written, its metrics.jsonl row not yet."""
+    from trainlab import Trainer, build_model
+
+    first = Trainer(epochs=1, runs_dir=str(tmp_path), run_name="w", device="cpu").fit(
+        build_model("mlp", mnist_small, hidden=[16]), mnist_small
+    )
+    (first.run_dir / "metrics.jsonl").write_text("")  # as if killed before the append
+    resumed = Trainer(epochs=2).fit(
+        build_model("mlp", mnist_small, hidden=[16]), mnist_small, resume=first.run_dir
+    )
+    assert [r["epoch"] for r in read_metrics(first.run_dir)] == [1, 2]
+    assert read_metrics(first.run_dir)[0] == first.history[0]
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
