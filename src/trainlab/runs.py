@@ -44,10 +44,9 @@ def new_run_dir(runs_dir: str | Path, name: str | None, model: str) -> Path:
 def describe_run(cfg: Any, model: Any, data: Any, transform: Any) -> dict[str, Any]:
     """What ran, as plain values: the same description goes into config.toml and every
     checkpoint (the checkpoint adds weights and position, config.toml the environment)."""
-    record = getattr(model, "trainlab_record", None) or {
-        "name": None,
-        "class": type(model).__name__,
-    }
+    from trainlab.engine.setup import model_record
+
+    record = model_record(model) or {"name": None, "class": type(model).__name__}
     return {
         "config": cfg.to_dict(),
         "model": {**record, "parameters": sum(p.numel() for p in model.parameters())},

@@ -162,8 +162,13 @@ class Trainer:
         config = config or TrainConfig.from_dict(overrides, source="Trainer arguments")
         self.config = config.replace(**overrides) if overrides else config
         self.callbacks = list(callbacks or [])
-        self.device = resolve_device(self.config.device)
+        resolve_device(self.config.device)  # an unusable device fails here, not mid-fit
         self.changes: dict[str, tuple[Any, Any]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        """The device the config names (derived, so a resume's --device change shows)."""
+        return resolve_device(self.config.device)
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
