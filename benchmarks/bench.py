@@ -201,6 +201,38 @@ def bench_serve(repeats: int, root: str) -> dict:
         return measures.serve_load(run_dir, folder, repeats)
 
 
+def bench_distributed(repeats: int, root: str) -> dict:
+    """Training throughput on 1 and N processes under torchrun (alternating): on the CPU,
+    2 processes of 1 thread against 1 process of 1 thread and 1 process of 2 threads; on a
+    machine with several GPUs, one process per GPU against one GPU."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    n = gpus if gpus >= 2 else 2
+    threads = 1 if gpus < 2 else int(os.environ.get("OMP_NUM_THREADS", "4"))
+    epoch = measures.distributed_epoch
+    cases = {
+        f"1 process x {threads} thread(s)": lambda: epoch(root, 1, threads),
+        f"{n} processes x {threads} thread(s)": lambda: epoch(root, n, threads),
+    }
+    if gpus < 2:
+        cases["1 process x 2 threads"] = lambda: epoch(root, 1, 2)
+    runs = alternate(repeats, **cases)
+    out = {
+        name: {
+            "images_per_s": stats([r["images_per_s"] for r in rs]),
+            "test_acc": stats([r["test_acc"] for r in rs]),
+        }
+        for name, rs in runs.items()
+    }
+    one, many = (out[k]["images_per_s"]["median"] for k in list(cases)[:2])
+    out["scaling"] = round(many / one, 2)
+    if gpus < 2:
+        out["vs_threads"] = round(many / out["1 process x 2 threads"]["images_per_s"]["median"], 2)
+    out["processes"], out["device"] = n, runs[next(iter(cases))][0]["device"]
+    return out
+
+
 BENCHES = {
     "time-to-99": bench_time_to_99,
     "seed-mlp": bench_seed_mlp,
@@ -210,8 +242,18 @@ BENCHES = {
     "accuracy": bench_accuracy,
     "predict": bench_predict,
     "serve": bench_serve,
+    "distributed": bench_distributed,
 }
-DEFAULT = ["time-to-99", "seed-mlp", "engine", "throughput", "make-train", "predict", "serve"]
+DEFAULT = [
+    "time-to-99",
+    "seed-mlp",
+    "engine",
+    "throughput",
+    "make-train",
+    "predict",
+    "serve",
+    "distributed",
+]
 
 
 def git_commit() -> str:
@@ -349,6 +391,16 @@ def render_table(r: dict) -> str:
                 f"p50 {_fmt(m['p50_ms'], ' ms')}, p99 {_fmt(m['p99_ms'], ' ms')}; "
                 f"{m['status_503']} × 503 | | | |"
             )
+    if "distributed" in r:
+        d = r["distributed"]
+        names = [k for k in d if " x " in k]
+        lines.append(
+            f"| torchrun, default CNN training, img/s ({d['device']}): "
+            + ", ".join(f"{k} {_fmt(d[k]['images_per_s']['median'], '', 0)}" for k in names)
+            + f" | {d['scaling']}x ({d['processes']} processes vs 1) | "
+            + (f"{d['vs_threads']}x vs 1 process of 2 threads" if "vs_threads" in d else "")
+            + " | | |"
+        )
     if "accuracy" in r:
         a = r["accuracy"]
         lines.append(

@@ -492,3 +492,28 @@ def serve_load(run_dir: Path, folder: Path, repeats: int, requests: int = 400) -
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def distributed_epoch(data_root: str, processes: int, threads: int, subset: int = 30000) -> dict:
+    """Training images/s of the default CNN for one epoch of ``subset`` images: one process
+    with ``threads`` threads, or ``torchrun`` with ``processes`` processes of ``threads`` each
+    (on CUDA: one GPU per process). The global batch is the default 128 either way."""
+    import torch
+
+    env = {**os.environ, "TRAINLAB_DATA": data_root, "OMP_NUM_THREADS": str(threads)}
+    args = ["train", "--epochs", "1", "--subset", str(subset), "--test-subset", "2000"]
+    with tempfile.TemporaryDirectory() as runs:
+        args += ["--runs-dir", runs, "--run-name", "r", "--quiet"]
+        if processes == 1:
+            command = [*TRAINLAB, *args]
+        else:
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+            command += ["--nproc-per-node", str(processes), "-m", "trainlab", *args]
+        subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+        row = json.loads((Path(runs) / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    return {
+        "images_per_s": row["images_per_s"],
+        "train_seconds": row["train_seconds"],
+        "test_acc": row["test_acc"],
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }

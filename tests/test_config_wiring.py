@@ -52,8 +52,19 @@ class Probe(Callback):
         self.first_train = None
         self.conv_channels_last = None
         self.output_dtype = None
+        self.saved_positions = []  # (epoch, batch) of each last.pt seen during the epoch
 
-    def on_fit_start(self, trainer, info):  # noqa: ARG002
+    def on_batch_end(self, trainer, state, loss_sum, steps):  # noqa: ARG002
+        last = self.run_dir / "last.pt"
+        if last.exists():
+            position = load_checkpoint(last)
+            position = (position["epoch"], position["batch"])
+            if position not in self.saved_positions:
+                self.saved_positions.append(position)
+
+    def on_fit_start(self, trainer, info):
+        self.run_dir = info["run_dir"]
+
         def before(module, args):
             x = args[0]
             (self.train_sizes if module.training else self.eval_sizes).append(len(x))
@@ -427,6 +438,16 @@ CASES = {
             and not (a.result.run_dir / "tb").exists()
         ),
     ),
+    "checkpoint_every": (
+        MLP,
+        2,
+        lambda a, b, v: (
+            v == 2
+            and b.probe.saved_positions == [(0, 2), (0, 4)]  # 6 batches: saved after 2 and 4
+            and a.probe.saved_positions == []
+            and not differ(a.weights, b.weights)  # saving mid-epoch changes nothing
+        ),
+    ),
     "recipe": (
         {},
         "seed-mlp",
@@ -448,6 +469,10 @@ ELSEWHERE = {
     "weights": "test_weights_and_freeze_features_start_and_hold_the_weights",
     "freeze_features": "test_weights_and_freeze_features_start_and_hold_the_weights",
     "runs_dir": "test_runs_dir_is_where_the_run_is_written",
+    "sync_bn": (
+        "tests/distributed/test_torchrun.py::"
+        "test_sync_bn_computes_batch_statistics_over_all_processes"
+    ),
 }
 
 
@@ -463,11 +488,11 @@ def test_no_setting_is_left_out():
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(CASES) | set(ELSEWHERE) == fields
     assert not set(CASES) & set(ELSEWHERE)
-    here = Path(__file__).read_text()
-    recipes = (Path(__file__).parent / "test_recipes.py").read_text()
+    tests = Path(__file__).parent
     for where in ELSEWHERE.values():
-        name = where.split("::")[-1]
-        assert f"def {name}(" in (recipes if "test_recipes" in where else here), where
+        path, _, name = where.rpartition("::")
+        source = (tests.parent / path if path else Path(__file__)).read_text()
+        assert f"def {name}(" in source, where
 
 
 def test_data_dir_is_where_the_data_is_read(runner, tmp_path, mnist_root):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Any
 
@@ -259,6 +260,7 @@ def _err(text: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from trainlab.engine.checkpoint import load_checkpoint
+    from trainlab.engine.distributed import Dist
     from trainlab.report.console import ConsoleLogger
     from trainlab.resolve import resolve_config
     from trainlab.workflow import train
@@ -268,16 +270,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         for f in dataclasses.fields(TrainConfig)
         if hasattr(args, f.name)
     }
+    main = Dist.from_env().main  # under torchrun, rank 0 speaks for the job
     saved = load_checkpoint(args.resume, which="last")["config"] if args.resume else None
-    resolved = resolve_config(given, saved=saved, source="command line", log=_err)
+    log = _err if main else (lambda _line: None)
+    resolved = resolve_config(given, saved=saved, source="command line", log=log)
     cfg = resolved.config
     logger = ConsoleLogger(cfg.log_every, quiet=args.quiet)
-    result = train(cfg, resume=args.resume, callbacks=[logger])
+    result = train(cfg, resume=args.resume, callbacks=[logger], log=log)
+    Dist.from_env().leave()  # every rank together, after the last collective
+    if not main:
+        return 130 if result.status == "interrupted" else 0
     final = result.final
     if result.status == "interrupted":
         _err(
             f"interrupted: checkpoint saved to {result.last_path}. "
-            f"Resume with: trainlab train --resume {result.run_dir}"
+            f"Resume with: {'torchrun ... -m ' if 'WORLD_SIZE' in os.environ else ''}"
+            f"trainlab train --resume {result.run_dir}"
         )
     summary = {
         "run_dir": str(result.run_dir),
@@ -525,7 +533,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
 
     from trainlab.serve import serve
 
@@ -654,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
         message = str(e)
         if args.command == "train" and isinstance(e, ConfigError):
             message = _as_flags(message)
-        _err(f"error: {message}")
+        rank = os.environ.get("RANK") if "WORLD_SIZE" in os.environ else None
+        _err(f"error{f' (rank {rank})' if rank is not None else ''}: {message}")
         return e.exit_code
     except KeyboardInterrupt:
         if args.debug:
@@ -662,8 +670,6 @@ def main(argv: list[str] | None = None) -> int:
         _err("aborted.")
         return 130
     except BrokenPipeError:  # `trainlab ... | head`: the reader left; stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as e:  # the machine's side: disk full, permissions, a folder gone

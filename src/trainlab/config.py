@@ -40,6 +40,7 @@ UPPER_BOUNDS = {
     "subset": 1 << 31,
     "test_subset": 1 << 31,
     "log_every": 1 << 31,
+    "checkpoint_every": 1 << 31,
     "step_size": 100_000,
     "seed": (1 << 32) - 1,
     "data_seed": (1 << 32) - 1,
@@ -152,6 +153,17 @@ class TrainConfig:
         False, "also score the test predictions with scikit-learn's accuracy_score", "run"
     )
     tensorboard: bool = _f(False, "write TensorBoard event files to RUN_DIR/tb/", "run")
+    checkpoint_every: int = _f(
+        0,
+        "also save last.pt every N training batches, to bound the work lost in a long epoch "
+        "(0: at the end of each epoch only)",
+        "run",
+    )
+    sync_bn: bool = _f(
+        False,
+        "under torchrun: batch-norm statistics over all processes' batches (SyncBatchNorm)",
+        "run",
+    )
     recipe: str | None = _f(
         None, "start from a named recipe (`trainlab recipes`); other flags override it", "run"
     )
@@ -181,7 +193,15 @@ class TrainConfig:
                         f"{name} = {value} is beyond what trainlab accepts (at most {most:,}); "
                         "it would exhaust memory or time long before it finished."
                     )
-        for name in ("subset", "test_subset", "log_every", "features", "num_classes", "seed"):
+        for name in (
+            "subset",
+            "test_subset",
+            "log_every",
+            "features",
+            "num_classes",
+            "seed",
+            "checkpoint_every",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.val_split < 1.0:

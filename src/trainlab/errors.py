@@ -28,6 +28,12 @@ class TrainingDiverged(TrainlabError):
     exit_code = 3
 
 
+class DistributedError(TrainlabError):
+    """Another process of a torchrun job failed, vanished, or the launcher stopped this one."""
+
+    exit_code = 1
+
+
 def unknown_name(kind: str, name: str, known: list[str]) -> ConfigError:
     """Error for a name that is not in a registry, listing the names that are."""
     import difflib

@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,21 @@ def new_run_dir(runs_dir: str | Path, name: str | None, model: str) -> Path:
             continue
         return candidate
     raise TrainlabError(f"{root}: could not find a free run directory name for '{base}'.")
+
+
+def find_launched_run(runs_dir: str | Path, run_id: str) -> Path | None:
+    """The newest run directory a torchrun job with ``run_id`` wrote a last.pt into (how a job
+    that torchrun restarted finds the run to continue)."""
+    found = []
+    for config in Path(runs_dir).glob("*/config.toml"):
+        try:
+            launch = tomllib.loads(config.read_text()).get("launch", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        last = config.parent / "last.pt"
+        if launch.get("run_id") == run_id and last.is_file():
+            found.append((last.stat().st_mtime, config.parent))
+    return max(found)[1] if found else None
 
 
 def describe_run(cfg: Any, model: Any, data: Any, transform: Any) -> dict[str, Any]:
@@ -144,6 +160,7 @@ def write_config(
         "run": run,
         "data": {**description["data"], **counts},
         "model": description["model"],
+        **({"launch": description["launch"]} if "launch" in description else {}),
         "environment": environment(device),
     }
     return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))

@@ -19,7 +19,9 @@ consistent and resumes exactly.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import signal
 import sys
 import threading
@@ -43,33 +45,53 @@ from trainlab.engine.checkpoint import (
     validate_payload,
 )
 from trainlab.engine.device import resolve_device
-from trainlab.engine.loop import EpochState, evaluate, train_one_epoch
+from trainlab.engine.distributed import Dist, is_backend_failure, peer_failure
+from trainlab.engine.loop import EpochState, evaluate_counts, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_predictions
 from trainlab.engine.setup import RunSetup, model_record, setup_run
-from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from trainlab.errors import CheckpointError, ConfigError, DistributedError, TrainingDiverged
 from trainlab.resolve import resolve_config
 
 __all__ = ["Callback", "FitResult", "Trainer", "run_config"]
 
 
 class _StopFlag:
-    """Set by the first Ctrl-C; a second one interrupts at once."""
+    """Set by the first Ctrl-C; a second one interrupts at once.
 
-    def __init__(self) -> None:
+    Under torchrun a Ctrl-C reaches each process twice (from the terminal, then relayed by
+    torchrun, which kills whatever is left after its shutdown timeout), so there the second one
+    does not abort: every rank finishes the batch and the job saves one consistent last.pt.
+    """
+
+    def __init__(self, launched: bool = False) -> None:
         self.requested = False
+        self.launched = launched
         self._previous: Any = None
 
     def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
+            if self.launched:  # torchrun stops the others this way when one process fails
+                self._previous_term = signal.signal(signal.SIGTERM, self._terminated)
         return self
+
+    @staticmethod
+    def _terminated(signum, frame) -> None:  # noqa: ANN001, ARG004 - signal handler signature
+        raise DistributedError(
+            "the launcher stopped this process (SIGTERM): another process of the job failed, "
+            "or the job was cancelled."
+        )
 
     def _handle(self, signum, frame) -> None:  # noqa: ANN001, ARG002 - signal handler signature
         if self.requested:
+            if self.launched:
+                return
             raise KeyboardInterrupt
         self.requested = True
+        if self.launched and os.environ.get("RANK", "0") != "0":
+            return  # rank 0 speaks for the job
         print(
             "\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to abort)",
             file=sys.stderr,
@@ -79,6 +101,8 @@ class _StopFlag:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+        if getattr(self, "_previous_term", None) is not None:
+            signal.signal(signal.SIGTERM, self._previous_term)
 
 
 def cut_data(data: Dataset, cfg: TrainConfig) -> Dataset:
@@ -138,6 +162,7 @@ class _Position:
     batch: int = 0
     partial: dict | None = None  # the interrupted epoch's counts so far
     history: list | None = None
+    saved: tuple[int, int] | None = None  # (epoch, batch) of the last last.pt written
 
 
 class Trainer:
@@ -171,6 +196,8 @@ class Trainer:
         return resolve_device(self.config.device)
 
     def _emit(self, event: str, *args: Any) -> None:
+        if not getattr(self, "dist", Dist()).main:  # one voice: rank 0 prints and plots
+            return
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
 
@@ -193,6 +220,10 @@ class Trainer:
                 in place in Jupyter; a PNG in the run directory elsewhere).
         """
         self.model = model  # for callbacks, as Lightning's trainer.model
+        dist = self.dist = Dist.from_env()
+        dist.join(dist.device(resolve_device(self.config.device)))
+        if resume is None and dist.restart:
+            resume = self._restarted_run(dist)
         checkpoint = load_checkpoint(resume, which="last") if resume is not None else None
         if checkpoint is not None:
             validate_payload(checkpoint, resume=True)
@@ -201,16 +232,49 @@ class Trainer:
         cfg = self.config = run_config(self.config, model, data)
         if checkpoint is not None:
             self._check_resumable(checkpoint, cfg)
-        setup = setup_run(cfg, model, data)
+        setup = setup_run(cfg, model, data, dist)
         best = BestCheckpoint.for_splits("val" in setup.splits, data.task == "classification")
         position = self._open_run(cfg, model, data, setup, best, checkpoint)
-        added = self._config_callbacks(cfg, live_plot)
+        added = self._config_callbacks(cfg, live_plot) if dist.main else []
         self.callbacks += added
         try:
             return self._loop(cfg, model, data, setup, best, position)
+        except DistributedError as e:
+            raise DistributedError(f"{e} {self._kept(position)}") from None
+        except RuntimeError as e:
+            if not (dist.active and is_backend_failure(e)):
+                raise
+            raise DistributedError(f"{peer_failure(e)} {self._kept(position)}") from None
         finally:  # this fit's own callbacks only: a later fit() starts without them
             for callback in added:
                 self.callbacks.remove(callback)
+
+    def _restarted_run(self, dist: Dist) -> Path | None:
+        """torchrun restarted this job (--max-restarts): continue the run it was writing."""
+        found = (
+            runs.find_launched_run(self.config.runs_dir, dist.run_id)
+            if dist.main and dist.run_id
+            else None
+        )
+        found = dist.broadcast(str(found) if found else None)
+        if dist.main:
+            print(
+                f"torchrun restart {dist.restart}: "
+                + (f"resuming {found}" if found else "no checkpoint of this job; starting over"),
+                file=sys.stderr,
+                flush=True,
+            )
+        return Path(found) if found else None
+
+    def _kept(self, position: _Position) -> str:
+        if position.saved is None:
+            return "No checkpoint was written by this job yet."
+        epoch, batch = position.saved
+        where = f"epoch {epoch + 1}, batch {batch}" if batch else f"after epoch {epoch}"
+        return (
+            f"The run's last.pt ({where}) is intact. Resume with: torchrun ... -m trainlab "
+            f"train --resume {position.run_dir}"
+        )
 
     # --- step 1: the config that runs ----------------------------------------------------
 
@@ -221,6 +285,8 @@ class Trainer:
         given = self._given if self._given is not None else self.config.to_dict()
         if self._given is None:  # the model and data objects decide these; checked after
             given = {k: v for k, v in given.items() if k not in FROZEN_ON_RESUME}
+            if given.get("data_dir") is None:  # the default root, which the run resolved
+                given.pop("data_dir", None)
         resolved = resolve_config(given, saved=saved, source=checkpoint["path"])
         self.config, self.changes = resolved.config, resolved.changed
 
@@ -263,8 +329,10 @@ class Trainer:
         best: BestCheckpoint,
         checkpoint: dict[str, Any] | None,
     ) -> _Position:
+        dist = setup.dist
         if checkpoint is None:
-            position = _Position(runs.new_run_dir(cfg.runs_dir, cfg.run_name, cfg.model))
+            run_dir = runs.new_run_dir(cfg.runs_dir, cfg.run_name, cfg.model) if dist.main else None
+            position = _Position(Path(dist.broadcast(str(run_dir) if run_dir else None)))
         else:
             position = _Position(
                 Path(checkpoint["path"]).parent,
@@ -274,18 +342,46 @@ class Trainer:
             )
             load_weights(model, checkpoint["state_dict"], checkpoint["path"], cfg.model)
             setup.optimizer.load_state_dict(checkpoint["optimizer"])
-            torch.set_rng_state(checkpoint["rng"]["torch"])
-            if setup.device.type == "cuda" and checkpoint["rng"].get("cuda"):
-                torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+            position.saved = (position.epoch, position.batch)
+            rng = checkpoint["rng"]
+            ranks = rng.get("ranks") or [rng]
+            if len(ranks) == dist.world:  # each rank its own draws; else they restart (noted)
+                torch.set_rng_state(ranks[dist.rank]["torch"])
+                if setup.device.type == "cuda" and ranks[dist.rank].get("cuda"):
+                    torch.cuda.set_rng_state_all(ranks[dist.rank]["cuda"])
+            elif dist.main:
+                print(
+                    f"resume: {len(ranks)} process(es) -> {dist.world}: the same global batches,"
+                    " re-sharded; random draws (dropout, augmentation) restart from the seed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if position.partial and not dist.main:  # the saved counts are the sum of all ranks
+                position.partial = None
             best.load_state_dict(checkpoint["best"])
-            if isinstance(checkpoint.get("history"), list):
+            if not dist.main:
+                pass  # rank 0 rewrites the run's files below
+            elif isinstance(checkpoint.get("history"), list):
                 # the checkpoint's own rows: a kill between writing last.pt and appending its
                 # row to metrics.jsonl must not lose that row
                 runs.write_metrics(position.run_dir, checkpoint["history"][: position.epoch])
             else:
                 runs.truncate_metrics(position.run_dir, position.epoch)
-        position.history = runs.read_metrics(position.run_dir)
         self.description = runs.describe_run(cfg, model, data, setup.transform)
+        if dist.launched:
+            self.description["launch"] = {
+                "world_size": dist.world,
+                "batch_size_is": "global (split evenly among the processes)",
+                "batch_per_process": cfg.batch_size // dist.world,
+                "backend": dist.backend or "none",
+                "run_id": dist.run_id,
+                "restart": dist.restart,
+            }
+        if not dist.main:  # only global rank 0 writes the run directory
+            saved = (checkpoint.get("history") or []) if checkpoint else []
+            position.history = list(saved[: position.epoch])
+            return position
+        position.history = runs.read_metrics(position.run_dir)
         runs.write_config(
             position.run_dir,
             self.description,
@@ -313,22 +409,36 @@ class Trainer:
         result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
         self._emit("on_fit_start", self._start_info(cfg, data, setup, best, position))
 
-        def save(name: str, epoch: int, batch: int, counts: Counts | None) -> None:
-            save_checkpoint(
-                run_dir / name,
-                self._payload(model, setup, best, history, epoch, batch, counts),
-            )
+        dist = setup.dist
 
-        with _StopFlag() as stop:
+        def save(name: str, epoch: int, batch: int, counts: Counts | None) -> None:
+            # every rank takes part (counts and random states are gathered); rank 0 writes
+            total = dist.sum_counts(counts) if counts is not None else None
+            payload = self._payload(model, setup, best, history, epoch, batch, total)
+            if dist.main:
+                save_checkpoint(run_dir / name, payload)
+            if name == "last.pt":
+                position.saved = (epoch, batch)
+
+        def pause(state: EpochState) -> bool:
+            """Whether to leave the epoch here: Ctrl-C (agreed by all ranks) or a
+            --checkpoint-every point (the same batch on every rank)."""
+            every = cfg.checkpoint_every
+            due = bool(every) and state.batch % every == 0
+            return dist.any(stop.requested, setup.device) or due
+
+        with _StopFlag(dist.launched) as stop:
             for epoch in range(position.epoch, cfg.epochs):
                 counts = Counts(data.num_classes, setup.device)
                 if position.partial:
                     counts.load_state(position.partial)
-                state = EpochState(epoch, position.batch, counts, lambda: stop.requested)
+                state = EpochState(epoch, position.batch, counts)
+                state.stop_requested = functools.partial(pause, state)
                 position.batch, position.partial = 0, None
                 began, seen_before = time.perf_counter(), counts.n
-                if not train_one_epoch(
-                    model,
+                stopped = False
+                while not train_one_epoch(
+                    setup.train_model,
                     setup.train,
                     setup.optimizer,
                     setup.loss_fn,
@@ -338,6 +448,10 @@ class Trainer:
                     setup.amp_dtype,
                 ):
                     save("last.pt", epoch, state.batch, counts)
+                    if dist.any(stop.requested, setup.device):
+                        stopped = True
+                        break
+                if stopped:
                     result.status = "interrupted"
                     break
                 row = self._epoch_row(epoch, counts, seen_before, began, model, data, setup)
@@ -348,14 +462,21 @@ class Trainer:
                 if improved:
                     save("best.pt", epoch + 1, 0, None)
                     result.best_path = run_dir / "best.pt"
-                runs.append_metrics(run_dir, row)
+                if dist.main:
+                    runs.append_metrics(run_dir, row)
                 result.best = best.state_dict()
                 self._emit("on_epoch_end", row)
-                if stop.requested and epoch + 1 < cfg.epochs:
+                if dist.any(stop.requested, setup.device) and epoch + 1 < cfg.epochs:
                     result.status = "interrupted"
                     break
-        if result.status == "completed" and data.classes and result.best_path is not None:
+        if (
+            dist.main
+            and result.status == "completed"
+            and data.classes
+            and result.best_path is not None
+        ):
             self._finish_classification(cfg, model, data, setup, result)
+        dist.barrier()  # no rank leaves while rank 0 still writes (an early exit aborts gloo)
         self._emit("on_fit_end", result)
         return result
 
@@ -386,13 +507,19 @@ class Trainer:
 
     def _epoch_row(self, epoch, counts, seen_before, began, model, data, setup) -> dict[str, Any]:
         """One metrics.jsonl row: train counts, then each evaluated split."""
-        train_metrics = counts.read()
+        dist = setup.dist
+        train_metrics = dist.sum_counts(counts).read()
         self._check_finite(train_metrics.loss, epoch, setup)
         train_seconds = time.perf_counter() - began
         row: dict[str, Any] = {"epoch": epoch + 1, **train_metrics.as_row("train")}
-        for name, batches in setup.splits.items():
-            metrics = evaluate(model, batches, setup.loss_fn, data.num_classes, setup.amp_dtype)
-            row.update(metrics.as_row(name))
+        dist.broadcast_buffers(model)  # every rank scores rank 0's model, the checkpointed one
+        for name, batches in setup.shards.items():
+            counts = evaluate_counts(
+                model, batches, setup.loss_fn, data.num_classes, setup.amp_dtype
+            )
+            total = dist.sum_counts(counts)  # exact: unpadded shards, summed counts
+            row.update(total.read().as_row(name))
+            row[f"{name}_n"] = total.n
         row.update(_regression_errors(model, data))
         row["lr"] = setup.optimizer.param_groups[0]["lr"]
         row["train_seconds"] = round(train_seconds, 3)
@@ -406,6 +533,8 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if setup.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        if setup.dist.world > 1:
+            rng = {**rng, "ranks": setup.dist.gather(rng)}
         return {
             **self.description,
             "state_dict": model.state_dict(),

@@ -21,6 +21,7 @@ from trainlab.data import Batches, Dataset, InputTransform, load_dataset
 from trainlab.engine.callbacks import Callback, FitResult
 from trainlab.engine.checkpoint import load_checkpoint, load_weights
 from trainlab.engine.device import resolve_device
+from trainlab.engine.distributed import Dist
 from trainlab.engine.loop import evaluate, loss_function, predict
 from trainlab.engine.metrics import per_class
 from trainlab.engine.setup import amp_policy, loss_kind
@@ -103,8 +104,10 @@ def train(
 
     ``cfg`` is used as given; to resume with changes, pass ``resumed_config(run, ...).config``.
     """
-    resolve_device(cfg.device)  # an unusable device fails before any data is fetched
-    data = prepare_data(cfg, log)
+    dist = Dist.from_env()  # under torchrun: join the job before touching the data
+    dist.join(dist.device(resolve_device(cfg.device)))  # an unusable device fails here
+    with dist.node_first():  # one process per machine fetches and verifies
+        data = prepare_data(cfg, log if dist.local_rank == 0 else lambda _line: None)
     model = build_configured_model(cfg, data, log, resuming=resume is not None)
     return Trainer(cfg, callbacks=callbacks).fit(model, data, resume=resume)
 

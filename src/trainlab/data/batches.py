@@ -128,7 +128,15 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 class Batches:
-    """Iterate (inputs, targets) batches over tensors kept on ``device``."""
+    """Iterate (inputs, targets) batches over tensors kept on ``device``.
+
+    ``shard=(rank, world)`` (several processes, see ``engine.distributed``): ``batch_size`` is
+    the global batch; each global batch of the epoch's permutation is cut into ``world`` equal
+    contiguous parts and this rank yields part ``rank``. The batches are the same for any world
+    size; only the last batch can be cut short: its last ``size % world`` samples (at most
+    world - 1 per epoch, different ones each epoch) are left out so that every rank gets the
+    same number of samples, and a last batch smaller than ``world`` is dropped.
+    """
 
     def __init__(
         self,
@@ -141,7 +149,20 @@ class Batches:
         drop_last: bool = False,
         device: torch.device | str = "cpu",
         transform: InputTransform | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
+        rank, world = shard
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"shard {shard}: expected (rank, world) with 0 <= rank < world")
+        if world > 1 and batch_size % world:
+            from trainlab.errors import ConfigError
+
+            raise ConfigError(
+                f"--batch-size {batch_size} is the global batch and must divide evenly among "
+                f"{world} processes; use a multiple of {world}, e.g. "
+                f"{max(world, batch_size // world * world)}."
+            )
+        self.shard = (rank, world)
         self.device = torch.device(device)
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.batch_size, self.shuffle, self.seed, self.drop_last = (
@@ -164,6 +185,7 @@ class Batches:
             drop_last=self.drop_last,
             device=device,
             transform=self.transform,
+            shard=self.shard,
         )
 
     @property
@@ -171,8 +193,10 @@ class Batches:
         return len(self.y)
 
     def __len__(self) -> int:
-        n = len(self.y)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        n, world = len(self.y), self.shard[1]
+        if self.drop_last or n % self.batch_size < world:
+            return n // self.batch_size
+        return math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self._passes
@@ -187,7 +211,11 @@ class Batches:
             order = torch.randperm(len(self.y), generator=epoch_generator(self.seed, epoch))
             order = order.to(self.device)
         for i in range(start, len(self)):
-            lo, hi = i * self.batch_size, (i + 1) * self.batch_size
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, len(self.y))
+            rank, world = self.shard
+            if world > 1:
+                part = (hi - lo) // world
+                lo, hi = lo + rank * part, lo + (rank + 1) * part
             if order is None:
                 x, y = self.x[lo:hi], self.y[lo:hi]
             else:

@@ -11,8 +11,10 @@ Every MNIST file, from any source, is checked by the md5 of its decompressed con
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,12 +184,40 @@ def ensure_files(
         The four files, read and verified.
     """
     log = log or (lambda _line: None)
-    family = FAMILIES[name]
     found = local_files(name, root) if "local" in sources else {}
     missing = [stem for stem in SPLIT_FILES if stem not in found]
     if not missing:
         return found
     directory = raw_dir(name, root)
+    with fetch_lock(directory):  # one process fetches; the others then find the files
+        if "local" in sources:
+            found = local_files(name, root)
+        missing = [stem for stem in SPLIT_FILES if stem not in found]
+        if not missing:
+            return found
+        return _fetch_missing(name, directory, sources, found, missing, log)
+
+
+@contextlib.contextmanager
+def fetch_lock(directory: Path) -> Iterator[None]:
+    """An exclusive lock on ``directory/.fetch.lock`` (several processes on one machine, e.g.
+    under torchrun, never write the same file at once). Where locks are unavailable, none."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".fetch.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, LocalFile]:
+    family = FAMILIES[name]
     fetched: dict[str, bytes] = {}  # stem -> decompressed content
     packed: dict[str, bytes] = {}  # stem -> .gz as downloaded (kept: its md5 is the only check)
     failures = []

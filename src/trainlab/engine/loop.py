@@ -136,6 +136,17 @@ def evaluate(
     ``batches`` is a ``Batches`` or any iterable of (x, y); ``loss_fn`` may be None (loss 0);
     ``num_classes`` None takes it from the outputs.
     """
+    return evaluate_counts(model, batches, loss_fn, num_classes, amp_dtype).read()
+
+
+def evaluate_counts(
+    model: nn.Module,
+    batches,
+    loss_fn: LossFn | None,
+    num_classes: int | None,
+    amp_dtype: torch.dtype | None = None,
+) -> Counts:
+    """``evaluate``'s counts, before they are read (so ranks can add theirs up first)."""
     if isinstance(model, nn.Module):
         model.eval()
     device = _device_of(batches, model)
@@ -148,7 +159,7 @@ def evaluate(
                 x, y = x.to(device), y.to(device)
             outputs = model(x)
             counts.add(zero if loss_fn is None else loss_fn(outputs.float(), y), outputs, y)
-    return counts.read()
+    return counts
 
 
 def predict(

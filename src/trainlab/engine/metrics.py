@@ -39,6 +39,13 @@ class Counts:
             pred = outputs.detach().argmax(dim=1)
             self.confusion += torch.bincount(targets * k + pred, minlength=k * k).view(k, k)
 
+    def copy(self) -> Counts:
+        out = Counts(self.num_classes, self.device)
+        out.loss_sum = self.loss_sum.clone()
+        out.confusion = self.confusion.clone()
+        out.n = self.n
+        return out
+
     def state(self) -> dict:
         return {"loss_sum": float(self.loss_sum), "n": self.n, "confusion": self.confusion.cpu()}
 

@@ -16,6 +16,7 @@ from trainlab.config import TrainConfig
 from trainlab.data.batches import Augment, Batches, InputTransform
 from trainlab.data.dataset import Dataset
 from trainlab.engine.device import autocast_dtype, resolve_device
+from trainlab.engine.distributed import Dist, wrap
 from trainlab.engine.loop import LossFn, loss_function
 from trainlab.engine.optim import build_optimizer
 from trainlab.errors import ConfigError
@@ -76,16 +77,19 @@ def loss_kind(cfg: TrainConfig, model: nn.Module, task: str) -> str:
     return "nll" if output == "log_probs" else "cross-entropy"
 
 
-def eval_splits(data: Dataset, cfg: TrainConfig, device, transform) -> dict[str, Batches]:
-    """Validation (when held out) and test batches, in the order they are evaluated."""
+def eval_splits(
+    data: Dataset, cfg: TrainConfig, device, transform, dist: Dist | None = None
+) -> dict[str, Batches]:
+    """Validation (when held out) and test batches, in the order they are evaluated; with
+    ``dist``, this rank's contiguous, unpadded shard of each."""
+    pairs = {"val": (data.val_x, data.val_y)} if data.val_x is not None else {}
+    pairs["test"] = (data.test_x, data.test_y)
     splits = {}
-    if data.val_x is not None:
-        splits["val"] = Batches(
-            data.val_x, data.val_y, cfg.eval_batch_size, device=device, transform=transform
+    for name, (x, y) in pairs.items():
+        part = dist.shard(len(y)) if dist is not None else slice(None)
+        splits[name] = Batches(
+            x[part], y[part], cfg.eval_batch_size, device=device, transform=transform
         )
-    splits["test"] = Batches(
-        data.test_x, data.test_y, cfg.eval_batch_size, device=device, transform=transform
-    )
     return splits
 
 
@@ -97,19 +101,27 @@ class RunSetup:
     amp_dtype: torch.dtype | None
     transform: InputTransform  # evaluation (and the checkpoint's record)
     train: Batches  # shuffled per (seed, epoch), augmented if asked
-    splits: dict[str, Batches]  # "val" (if held out) and "test"
+    splits: dict[str, Batches]  # "val" (if held out) and "test", whole
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
+    dist: Dist  # this process's place in a torchrun job (Dist(): a single process)
+    train_model: nn.Module  # the model, or DistributedDataParallel around it
+    shards: dict[str, Batches]  # this rank's part of each split (the splits on one process)
 
     @property
     def steps(self) -> int:
         return len(self.train)
 
 
-def setup_run(cfg: TrainConfig, model: nn.Module, data: Dataset) -> RunSetup:
-    """Seed, place the model, choose precision, build batches, loss and optimizer."""
-    torch.manual_seed(cfg.seed)  # dropout and augmentation draws; a resume restores its own
-    device = resolve_device(cfg.device)
+def setup_run(
+    cfg: TrainConfig, model: nn.Module, data: Dataset, dist: Dist | None = None
+) -> RunSetup:
+    """Seed, place the model, choose precision, build batches, loss and optimizer; under
+    torchrun, shard the batches and wrap the model in DistributedDataParallel."""
+    dist = dist or Dist()
+    # dropout and augmentation draws (a resume restores its own); each rank draws its own
+    torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
+    device = dist.device(resolve_device(cfg.device))
     model.to(device)
     transform = input_transform(model, data, cfg)
     if transform.channels_last:
@@ -127,18 +139,29 @@ def setup_run(cfg: TrainConfig, model: nn.Module, data: Dataset) -> RunSetup:
         drop_last=cfg.drop_last,
         device=device,
         transform=train_transform,
+        shard=(dist.rank, dist.world),
     )
     if len(train) == 0:
         raise ConfigError(
             f"no training batches: {train.num_samples} samples with --batch-size "
             f"{cfg.batch_size} and --drop-last. Lower the batch size or keep the last batch."
         )
+    if cfg.sync_bn and not dist.launched:
+        raise ConfigError(
+            "--sync-bn synchronises batch norm across the processes of a torchrun job; this is "
+            "a single process. Start it with torchrun --nproc-per-node N, or drop the flag."
+        )
+    train_model = wrap(model, dist, device, cfg.sync_bn)
+    splits = eval_splits(data, cfg, device, transform)
     return RunSetup(
         device=device,
         amp_dtype=amp_dtype,
         transform=transform,
         train=train,
-        splits=eval_splits(data, cfg, device, transform),
+        splits=splits,
         loss_fn=loss_function(loss_kind(cfg, model, data.task), cfg.label_smoothing),
         optimizer=build_optimizer(model, cfg),
+        dist=dist,
+        train_model=train_model,
+        shards=(eval_splits(data, cfg, device, transform, dist) if dist.world > 1 else splits),
     )
