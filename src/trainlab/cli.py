@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
                 default="local,mirrors,index",
                 help="sources to try, in order (default: local,mirrors,index)",
             )
+        if action == "info":
+            p.add_argument(
+                "--verify",
+                action="store_true",
+                help="hash every file again (normally a file whose size, mtime and ctime are "
+                "unchanged since its md5 was checked is not hashed again)",
+            )
         p.add_argument("--json", action="store_true", help="print as JSON")
 
     pred = sub.add_parser(
@@ -576,7 +583,8 @@ def cmd_data(args: argparse.Namespace) -> int:
                 f"--source: unknown source(s) {', '.join(bad) or '(none)'}; "
                 f"choose from {', '.join(SOURCES)}"
             )
-    data = load_dataset(args.name, args.data_dir, sources=sources, log=_err)
+    verify = getattr(args, "verify", False)
+    data = load_dataset(args.name, args.data_dir, sources=sources, log=_err, verify=verify)
     info = {
         "name": data.name,
         "task": data.task,

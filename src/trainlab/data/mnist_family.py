@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from trainlab.data.idx import md5_of, parse_idx, read_bytes
 from trainlab.errors import DataError
-from trainlab.fsutil import atomic_write_bytes
+from trainlab.fsutil import atomic_write_bytes, atomic_write_text
 
 SPLIT_FILES = (
     "train-images-idx3-ubyte",
@@ -136,15 +137,52 @@ def _check(name: str, stem: str, path: Path, content: bytes) -> bool:
     return True
 
 
-def local_files(name: str, root: Path) -> dict[str, LocalFile]:
-    """The files of ``name`` present under ``root``, read and checked (missing ones left out)."""
+STAMP = ".trainlab-verified.json"
+
+
+def _identity(path: Path) -> dict[str, int]:
+    """What changes when a file's content can have changed: size, mtime and ctime (ctime
+    cannot be set back by a program, so restoring the mtime after an edit does not hide it)."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+
+def _read_stamp(directory: Path) -> dict[str, dict]:
+    try:
+        stamp = json.loads((directory / STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def local_files(name: str, root: Path, verify: bool = False) -> dict[str, LocalFile]:
+    """The files of ``name`` present under ``root``, read and checked (missing ones left out).
+
+    A file's md5 is computed once: the stamp file next to the files records, for each verified
+    file, its size, mtime, ctime and md5, and a later read that finds all of them unchanged
+    skips the hash. ``verify=True`` (``trainlab data info --verify``) hashes every file again.
+    """
     directory = raw_dir(name, root)
+    stamp = {} if verify else _read_stamp(directory)
+    fresh: dict[str, dict] = {}
     found = {}
     for stem in SPLIT_FILES:
         path = _find(directory, stem)
-        if path is not None:
-            content = read_bytes(path)
-            found[stem] = LocalFile(path, content, _check(name, stem, path, content))
+        if path is None:
+            continue
+        identity = _identity(path)
+        content = read_bytes(path)
+        expected = FAMILIES[name].content_md5.get(stem) or FAMILIES[name].gz_md5.get(stem)
+        if stamp.get(path.name) == {**identity, "md5": expected}:
+            verified = True  # unchanged since its md5 matched
+        else:
+            verified = _check(name, stem, path, content)
+        if verified:
+            fresh[path.name] = {**identity, "md5": expected}
+        found[stem] = LocalFile(path, content, verified)
+    if fresh and fresh != _read_stamp(directory):
+        with contextlib.suppress(OSError):  # a read-only root: hash again next time
+            atomic_write_text(directory / STAMP, json.dumps(fresh, indent=1, sort_keys=True))
     return found
 
 
@@ -170,7 +208,7 @@ def _from_mirrors(name: str, stem: str) -> bytes:
 
 
 def ensure_files(
-    name: str, root: Path, sources: tuple[str, ...] = SOURCES, log=None
+    name: str, root: Path, sources: tuple[str, ...] = SOURCES, log=None, verify: bool = False
 ) -> dict[str, LocalFile]:
     """Make sure the four files of ``name`` are in ``root``, fetching what is missing.
 
@@ -179,12 +217,13 @@ def ensure_files(
         root: the data root.
         sources: which of "local", "mirrors", "index" may be used, in that order.
         log: callable taking a line of progress text, or None.
+        verify: hash every local file again, whatever its stamp says.
 
     Returns:
         The four files, read and verified.
     """
     log = log or (lambda _line: None)
-    found = local_files(name, root) if "local" in sources else {}
+    found = local_files(name, root, verify) if "local" in sources else {}
     missing = [stem for stem in SPLIT_FILES if stem not in found]
     if not missing:
         return found

@@ -97,7 +97,7 @@ def train_one_epoch(
     device = _device_of(batches, model)
     own = isinstance(batches, Batches)
     steps_per_epoch = len(batches) if hasattr(batches, "__len__") else 0
-    is_optimizer = isinstance(optimizer, torch.optim.Optimizer)
+    is_optimizer = hasattr(optimizer, "param_groups")  # torch's, or engine.optim.SGD
     for x, y in _batches_of(batches, state.epoch, state.batch):
         if not own:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

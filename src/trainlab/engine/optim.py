@@ -15,10 +15,10 @@ from trainlab.config import TrainConfig
 from trainlab.errors import unknown_name
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | SGD:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
+        return SGD(
             params,
             lr=cfg.lr,
             momentum=cfg.momentum,
@@ -62,3 +62,109 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+class SGD:
+    """torch.optim.SGD's update, without ``torch.optim.Optimizer``.
+
+    The base class wraps ``__init__``'s ``add_param_group``, ``zero_grad``, ``step``,
+    ``state_dict`` and ``load_state_dict`` in ``torch._disable_dynamo`` and graph breaks, and the
+    first call of any of them imports ``torch._dynamo``: 1.5-2.8 s of a default run that never
+    compiles. This class calls torch's own functional ``torch.optim.sgd.sgd`` (the function
+    ``torch.optim.SGD.step`` calls, with the same defaults), so the arithmetic is torch's, and
+    reads and writes the same state_dict layout, so checkpoints move between the two.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
+        self.defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": 0.0,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": False,
+            "foreach": None,
+            "differentiable": False,
+            "fused": None,
+        }
+        self.param_groups = [{"params": list(params), **self.defaults}]
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        from torch.optim.sgd import sgd
+
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            buffers = [self.state.get(p, {}).get("momentum_buffer") for p in params]
+            sgd(
+                params,
+                [p.grad for p in params],
+                buffers,
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
+                lr=group["lr"],
+                dampening=group["dampening"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+                has_sparse_grad=False,
+                foreach=group["foreach"],
+            )
+            if group["momentum"]:
+                for p, buffer in zip(params, buffers, strict=True):
+                    self.state.setdefault(p, {})["momentum_buffer"] = buffer
+
+    def _indexed(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict:
+        """As ``torch.optim.SGD.state_dict()``: state by parameter index, groups by index."""
+        index = {id(p): i for i, p in enumerate(self._indexed())}
+        return {
+            "state": {index[id(p)]: dict(s) for p, s in self.state.items()},
+            "param_groups": [
+                {
+                    **{k: v for k, v in g.items() if k != "params"},
+                    "params": [index[id(p)] for p in g["params"]],
+                }
+                for g in self.param_groups
+            ],
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            len(saved["params"]) != len(own["params"])
+            for saved, own in zip(groups, self.param_groups, strict=False)
+        ):
+            raise ValueError(
+                "loaded state dict contains a parameter group that doesn't match the size of "
+                "optimizer's group"
+            )
+        params = self._indexed()
+        for saved, own in zip(groups, self.param_groups, strict=True):
+            own.update({k: v for k, v in saved.items() if k in self.defaults})
+        self.state = {}
+        for i, values in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[p] = {
+                k: v.to(device=p.device, dtype=p.dtype) if torch.is_tensor(v) else v
+                for k, v in values.items()
+            }

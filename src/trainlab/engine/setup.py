@@ -18,7 +18,7 @@ from trainlab.data.dataset import Dataset
 from trainlab.engine.device import autocast_dtype, resolve_device
 from trainlab.engine.distributed import Dist, wrap
 from trainlab.engine.loop import LossFn, loss_function
-from trainlab.engine.optim import build_optimizer
+from trainlab.engine.optim import SGD, build_optimizer
 from trainlab.errors import ConfigError
 
 
@@ -103,7 +103,7 @@ class RunSetup:
     train: Batches  # shuffled per (seed, epoch), augmented if asked
     splits: dict[str, Batches]  # "val" (if held out) and "test", whole
     loss_fn: LossFn
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | SGD  # SGD: engine.optim's, without torch._dynamo
     dist: Dist  # this process's place in a torchrun job (Dist(): a single process)
     train_model: nn.Module  # the model, or DistributedDataParallel around it
     shards: dict[str, Batches]  # this rank's part of each split (the splits on one process)
