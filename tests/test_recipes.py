@@ -27,10 +27,17 @@ def test_recipe_fields_and_overrides():
         recipe_config("seed-cnn")
 
 
-def test_softmax_recipe_falls_back_to_mnist_and_says_so(mnist_root):
+def test_softmax_recipe_falls_back_to_mnist_and_says_so(mnist_root, monkeypatch):
+    import dataclasses
+
+    from trainlab.data import mnist_family
+
+    family = dataclasses.replace(mnist_family.FAMILIES["fashion-mnist"], system_dirs=())
+    monkeypatch.setitem(mnist_family.FAMILIES, "fashion-mnist", family)  # no Debian copy
     lines = []
     cfg = recipe_config("d2l-softmax", {"data_dir": str(mnist_root)}, log=lines.append)
     assert cfg.dataset == "mnist" and "fashion-mnist not found" in lines[0]
+    assert "apt-get install dataset-fashion-mnist" in lines[0]
 
 
 def test_recipes_are_listed():

@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "fetch":
             p.add_argument(
                 "--source",
-                default="local,mirrors,index",
-                help="sources to try, in order (default: local,mirrors,index)",
+                default="local,system,mirrors,index",
+                help="sources to try, in order (default: local,system,mirrors,index; system: "
+                "the folder an OS package installs, e.g. Debian's dataset-fashion-mnist)",
             )
         if action == "info":
             p.add_argument(

@@ -7,7 +7,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trainlab.config import TrainConfig
@@ -181,14 +183,14 @@ def get_recipe(name: str) -> Recipe:
 
 
 def _present(dataset: str, data_dir: str | None) -> bool:
-    from trainlab.data.mnist_family import SPLIT_FILES, raw_dir
+    """Whether the files are in the data root, or in an OS package's folder (copied on use)."""
+    from trainlab.data.mnist_family import FAMILIES, SPLIT_FILES, raw_dir
     from trainlab.data.root import resolve_root
 
-    try:
-        directory = raw_dir(dataset, resolve_root(data_dir))
-    except Exception:  # noqa: BLE001 - a missing root just means "not present"
-        return False
-    return all(any(directory.glob(f"{stem}*")) for stem in SPLIT_FILES)
+    folders = [Path(folder) for folder in FAMILIES[dataset].system_dirs]
+    with contextlib.suppress(Exception):  # a missing root just means "not there"
+        folders.insert(0, raw_dir(dataset, resolve_root(data_dir)))
+    return any(all(any(folder.glob(f"{stem}*")) for stem in SPLIT_FILES) for folder in folders)
 
 
 def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) -> TrainConfig:
@@ -204,7 +206,8 @@ def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) 
             log(
                 f"recipe {name}: using {chosen}"
                 + (
-                    f" ({', '.join(others)} not found in the data root)"
+                    f" ({', '.join(others)} not found in the data root; for Fashion-MNIST on "
+                    "Debian or Ubuntu: apt-get install dataset-fashion-mnist)"
                     if chosen != recipe.prefer[0]
                     else ""
                 )

