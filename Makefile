@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: setup data train test test-all fuzz lint format bench recipes-doc clean
+.PHONY: setup data train test test-all fuzz lint format bench recipes-doc d2l-book clean
 
 setup: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e '.[dev]' $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[dev,d2l]' $(TORCH_PINS)
 	touch $(STAMP)
 
 data: setup
@@ -47,6 +47,10 @@ format: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' $(TORCH_PINS)
 	$(BIN)/python benchmarks/bench.py
+
+# The d2l book's chapters at the book's epochs on Fashion-MNIST, beside its recorded figures.
+d2l-book: setup
+	$(BIN)/python benchmarks/d2l_book.py $(D2L_ARGS)
 
 recipes-doc: data
 	$(BIN)/python scripts/recipes_doc.py

@@ -24,6 +24,7 @@ Same signatures and semantics as the book, with its defects fixed:
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any
@@ -37,24 +38,33 @@ from trainlab.data.synthetic import synthetic_data as _synthetic_data
 from trainlab.engine.device import accelerator, all_accelerators, module_device
 from trainlab.engine.loop import EpochState, evaluate, train_one_epoch
 from trainlab.engine.metrics import Counts
+from trainlab.errors import ConfigError
 from trainlab.models import init_weights
 from trainlab.report.live import LivePlot, in_notebook
 
 __all__ = [
     "Accumulator",
     "Animator",
+    "Residual",
     "Timer",
     "accuracy",
+    "corr2d",
     "display",
     "evaluate_accuracy",
     "evaluate_accuracy_gpu",
+    "evaluate_loss",
+    "get_dataloader_workers",
+    "get_fashion_mnist_labels",
     "linreg",
     "load_array",
     "load_data_fashion_mnist",
     "load_data_mnist",
+    "plot",
+    "predict_ch3",
     "set_axes",
     "set_figsize",
     "sgd",
+    "show_images",
     "squared_loss",
     "synthetic_data",
     "train_ch3",
@@ -83,6 +93,18 @@ def load_array(data_arrays, batch_size, is_train=True):
 
 def _load_images(name: str, batch_size: int, resize=None):
     data = load_dataset(name)
+    subset = os.environ.get("TRAINLAB_D2L_SUBSET")  # "TRAIN[,TEST]": quick runs of a chapter
+    if subset:
+        try:
+            sizes = [int(v) for v in subset.split(",")]
+        except ValueError:
+            raise ConfigError(
+                f"TRAINLAB_D2L_SUBSET={subset!r}: expected TRAIN or TRAIN,TEST image counts, "
+                "e.g. 2000 or 2000,500"
+            ) from None
+        train_n = sizes[0]
+        test_n = sizes[1] if len(sizes) > 1 else max(train_n // 6, 1)
+        data = data.subset(train_n, test_n, seed=0)
     size = (resize, resize) if isinstance(resize, int) else resize
     transform = InputTransform(size=tuple(size) if size else None)  # ToTensor: [0, 1], no normalise
     seed = int(torch.randint(0, 2**31 - 1, ()).item())
@@ -102,6 +124,30 @@ def load_data_fashion_mnist(batch_size, resize=None):
 def load_data_mnist(batch_size, resize=None):
     """(train_iter, test_iter) over MNIST, images in [0, 1], optionally resized."""
     return _load_images("mnist", batch_size, resize)
+
+
+def get_dataloader_workers():
+    """The book's worker count; trainlab's batches come from memory, so no workers are used."""
+    return 4
+
+
+FASHION_MNIST_LABELS = [
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+]
+
+
+def get_fashion_mnist_labels(labels):
+    """The text labels of Fashion-MNIST class indices (the book's names)."""
+    return [FASHION_MNIST_LABELS[int(i)] for i in labels]
 
 
 # --- scratch models --------------------------------------------------------------------------
@@ -176,6 +222,71 @@ def train_epoch_ch3(net, train_iter, loss, updater):
     return metrics.loss, metrics.accuracy or 0.0
 
 
+def evaluate_loss(net, data_iter, loss):
+    """The loss of ``net`` over ``data_iter``, averaged over samples (a mean-reduced loss is
+    weighted by its batch size, so a short last batch counts for what it holds)."""
+    total, n = 0.0, 0
+    device = module_device(net)
+    with torch.no_grad():
+        for X, y in data_iter:
+            X, y = X.to(device), y.to(device)
+            out = net(X)
+            value = loss(out, y.reshape(out.shape))
+            total += float(value.sum() if value.dim() else value * len(y))
+            n += len(y)
+    return total / max(n, 1)
+
+
+def predict_ch3(net, test_iter, n=6):
+    """Show the first ``n`` test images with their true and predicted labels."""
+    X, y = next(iter(test_iter))
+    X, y = X.cpu(), y.cpu()
+    with torch.no_grad():
+        preds = net(X.to(module_device(net))).argmax(axis=1).cpu()
+    titles = [
+        true + "\n" + pred
+        for true, pred in zip(
+            get_fashion_mnist_labels(y), get_fashion_mnist_labels(preds), strict=True
+        )
+    ]
+    return show_images(X[0:n].reshape((n, X.shape[-2], X.shape[-1])), 1, n, titles=titles[0:n])
+
+
+def corr2d(X, K):
+    """Two-dimensional cross-correlation (what conv layers compute)."""
+    h, w = K.shape
+    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i : i + h, j : j + w] * K).sum()
+    return Y
+
+
+class Residual(nn.Module):
+    """ResNet's residual block (two 3x3 convs with batch norm, optional 1x1 shortcut)."""
+
+    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(
+            input_channels, num_channels, kernel_size=3, padding=1, stride=strides
+        )
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = (
+            nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
+            if use_1x1conv
+            else None
+        )
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X):
+        Y = torch.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3 is not None:
+            X = self.conv3(X)
+        return torch.relu(Y + X)
+
+
 # --- plotting --------------------------------------------------------------------------------
 class Animator(LivePlot):
     """d2l's Animator: same arguments; works in Jupyter, in a terminal and headless."""
@@ -204,6 +315,91 @@ def set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend):
     if legend:
         axes.legend(legend)
     axes.grid()
+
+
+def _has_one_axis(X):
+    return (hasattr(X, "ndim") and X.ndim == 1) or (
+        isinstance(X, list) and not hasattr(X[0], "__len__")
+    )
+
+
+def _plain(values):
+    """Tensors (also ones needing grad) as arrays matplotlib can draw."""
+    if torch.is_tensor(values):
+        return values.detach().cpu().numpy()
+    if isinstance(values, list | tuple):
+        return [_plain(v) for v in values]
+    return values
+
+
+def plot(
+    X,
+    Y=None,
+    xlabel=None,
+    ylabel=None,
+    legend=None,
+    xlim=None,
+    ylim=None,
+    xscale="linear",
+    yscale="linear",
+    fmts=("-", "m--", "g-.", "r:"),
+    figsize=(3.5, 2.5),
+    axes=None,
+):
+    """Plot data points (the book's signature). Outside Jupyter the figure is written to
+    plot.png instead of opening a window, so scripts run without a display."""
+    plt = __getattr__("plt")
+    X, Y = _plain(X), _plain(Y)
+    if legend is None:
+        legend = []
+    set_figsize(figsize)
+    axes = axes if axes else plt.gca()
+    if _has_one_axis(X):
+        X = [X]
+    if Y is None:
+        X, Y = [[]] * len(X), X
+    elif _has_one_axis(Y):
+        Y = [Y]
+    if len(X) != len(Y):
+        X = X * len(Y)
+    axes.cla()
+    for x, y, fmt in zip(X, Y, fmts, strict=False):
+        if len(x):
+            axes.plot(x, y, fmt)
+        else:
+            axes.plot(y, fmt)
+    set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
+    _show(plt.gcf(), "plot.png")
+    return axes
+
+
+def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5):
+    """A grid of images with optional titles (the book's signature); returns the axes."""
+    plt = __getattr__("plt")
+    figsize = (num_cols * scale, num_rows * scale)
+    _, axes = plt.subplots(num_rows, num_cols, figsize=figsize)
+    axes = np.array(axes).flatten()
+    for i, (ax, img) in enumerate(zip(axes, imgs, strict=False)):
+        ax.imshow(_plain(img) if torch.is_tensor(img) else img)
+        ax.axes.get_xaxis().set_visible(False)
+        ax.axes.get_yaxis().set_visible(False)
+        if titles:
+            ax.set_title(titles[i])
+    _show(plt.gcf(), "images.png")
+    return axes
+
+
+def _show(figure, name: str) -> None:
+    """In Jupyter the inline backend shows the figure; elsewhere it is written to ``name``."""
+    if in_notebook():
+        return
+    figure.savefig(name, dpi=100, bbox_inches="tight")
+    if name not in _ANNOUNCED:
+        print(f"figure written to {name} (no display here)", flush=True)
+        _ANNOUNCED.add(name)
+
+
+_ANNOUNCED: set[str] = set()
 
 
 class _Display:
@@ -283,6 +479,8 @@ def train_ch3(net, train_iter, test_iter, loss, num_epochs, updater):
         train_loss, train_acc = train_epoch_ch3(net, train_iter, loss, updater)
         test_acc = evaluate_accuracy(net, test_iter)
         animator.add(epoch + 1, (train_loss, train_acc, test_acc))
+    # the book's train_ch3 only plots; the figures are printed too, as train_ch6 does
+    print(f"loss {train_loss:.3f}, train acc {train_acc:.3f}, test acc {test_acc:.3f}")
     for ok, what in (
         (train_loss < 0.5, f"train loss {train_loss:.3f} is not below 0.5"),
         (0.7 < train_acc <= 1, f"train acc {train_acc:.3f} is not above 0.7"),
@@ -330,9 +528,73 @@ def train_ch6(net, train_iter, test_iter, num_epochs, lr, device):
     return train_l, train_acc, test_acc
 
 
+# The book's tensor aliases (``d2l.reshape(x, ...)``, ``d2l.float32``...), as d2l's torch.py has.
+ones, zeros, tensor, arange = torch.ones, torch.zeros, torch.tensor, torch.arange
+meshgrid, sin, sinh, cos, cosh, tanh = (
+    torch.meshgrid,
+    torch.sin,
+    torch.sinh,
+    torch.cos,
+    torch.cosh,
+    torch.tanh,
+)
+linspace, exp, log, normal, rand, randn = (
+    torch.linspace,
+    torch.exp,
+    torch.log,
+    torch.normal,
+    torch.rand,
+    torch.randn,
+)
+matmul, int32, float32, concat, stack, abs, eye = (  # noqa: A001 - the book's names
+    torch.matmul,
+    torch.int32,
+    torch.float32,
+    torch.cat,
+    torch.stack,
+    torch.abs,
+    torch.eye,
+)
+
+
+def numpy(x, *args, **kwargs):
+    return x.detach().numpy(*args, **kwargs)
+
+
+def size(x, *args, **kwargs):
+    return x.numel(*args, **kwargs)
+
+
+def reshape(x, *args, **kwargs):
+    return x.reshape(*args, **kwargs)
+
+
+def to(x, *args, **kwargs):
+    return x.to(*args, **kwargs)
+
+
+def reduce_sum(x, *args, **kwargs):
+    return x.sum(*args, **kwargs)
+
+
+def argmax(x, *args, **kwargs):
+    return x.argmax(*args, **kwargs)
+
+
+def astype(x, *args, **kwargs):
+    return x.type(*args, **kwargs)
+
+
+def transpose(x, *args, **kwargs):
+    return x.t(*args, **kwargs)
+
+
 def __getattr__(name: str) -> Any:
     if name == "plt":
         from trainlab.report.live import pyplot
 
         return pyplot()
-    raise AttributeError(f"module 'trainlab.d2l' has no attribute '{name}'")
+    raise AttributeError(
+        f"module 'trainlab.d2l' has no attribute '{name}'. trainlab.d2l covers the book's "
+        "chapters from linear networks through modern CNNs; see the README's d2l section."
+    )
