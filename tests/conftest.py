@@ -31,6 +31,18 @@ def mnist_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def writable_root(mnist_root, tmp_path_factory) -> Path:
+    """A data root of the tests' own with MNIST linked in: runs that fetch other datasets
+    (Fashion-MNIST from Debian's package) write there, never into ../shared."""
+    root = tmp_path_factory.mktemp("data-root")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (mnist_root / "MNIST" / "raw").glob("*-ubyte*"):
+        (raw / f.name).symlink_to(f.resolve())
+    return root
+
+
+@pytest.fixture(scope="session")
 def mnist(mnist_root):
     from trainlab.data import load_dataset
 

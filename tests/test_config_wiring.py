@@ -367,12 +367,13 @@ CASES = {
     ),
     "gamma": (STEP, 0.5, lambda a, b, v: v == 0.5 and math.isclose(b.rows[1]["lr"], 0.05)),
     "loss": (MLP, "nll", lambda a, b, v: v == "nll" and differ(a.weights, b.weights)),
-    "label_smoothing": (
+    "label_smoothing": (  # the default for cross-entropy is 0.1 (recorded as such)
         MLP,
-        0.1,
+        0.0,
         lambda a, b, v: (
-            v == 0.1
-            and b.rows[0]["train_loss"] > a.rows[0]["train_loss"]
+            v == 0.0
+            and a.last["config"]["label_smoothing"] == 0.1
+            and b.rows[0]["train_loss"] < a.rows[0]["train_loss"]
             and differ(a.weights, b.weights)
         ),
     ),

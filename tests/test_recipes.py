@@ -9,8 +9,8 @@ from trainlab.recipes import RECIPES, recipe_config
 
 
 @pytest.fixture
-def env(mnist_root, tmp_path):
-    return {"TRAINLAB_DATA": str(mnist_root), "TORCH_HOME": str(tmp_path / "torch")}
+def env(writable_root, tmp_path):
+    return {"TRAINLAB_DATA": str(writable_root), "TORCH_HOME": str(tmp_path / "torch")}
 
 
 def test_recipe_fields_and_overrides():
@@ -27,7 +27,7 @@ def test_recipe_fields_and_overrides():
         recipe_config("seed-cnn")
 
 
-def test_softmax_recipe_falls_back_to_mnist_and_says_so(mnist_root, monkeypatch):
+def test_softmax_recipe_falls_back_to_mnist_and_says_so(tmp_path, mnist_root, monkeypatch):
     import dataclasses
 
     from trainlab.data import mnist_family
@@ -35,7 +35,10 @@ def test_softmax_recipe_falls_back_to_mnist_and_says_so(mnist_root, monkeypatch)
     family = dataclasses.replace(mnist_family.FAMILIES["fashion-mnist"], system_dirs=())
     monkeypatch.setitem(mnist_family.FAMILIES, "fashion-mnist", family)  # no Debian copy
     lines = []
-    cfg = recipe_config("d2l-softmax", {"data_dir": str(mnist_root)}, log=lines.append)
+    root = tmp_path / "root"  # MNIST only
+    (root / "MNIST").mkdir(parents=True)
+    (root / "MNIST" / "raw").symlink_to((mnist_root / "MNIST" / "raw").resolve())
+    cfg = recipe_config("d2l-softmax", {"data_dir": str(root)}, log=lines.append)
     assert cfg.dataset == "mnist" and "fashion-mnist not found" in lines[0]
     assert "apt-get install dataset-fashion-mnist" in lines[0]
 

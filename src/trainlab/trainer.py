@@ -50,7 +50,13 @@ from trainlab.engine.loop import EpochState, evaluate_counts, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_predictions
-from trainlab.engine.setup import RunSetup, model_record, setup_run
+from trainlab.engine.setup import (
+    RunSetup,
+    label_smoothing_for,
+    loss_kind,
+    model_record,
+    setup_run,
+)
 from trainlab.errors import CheckpointError, ConfigError, DistributedError, TrainingDiverged
 from trainlab.resolve import resolve_config
 
@@ -150,6 +156,9 @@ def run_config(cfg: TrainConfig, model: nn.Module, data: Dataset) -> TrainConfig
     for key in ("hidden", "widths"):
         if key in changes:
             changes[key] = list(changes[key])
+    if cfg.label_smoothing is None:  # record the value that runs, not "default"
+        kind = loss_kind(cfg, model, data.task)
+        changes["label_smoothing"] = label_smoothing_for(cfg, kind)
     return cfg.replace(**changes)
 
 
@@ -285,8 +294,9 @@ class Trainer:
         given = self._given if self._given is not None else self.config.to_dict()
         if self._given is None:  # the model and data objects decide these; checked after
             given = {k: v for k, v in given.items() if k not in FROZEN_ON_RESUME}
-            if given.get("data_dir") is None:  # the default root, which the run resolved
-                given.pop("data_dir", None)
+            for key in ("data_dir", "label_smoothing"):  # defaults the run resolved
+                if given.get(key) is None:
+                    given.pop(key, None)
         resolved = resolve_config(given, saved=saved, source=checkpoint["path"])
         self.config, self.changes = resolved.config, resolved.changed
 

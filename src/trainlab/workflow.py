@@ -24,7 +24,7 @@ from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
 from trainlab.engine.loop import evaluate, loss_function, predict
 from trainlab.engine.metrics import per_class
-from trainlab.engine.setup import amp_policy, loss_kind
+from trainlab.engine.setup import amp_policy, label_smoothing_for, loss_kind
 from trainlab.errors import CheckpointError
 from trainlab.models import build_model
 from trainlab.resolve import Resolved, resolve_config
@@ -188,7 +188,8 @@ def evaluate_checkpoint(
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     batches = Batches(x, y, batch_size or cfg.eval_batch_size, device=dev, transform=transform)
     amp_dtype = amp_policy(cfg.amp, model, data.task, dev)
-    loss_fn = loss_function(loss_kind(cfg, model, data.task), cfg.label_smoothing)
+    kind = loss_kind(cfg, model, data.task)
+    loss_fn = loss_function(kind, label_smoothing_for(cfg, kind))
     metrics = evaluate(model, batches, loss_fn, data.num_classes, amp_dtype)
     report = EvalReport(
         checkpoint=ckpt["path"],

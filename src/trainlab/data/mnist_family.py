@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import stat
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -168,6 +169,14 @@ def _identity(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
 
 
+def _writable(directory: Path) -> bool:
+    """Whether to write a stamp here: a folder marked read-only stays so, even for root."""
+    try:
+        return bool(directory.stat().st_mode & stat.S_IWUSR)
+    except OSError:
+        return False
+
+
 def _read_stamp(directory: Path) -> dict[str, dict]:
     try:
         stamp = json.loads((directory / STAMP).read_text())
@@ -201,7 +210,7 @@ def local_files(name: str, root: Path, verify: bool = False) -> dict[str, LocalF
         if verified:
             fresh[path.name] = {**identity, "md5": expected}
         found[stem] = LocalFile(path, content, verified)
-    if fresh and fresh != _read_stamp(directory):
+    if fresh and fresh != _read_stamp(directory) and _writable(directory):
         with contextlib.suppress(OSError):  # a read-only root: hash again next time
             atomic_write_text(directory / STAMP, json.dumps(fresh, indent=1, sort_keys=True))
     return found
