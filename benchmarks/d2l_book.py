@@ -95,7 +95,47 @@ def main() -> int:
         book = ", ".join(f"{v:.3f}" for v in r["book"]) if r["book"] else "plot only"
         print(f"| {name} | {' | '.join(cells)} | {book} |")
     print(f"\nraw: {path.relative_to(ROOT)}", file=sys.stderr)
+    write_doc(results, args.repeats)
     return 0
+
+
+def write_doc(results: dict, repeats: int) -> None:
+    """The table into docs/recipes.md, between markers (`make recipes-doc` keeps the block)."""
+    import platform
+
+    rows = []
+    for name, r in results.items():
+        cells = [
+            f"{r[k]['mean']:.3f} ({r[k]['min']:.3f}–{r[k]['max']:.3f})"
+            for k in ("loss", "train_acc", "test_acc")
+        ]
+        book = " / ".join(f"{v:.3f}" for v in r["book"]) if r["book"] else "a plot only"
+        rows.append(f"| `{name}` | {' | '.join(cells)} | {book} |")
+    block = (
+        "<!-- BEGIN D2L -->\n## The d2l book's chapters, at the book's epochs\n\n"
+        f"`make d2l-book` on {time.strftime('%Y-%m-%d')}, `{platform.node()}` (CPU): each "
+        f"chapter's code from tests/d2l_book/ run {repeats} time(s) as the book has it, only "
+        "the import changed, on Fashion-MNIST; mean (min–max) of the final epoch's training "
+        "loss, training accuracy and test accuracy, beside the figures the book printed.\n\n"
+        "| chapter | loss | train acc | test acc | the book (loss / train / test) |\n"
+        "|---|---:|---:|---:|---|\n" + "\n".join(rows) + "\n" + NOTES + "<!-- END D2L -->"
+    )
+    doc = ROOT / "docs" / "recipes.md"
+    text = doc.read_text()
+    if "<!-- BEGIN D2L -->" in text:
+        text = re.sub(r"<!-- BEGIN D2L -->.*<!-- END D2L -->", lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(text)
+
+
+NOTES = """
+The book's runs are not seeded either, so a figure's spread over runs is the noise to compare
+against. trainlab's `train_ch3`/`train_ch6` weight every figure by samples (the book's
+`train_ch6` does too; its `Accumulator` pattern in chapter 3 does when the loss is unreduced), so
+no correction applies there. The book prints figures only for `train_ch6` chapters (LeNet,
+batch norm, the modern CNNs); `train_ch3` only plots, and trainlab's prints the same figures.
+"""
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 #
 #   bash benchmarks/gpu.sh            # setup + all default measurements
 #   bash benchmarks/gpu.sh --only throughput
+#   bash benchmarks/gpu.sh --only distributed   # torchrun, one process per GPU (>= 2 GPUs)
+#                                               # against one GPU, nccl, the global batch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make setup

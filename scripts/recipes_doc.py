@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -143,10 +144,11 @@ any field can be overridden by a flag (`--recipe seed-mlp --epochs 2`).
 |---|---|---|---|---:|---|
 {chr(10).join(rows)}
 
-Fashion-MNIST cannot be downloaded on this machine, so the d2l recipes that prefer it used MNIST
-(they say so when they start). The recipes keep the seeds' arithmetic (constant learning rate, no
-weight decay unless the seed's optimizer has one); trainlab's own defaults (`trainlab train`) are
-faster and more accurate: see the README.
+The d2l recipes prefer Fashion-MNIST and use MNIST where it is not available (they say which
+when they start; Debian's `dataset-fashion-mnist` package provides it offline). The recipes
+keep the seeds' arithmetic (constant learning rate, no weight decay unless the seed's optimizer
+has one); trainlab's own defaults (`trainlab train`) are faster and more accurate: see the
+README.
 
 ## What changed since the table of 2026-11-22
 
@@ -163,6 +165,9 @@ torchvision's `Normalize`). The same single run per recipe, before and after:
 any, is run-to-run noise of one run.
 """
     out = ROOT / "docs" / "recipes.md"
+    book = re.search(r"<!-- BEGIN D2L -->.*<!-- END D2L -->", out.read_text(), re.S)
+    if book:  # the d2l book's chapters, written by `make d2l-book`: kept
+        text += "\n" + book.group(0) + "\n"
     tmp = out.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(out)

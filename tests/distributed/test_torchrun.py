@@ -182,6 +182,7 @@ def test_sync_bn_computes_batch_statistics_over_all_processes(tmp_path, env):
     assert max((plain[k] - one[k]).abs().max().item() for k in means) > 1e-4
 
 
+@pytest.mark.slow  # `make test-all`: keeps `make test` under 10 minutes
 def test_two_machines_on_loopback_complete_a_run_together(tmp_path, env):
     port = free_port()
     nodes = []

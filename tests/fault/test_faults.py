@@ -48,7 +48,11 @@ def _assert_intact(run_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "kills",
-    [pytest.param(3, id="3-kills"), pytest.param(20, marks=pytest.mark.slow, id="20-kills")],
+    # both in `make test-all` and `make fuzz`: `make test` stays under 10 minutes
+    [
+        pytest.param(3, marks=pytest.mark.slow, id="3-kills"),
+        pytest.param(20, marks=pytest.mark.slow, id="20-kills"),
+    ],
 )
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, mnist_root, kills):
     # a large MLP, so that a good share of the time goes to writing 46 MB checkpoints
@@ -273,7 +277,7 @@ def test_a_nan_mid_epoch_stops_with_the_last_good_checkpoint(tmp_path, mnist_sma
     model = build_model("mlp", mnist_small, hidden=[16])
     trainer = Trainer(epochs=3, runs_dir=str(tmp_path), run_name="nan", device="cpu")
     calls = {"n": 0}
-    per_epoch = -(-len(mnist_small.train_y) // 128)
+    per_epoch = -(-len(mnist_small.train_y) // trainer.config.batch_size)
 
     def poison(module, args, output):  # noqa: ARG001 - a forward hook's signature
         if module.training:
