@@ -104,8 +104,9 @@ def cnn(input_shape, outputs, widths=(16, 24), **_):
     Two stages of [5×5 conv, 2×2 max-pool, BN, ReLU], then one linear layer. Pooling before the
     normalisation and activation runs them on a quarter of the pixels (1.3x faster on a CPU);
     batch norm lets a one-cycle schedule use a large learning rate, so one epoch (batch 64,
-    label smoothing 0.1: the defaults) reaches 99% on MNIST. Widths in multiples of 8 suit AVX-512/bf16 kernels: 16/24 ran 10% faster per epoch
-    than 16/32 at the same accuracy, and 12/24 was slower than both.
+    label smoothing 0.1: the defaults) reaches 99% on MNIST. Widths in multiples of 8 suit
+    AVX-512/bf16 kernels: 16/24 ran 10% faster per epoch than 16/32 at the same accuracy, and
+    12/24 was slower than both.
     """
     c, h, w = input_shape
     layers: list[nn.Module] = []
