@@ -225,16 +225,7 @@ def train_epoch_ch3(net, train_iter, loss, updater):
 def evaluate_loss(net, data_iter, loss):
     """The loss of ``net`` over ``data_iter``, averaged over samples (a mean-reduced loss is
     weighted by its batch size, so a short last batch counts for what it holds)."""
-    total, n = 0.0, 0
-    device = module_device(net)
-    with torch.no_grad():
-        for X, y in data_iter:
-            X, y = X.to(device), y.to(device)
-            out = net(X)
-            value = loss(out, y.reshape(out.shape))
-            total += float(value.sum() if value.dim() else value * len(y))
-            n += len(y)
-    return total / max(n, 1)
+    return evaluate(net, data_iter, _summed(loss), None).loss
 
 
 def predict_ch3(net, test_iter, n=6):
