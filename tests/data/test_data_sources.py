@@ -56,6 +56,11 @@ def test_missing_data_root_is_reported(tmp_path):
     assert resolve_root(missing, create=True).is_dir()
 
 
+def test_missing_data_root_names_the_dataset_to_fetch(tmp_path):
+    with pytest.raises(DataError, match="trainlab data fetch fashion-mnist --data-dir"):
+        load_dataset("fashion-mnist", tmp_path / "nope")
+
+
 def test_data_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINLAB_DATA", str(tmp_path))
     assert resolve_root() == tmp_path

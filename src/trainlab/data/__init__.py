@@ -58,7 +58,7 @@ def load_dataset(
         from trainlab.data.mnist_family import SOURCES, ensure_files, read_split
         from trainlab.data.root import resolve_root
 
-        root = resolve_root(data_dir)
+        root = resolve_root(data_dir, dataset=name)
         files = ensure_files(name, root, sources or SOURCES, log, verify)
         train_x, train_y, test_x, test_y = read_split(name, files)
         from trainlab.data.mnist_family import FAMILIES

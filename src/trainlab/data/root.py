@@ -13,12 +13,14 @@ def default_root() -> Path:
     return Path(cache) / "trainlab"
 
 
-def resolve_root(data_dir: str | Path | None = None, create: bool = False) -> Path:
+def resolve_root(
+    data_dir: str | Path | None = None, create: bool = False, dataset: str = "mnist"
+) -> Path:
     """The data root to use.
 
     An explicit root (flag or ``$TRAINLAB_DATA``) must exist unless ``create`` is set, so that a
     mistyped path is reported instead of silently filled with a fresh download. The default
-    cache directory is always created.
+    cache directory is always created. ``dataset`` names the one to fetch in the error.
     """
     if data_dir is None and os.environ.get("TRAINLAB_DATA"):
         data_dir, origin = os.environ["TRAINLAB_DATA"], "$TRAINLAB_DATA"
@@ -38,6 +40,6 @@ def resolve_root(data_dir: str | Path | None = None, create: bool = False) -> Pa
         return root
     raise DataError(
         f"data root {root} (from {origin}) does not exist. Create it, point {origin} at the "
-        f"folder that holds MNIST/raw/, or fetch into it: `trainlab data fetch mnist "
-        f"--data-dir {root}`."
+        f"folder that holds your datasets (e.g. MNIST/raw/), or fetch into it: "
+        f"`trainlab data fetch {dataset} --data-dir {root}`."
     )
