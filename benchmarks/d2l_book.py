@@ -122,12 +122,12 @@ def main() -> int:
             "trainings": summary(runs, BOOK_FIGURES.get(name)),
         }
         path.write_text(json.dumps(results, indent=2) + "\n")  # kept if a later chapter fails
+        write_doc(results)
     print("| chapter | loss | train acc | test acc | the book's (loss, train, test) |")
     print("|---|---:|---:|---:|---|")
     for row in rows(results):
         print(row)
     print(f"\nraw: {path.relative_to(ROOT)}", file=sys.stderr)
-    write_doc(results)
     return 0
 
 
