@@ -134,6 +134,9 @@ def rows(results: dict) -> list[str]:
     lines = []
     for name, r in results.items():
         label = f"`{name}`" + (f", {r['epochs']} epoch(s)" if r["epochs"] != "the book's" else "")
+        if not r["trainings"]:  # e.g. 3.6 defines its own train_ch3, which only plots
+            seconds = max(run["seconds"] for run in r["runs"])
+            lines.append(f"| {label} | – | – | – | prints none; ran to the end ({seconds:.0f} s) |")
         for i, t in enumerate(r["trainings"]):
             cells = [f"{t[k]['mean']:.3f}" for k in KEYS]
             if len(r["runs"]) > 1:
