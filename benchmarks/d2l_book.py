@@ -117,6 +117,7 @@ def main() -> int:
             print(f"{name} {i + 1}/{args.repeats}: {runs[-1]}", file=sys.stderr, flush=True)
         results[name] = {
             "epochs": args.epochs or "the book's",
+            "subset": os.environ.get("TRAINLAB_D2L_SUBSET") or None,  # train[,test] images
             "runs": runs,
             "trainings": summary(runs, BOOK_FIGURES.get(name)),
         }
@@ -134,6 +135,8 @@ def rows(results: dict) -> list[str]:
     lines = []
     for name, r in results.items():
         label = f"`{name}`" + (f", {r['epochs']} epoch(s)" if r["epochs"] != "the book's" else "")
+        if r.get("subset"):
+            label += f", on {r['subset']} train,test images"
         if not r["trainings"]:  # e.g. 3.6 defines its own train_ch3, which only plots
             seconds = max(run["seconds"] for run in r["runs"])
             lines.append(f"| {label} | – | – | – | prints none; ran to the end ({seconds:.0f} s) |")
