@@ -4,8 +4,9 @@ Each file is the book's PyTorch code for one section with only the import line c
 in a subprocess on the real Fashion-MNIST (Debian's dataset-fashion-mnist, copied into a fresh
 data root). `make test` runs the chapters without images and the softmax and MLP chapters with
 their epochs cut (10 -> 2, 100 -> 10) on a subset (TRAINLAB_D2L_SUBSET); `make test-all` adds
-the others, the modern CNNs on 256 images at their own resolutions (224 and 96), and LeNet at
-the book's epochs against its recorded figures. `make d2l-book` measures the figures.
+the others, the modern CNNs on 256 images at their own resolutions (224 and 96), and LeNet and
+batch norm at the book's epochs against its recorded figures (tests/d2l_book/book_figures.json).
+`make d2l-book` measures the figures.
 """
 
 from __future__ import annotations
