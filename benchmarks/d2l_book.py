@@ -150,7 +150,12 @@ def rows(results: dict) -> list[str]:
             cells = [f"{t[k]['mean']:.3f}" for k in KEYS]
             if len(r["runs"]) > 1:
                 cells = [f"{t[k]['mean']:.3f} ({t[k]['min']:.3f}–{t[k]['max']:.3f})" for k in KEYS]
-            book = " / ".join(f"{v:.3f}" for v in t["book"]) if t["book"] else "a plot only"
+            if r["epochs"] != "the book's":
+                book = "not comparable: the book's are after 10 epochs"
+            elif t["book"]:
+                book = " / ".join(f"{v:.3f}" for v in t["book"])
+            else:
+                book = "a plot only"
             which = f" ({i + 1} of {len(r['trainings'])})" if len(r["trainings"]) > 1 else ""
             lines.append(f"| {label}{which} | {' | '.join(cells)} | {book} |")
     return lines
