@@ -217,6 +217,7 @@ def test_a_killed_rank_ends_the_job_quickly_with_last_pt_intact(tmp_path, env):
     assert not list(run.glob("*.tmp*")), list(run.iterdir())
 
 
+@pytest.mark.slow  # 40 s with its reference run; make test keeps the kill test
 def test_torchrun_restart_resumes_the_run_to_the_uninterrupted_weights(
     tmp_path, env, cnn_reference
 ):

@@ -94,6 +94,7 @@ def test_seed_recipe_command_reports_accuracy(tmp_path, env):
     assert proc.stderr.count("epoch ") >= 5
 
 
+@pytest.mark.slow  # make test: tests/engine/test_metrics.py checks against scikit-learn
 def test_eval_matches_scikit_learn(trained_run, env):
     run_dir, _ = trained_run
     proc = run_cli("eval", str(run_dir / "best.pt"), "--json", env=env)
@@ -235,6 +236,7 @@ def test_wrong_count_between_images_and_labels(tmp_path, mnist_root):
     assert_clean_error(proc, "t10k-labels-idx1-ubyte", "md5", "27ae3e4e09519cfbb04c329615203637")
 
 
+@pytest.mark.slow  # tests/engine/test_checkpoint.py covers these in make test
 def test_checkpoint_errors(tmp_path, trained_run, env):
     run_dir, _ = trained_run
     corrupt = tmp_path / "corrupt.pt"
