@@ -49,18 +49,22 @@ def with_epochs(source: str, epochs: int | None) -> str:
     """The program with the book's 10 epochs set to ``epochs`` on its num_epochs line."""
     if epochs is None:
         return source
-    return "\n".join(
+    return "".join(
         re.sub(r"\b10\b", str(epochs), line)
         if re.match(r"\s*[\w, ]*num_epochs[\w, ]*=", line)
         else line
-        for line in source.splitlines()
+        for line in source.splitlines(keepends=True)
     )
+
+
+def source_of(name: str) -> str:
+    return (BOOK / f"{name}.py").read_text()
 
 
 def run(name: str, data_root: str, epochs: int | None) -> dict:
     with tempfile.TemporaryDirectory() as cwd:
         program = Path(cwd) / f"{name}.py"
-        program.write_text(with_epochs((BOOK / f"{name}.py").read_text(), epochs))
+        program.write_text(with_epochs(source_of(name), epochs))
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, str(program)],
@@ -109,6 +113,13 @@ def main() -> int:
     unknown = [n for n in args.chapters if not (BOOK / f"{n}.py").is_file()]
     if unknown:
         parser.error(f"no chapter {', '.join(unknown)} in {BOOK} (one of its file names, no .py)")
+    if args.epochs is not None:  # a chapter whose epochs are not the book's 10 would run as is
+        fixed = [n for n in args.chapters if with_epochs(source_of(n), args.epochs) == source_of(n)]
+        if fixed:
+            parser.error(
+                f"--epochs {args.epochs}: {', '.join(fixed)} has no `num_epochs = 10` line to "
+                "change; run it without --epochs"
+            )
     data_root = os.environ.get("TRAINLAB_DATA") or tempfile.mkdtemp(prefix="d2l-book-data-")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"d2l-book-{time.strftime('%Y-%m-%d')}.json"
