@@ -144,3 +144,20 @@ def test_chapters_at_the_books_epochs_match_its_figures(name, tmp_path, data_roo
     assert len(ours) == len(book), (ours, book)
     for mine, theirs in zip(ours, book, strict=True):
         assert abs(mine[0] - theirs[0]) <= 0.02 and abs(mine[1] - theirs[1]) <= 0.02, (ours, book)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "1", "ch4_5_weight_decay"], "has no `num_epochs = 10` line"),
+        (["ch9_nope"], "no chapter ch9_nope"),
+    ],
+)
+def test_make_d2l_book_refuses_what_it_cannot_run_as_asked(args, message):
+    """`make d2l-book` stops before running anything, saying why (and records nothing)."""
+    bench = Path(__file__).parents[1] / "benchmarks" / "d2l_book.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), *args], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
