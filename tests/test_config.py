@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from trainlab.cli import build_parser
-from trainlab.config import TrainConfig, relevant_settings
+from trainlab.config import TrainConfig
 from trainlab.errors import ConfigError
 from trainlab.resolve import describe_changes, resolve_config
 
@@ -22,7 +22,8 @@ def test_unknown_keys_are_refused_by_name():
         ({"val_split": 1.5}, "val_split must be in"),
         ({"lr": -1.0}, "lr must be positive"),
         ({"batch_size": "64"}, "batch_size must be int"),
-        ({"hidden": [512, 0]}, "hidden sizes"),
+        ({"early_stop": -1}, "early_stop must be 0 or more"),
+        ({"monitor": "val_accuracy"}, "monitor must be a split and a metric"),
         ({"lr": float("nan")}, "lr must be a finite number"),
         ({"norm_std": [float("inf")], "norm_mean": [0.0]}, "norm_std must be a finite"),
     ],
@@ -33,7 +34,8 @@ def test_bad_values(changes, needle):
 
 
 def test_roundtrip_through_dict():
-    cfg = TrainConfig(model="mlp", hidden=[64], lr=1)
+    cfg = TrainConfig.from_dict({"model": "mlp", "hidden": [64], "lr": 1})
+    assert cfg.model_options == {"hidden": [64]}
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -45,9 +47,16 @@ def test_cli_flags_are_in_step_with_the_config():
     )
     dests = {a.dest for a in train._actions}
     for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("cli") is False:  # option tables: --model-arg / --data-arg
+            continue
         assert f.name in dests, f"--{f.name} missing from `trainlab train`"
-    help_text = train.format_help()
+    assert {"model_arg", "data_arg", "hidden", "widths", "dropout", "samples"} <= dests
+    help_text = " ".join(train.format_help().split())
     assert "(default: cnn)" in help_text and "(default: onecycle)" in help_text
+    assert "(default: 0.3)" in help_text  # AlexNet's dropout, from the model's own signature
+    for action in train._actions:  # one default per flag, said once
+        assert (action.help or "").count("(default:") <= 1, action.help
+    assert "(default: None)" not in help_text and "(default: )" not in help_text
 
 
 # --- one resolution: defaults < recipe < saved run < given ---------------------------------
@@ -66,7 +75,9 @@ def test_recipe_under_given_flags():
 
 
 def test_saved_run_under_given_flags_and_changes_are_listed():
-    saved = TrainConfig(model="mlp", hidden=[32], epochs=2, lr=0.05, log_every=0).to_dict()
+    saved = TrainConfig.from_dict(
+        {"model": "mlp", "hidden": [32], "epochs": 2, "lr": 0.05, "log_every": 0}
+    ).to_dict()
     resolved = resolve_config({"epochs": 4, "log_every": 10, "lr": 0.05}, saved=saved)
     assert resolved.config == TrainConfig.from_dict({**saved, "epochs": 4, "log_every": 10})
     assert resolved.changed == {"epochs": (2, 4), "log_every": (0, 10)}  # lr is unchanged
@@ -93,20 +104,29 @@ def test_saved_run_beats_defaults_and_recipe():
     ],
 )
 def test_a_resume_cannot_change_the_model_or_data(given, needle):
-    saved = TrainConfig(model="mlp", hidden=[32]).to_dict()
+    saved = TrainConfig.from_dict({"model": "mlp", "hidden": [32]}).to_dict()
     with pytest.raises(ConfigError, match=f"cannot resume with {needle}"):
         resolve_config(given, saved=saved)
 
 
-def test_settings_of_other_data_do_not_block_a_resume():
-    # --features only shapes random data; for an MNIST run it changes nothing
+def test_an_option_of_another_model_or_dataset_is_refused_by_name():
     saved = TrainConfig(model="mlp").to_dict()
-    assert resolve_config({"features": 3}, saved=saved).config.features == 3
+    with pytest.raises(ConfigError, match="features is an option of dataset random, not of "):
+        resolve_config({"features": 3}, saved=saved)
+    with pytest.raises(ConfigError, match="hidden is an option of model mlp, not of model 'cnn'"):
+        resolve_config({"hidden": [8]})
 
 
-def test_relevant_settings_drop_other_datas_and_models_fields():
-    shown = relevant_settings(TrainConfig().to_dict())
-    assert "true_w" not in shown and "samples" not in shown and "hidden" not in shown
-    assert shown["widths"] == [16, 24]
-    linear = relevant_settings(TrainConfig(dataset="linear", model="linreg").to_dict())
-    assert linear["true_w"] == [2.0, -3.4] and "widths" not in linear
+def test_a_config_file_sits_between_the_recipe_and_the_flags(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text('recipe = "seed-mlp"\nlr = 0.05\nhidden = [32]\n')
+    cfg = resolve_config({"epochs": 2}, config_file=path).config
+    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.model_options["hidden"]) == (
+        "adam",
+        0.05,
+        2,
+        [32],
+    )
+    assert cfg.model_options["log_softmax"] is True  # the recipe's, merged under the file's
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_config({}, config_file=tmp_path / "missing.toml")

@@ -64,6 +64,11 @@ class Probe(Callback):
 
     def on_fit_start(self, trainer, info):
         self.run_dir = info["run_dir"]
+        self.initial = {
+            k: v.detach().clone()
+            for k, v in trainer.model.state_dict().items()
+            if v.is_floating_point()
+        }
 
         def before(module, args):
             x = args[0]
@@ -140,14 +145,37 @@ def runner(tmp_path_factory, mnist_root):
     return run
 
 
+def moved(outcome: Outcome) -> float:
+    """How far training took the weights from where they started (L2 over all of them)."""
+    start = outcome.probe.initial
+    return (
+        sum(float((outcome.weights[k].float() - start[k].float()).norm() ** 2) for k in start)
+        ** 0.5
+    )
+
+
 def differ(a: dict, b: dict) -> bool:
     return a.keys() != b.keys() or any(
         a[k].shape != b[k].shape or not torch.equal(a[k], b[k]) for k in a
     )
 
 
+MODEL_OPTIONS = {"hidden", "widths", "log_softmax"}
+DATA_OPTIONS = {"samples", "features", "num_classes", "true_w", "true_b", "noise"}
+
+
 def recorded(outcome: Outcome, name: str):
-    """The value config.toml and the checkpoint both record (they must agree)."""
+    """The value config.toml and the checkpoint both record (they must agree); a built-in
+    model's or dataset's option is recorded in its options table."""
+    table = {
+        **{k: "model_options" for k in MODEL_OPTIONS},
+        **{k: "data_options" for k in DATA_OPTIONS},
+    }
+    if name in table:
+        in_toml = outcome.record["config"].get(table[name], {}).get(name)
+        in_checkpoint = outcome.last["config"][table[name]][name]
+        assert in_toml == in_checkpoint, name
+        return in_checkpoint
     in_toml = outcome.record["config"].get(name)
     in_checkpoint = outcome.last["config"][name]
     assert in_toml == in_checkpoint or (in_toml is None and in_checkpoint is None), name
@@ -273,7 +301,7 @@ CASES = {
         ),
     ),
     "model": (
-        MLP,
+        {"model": "mlp"},
         "softmax",
         lambda a, b, v: v == "softmax" and b.weights.keys() != a.weights.keys(),
     ),
@@ -449,6 +477,60 @@ CASES = {
             and not differ(a.weights, b.weights)  # saving mid-epoch changes nothing
         ),
     ),
+    "model_options": (
+        {"model": "mlp"},
+        {"hidden": [8]},
+        lambda a, b, v: (
+            v == {"hidden": [8], "log_softmax": False}
+            and b.weights["1.weight"].shape[0] == 8
+            and a.weights["1.weight"].shape[0] == 512
+        ),
+    ),
+    "data_options": (
+        {"dataset": "random", "model": "mlp", "hidden": [8], "batch_size": 10},
+        {"samples": 150},
+        lambda a, b, v: (
+            v["samples"] == 150
+            and b.record["data"]["train"] == 120
+            and a.record["data"]["train"] == 800
+        ),
+    ),
+    "clip_grad": (
+        MLP,
+        1e-4,
+        # each step moves the weights by at most lr × the clipped norm (times momentum's sum)
+        lambda a, b, v: v == 1e-4 and moved(b) < 0.01 * moved(a),
+    ),
+    "early_stop": (
+        {**MLP, "val_split": 0.2, "epochs": 4, "min_delta": 1.0},
+        1,
+        lambda a, b, v: (
+            v == 1
+            and len(a.rows) == 4
+            and len(b.rows) == 2  # no epoch can raise val_acc by 1.0
+            and b.record["stopped"]["epoch"] == 2
+            and "val_acc did not improve" in b.rows[-1]["stop"]["reason"]
+            and b.result.status == "stopped early"
+            and "stopped after epoch 2" in b.console
+        ),
+    ),
+    "min_delta": (
+        {**MLP, "val_split": 0.2, "epochs": 3, "early_stop": 1},
+        1.0,
+        lambda a, b, v: (
+            v == 1.0 and len(b.rows) == 2 and "by more than 1 " in b.rows[-1]["stop"]["reason"]
+        ),
+    ),
+    "monitor": (
+        {**MLP, "val_split": 0.2},
+        "val_loss",
+        lambda a, b, v: (
+            v == "val_loss"
+            and b.record["run"]["monitor"] == "val_loss"
+            and b.last["best"]["monitor"] == "val_loss"
+            and a.last["best"]["monitor"] == "val_acc"
+        ),
+    ),
     "recipe": (
         {},
         "seed-mlp",
@@ -470,6 +552,7 @@ ELSEWHERE = {
     "weights": "test_weights_and_freeze_features_start_and_hold_the_weights",
     "freeze_features": "test_weights_and_freeze_features_start_and_hold_the_weights",
     "runs_dir": "test_runs_dir_is_where_the_run_is_written",
+    "dropout": "tests/models/test_models.py::test_alexnets_dropout_is_an_option_with_an_effect",
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"
         "test_sync_bn_computes_batch_statistics_over_all_processes"
@@ -486,7 +569,11 @@ def test_each_setting_changes_the_run(runner, name):
 
 
 def test_no_setting_is_left_out():
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    from trainlab.config import shorthand_options
+
+    # every field, and every option of a built-in model or dataset (their flags)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
+    assert MODEL_OPTIONS | DATA_OPTIONS | {"dropout"} == set(shorthand_options())
     assert set(CASES) | set(ELSEWHERE) == fields
     assert not set(CASES) & set(ELSEWHERE)
     tests = Path(__file__).parent

@@ -5,7 +5,8 @@ import torch
 
 from helpers import assert_clean_error, run_cli
 from trainlab.errors import ConfigError
-from trainlab.recipes import RECIPES, recipe_config
+from trainlab.recipes import RECIPES
+from trainlab.resolve import recipe_config
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def env(writable_root, tmp_path):
 
 def test_recipe_fields_and_overrides():
     cfg = recipe_config("seed-mlp", {"epochs": 2})
-    assert (cfg.model, cfg.log_softmax, cfg.optimizer, cfg.lr, cfg.batch_size) == (
+    assert (cfg.model, cfg.model_options["log_softmax"], cfg.optimizer, cfg.lr, cfg.batch_size) == (
         "mlp",
         True,
         "adam",

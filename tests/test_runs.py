@@ -33,7 +33,7 @@ def test_concurrent_claims_never_share_a_directory(tmp_path):
 
 def test_config_toml_holds_the_description_the_checkpoint_holds(tmp_path, mnist_small):
     model = build_model("mlp", mnist_small, hidden=[8])
-    cfg = TrainConfig(model="mlp", hidden=[8])
+    cfg = TrainConfig.from_dict({"model": "mlp", "hidden": [8]})
     transform = InputTransform([0.5], [0.5])
     description = runs.describe_run(cfg, model, mnist_small, transform)
     best = BestCheckpoint.for_splits(has_val=False, classification=True)

@@ -15,7 +15,7 @@ from trainlab.errors import CheckpointError, TrainingDiverged
 
 def small_cfg(tmp_path, **kw):
     base = dict(epochs=2, batch_size=64, lr=0.05, runs_dir=str(tmp_path), device="cpu")
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig.from_dict({**base, **kw})
 
 
 def fresh_model(data, name="cnn", seed=0, **options):

@@ -77,14 +77,16 @@ def test_the_python_api_run_resumes_from_the_cli_and_from_python(api_run, mnist_
     ],
 )
 def test_eval_reproduces_the_recorded_epoch(tmp_path, mnist_root, settings):
-    cfg = TrainConfig(
-        subset=2000,
-        test_subset=700,
-        epochs=2,
-        device="cpu",
-        data_dir=str(mnist_root),
-        runs_dir=str(tmp_path),
-        **settings,
+    cfg = TrainConfig.from_dict(
+        dict(
+            subset=2000,
+            test_subset=700,
+            epochs=2,
+            device="cpu",
+            data_dir=str(mnist_root),
+            runs_dir=str(tmp_path),
+            **settings,
+        )
     )
     result = train(cfg, log=lambda _line: None)
     best = load_checkpoint(result.best_path)

@@ -28,37 +28,121 @@ EXAMPLES = """examples:
 """
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return " ".join(map(str, value)) or "none"
+    return str(value)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, defaults suppressed so only given flags are seen."""
+    """One flag per TrainConfig field, and one per option of the built-in models and datasets
+    (``--hidden``, ``--samples``), defaults suppressed so only given flags are seen."""
     types = field_types()
     groups: dict[str, argparse._ArgumentGroup] = {}
     titles = {"data": "data", "model": "model", "optim": "optimisation", "run": "run"}
     for f in dataclasses.fields(TrainConfig):
         meta = f.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(titles[meta["group"]]))
+        if meta.get("cli") is False:
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        shown = " ".join(map(str, default)) if isinstance(default, list) else default
         kind, is_list, _ = base_type(types[f.name])
-        kwargs: dict[str, Any] = {
-            "default": argparse.SUPPRESS,
-            "dest": f.name,
-            # argparse %-formats help strings: escape the texts' own percent signs.
-            "help": f"{meta['help']} (default: {shown})".replace("%", "%%"),
-        }
-        if kind is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = kind
-            kwargs["metavar"] = meta.get("metavar", f.name.upper())
-            if is_list:
-                kwargs["nargs"] = "+"
-        group.add_argument(flag_name(f.name), **kwargs)
+        help_text = meta["help"]
+        if f.name == "dataset":
+            from trainlab.data import dataset_names
+
+            help_text += f": {', '.join(dataset_names())}"
+        shown = meta.get("shown", _shown(default))
+        _add_flag(group, f.name, kind, is_list, help_text, shown, meta.get("metavar"))
+    _add_option_flags(groups["model"], groups["data"])
+
+
+def _add_flag(group, name, kind, is_list, help_text, shown, metavar=None) -> None:
+    kwargs: dict[str, Any] = {
+        "default": argparse.SUPPRESS,
+        "dest": name,
+        # argparse %-formats help strings: escape the texts' own percent signs.
+        "help": f"{help_text} (default: {shown})".replace("%", "%%"),
+    }
+    if kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = kind
+        kwargs["metavar"] = metavar or name.upper()
+        if is_list:
+            kwargs["nargs"] = "+"
+    group.add_argument(flag_name(name), **kwargs)
+
+
+def _add_option_flags(model_group, data_group) -> None:
+    """The built-ins' options as flags of their own, generated from the registries' specs."""
+    from trainlab.config import shorthand_options
+
+    for name, (field_name, specs) in shorthand_options().items():
+        option = next(iter(specs.values()))
+        group = model_group if field_name == "model_options" else data_group
+        _add_flag(
+            group,
+            name,
+            option.kind,
+            option.is_list,
+            option.meta.help or name,
+            _shown(option.default),
+            option.meta.metavar,
+        )
+    model_group.add_argument(
+        "--model-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an option of the model, its value read as TOML (--model-arg width=12, "
+        "--model-arg widths=[8,16]); repeat for more. Checked against the model's signature",
+    )
+    data_group.add_argument(
+        "--data-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an option of the dataset, as --model-arg (see `trainlab data info NAME`)",
+    )
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a user typed: config fields, the built-ins' option flags and the
+    NAME=VALUE options, as ``plan_run`` takes them."""
+    from trainlab.config import shorthand_options
+    from trainlab.options import parse_assignment
+
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name)
+    }
+    given.update({k: getattr(args, k) for k in shorthand_options() if hasattr(args, k)})
+    for flag, field_name in (("model_arg", "model_options"), ("data_arg", "data_options")):
+        pairs = [parse_assignment(text, flag_name(flag)) for text in getattr(args, flag) or []]
+        if pairs:
+            given[field_name] = dict(pairs)
+    if "model" in given:
+        from trainlab.models.usercode import normalise
+
+        given["model"] = normalise(given["model"])
+    return given
 
 
 def _version() -> str:
     from trainlab import __version__
 
     return __version__
+
+
+def _trust_flag(parser: argparse.ArgumentParser, what: str = "") -> None:
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help=(what or "import the model's code if it is your own (FILE.py:Class)")
+        + "; without it such a model is refused and nothing is imported",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "last.pt (flags given here change the saved config, e.g. --epochs)",
     )
     train.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="start from the settings in this file (a run's own config.toml works); flags "
+        "given here override it",
+    )
+    _trust_flag(train, "on --resume, import the run's model code if it is your own file")
+    train.add_argument(
         "--json", action="store_true", help="print the final result as JSON on stdout"
     )
     train.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -94,10 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     ev.add_argument(
         "--split",
-        choices=["test", "train"],
+        choices=["test", "val", "train"],
         default="test",
-        help="which split to evaluate (default: test)",
+        help="which split to evaluate; val is the run's --val-split (default: test)",
     )
+    _trust_flag(ev)
     ev.add_argument("--data-dir", help="data root, if not the one the run used")
     ev.add_argument("--device", default="auto", help="device (default: auto)")
     ev.add_argument(
@@ -119,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the checkpoint (written by default, for `trainlab report`)",
     )
 
+    from trainlab.data import dataset_names
+
+    names = ", ".join(dataset_names())
     data = sub.add_parser("data", help="fetch datasets or show what is there")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     for action, text in (
@@ -126,8 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("info", "counts, classes, mean/std, files and whether they are verified"),
     ):
         p = data_sub.add_parser(action, help=text, description=text)
-        p.add_argument("name", help="mnist, fashion-mnist, kmnist, digits, linear or random")
+        p.add_argument("name", help=f"a dataset: {names}")
         p.add_argument("--data-dir", help="data root (else $TRAINLAB_DATA, else the user cache)")
+        p.add_argument(
+            "--data-arg",
+            action="append",
+            metavar="NAME=VALUE",
+            help="an option of the dataset (e.g. samples=200 for linear)",
+        )
         if action == "fetch":
             p.add_argument(
                 "--source",
@@ -155,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     pred.add_argument("--json", action="store_true", help="print the results as JSON")
+    _trust_flag(pred)
     pred.add_argument(
         "--preview", metavar="DIR", help="save the image the model saw for each input"
     )
@@ -191,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--data-dir", help="data root for the parity check's test images")
     exp.add_argument("--json", action="store_true", help="print the result as JSON")
+    _trust_flag(exp)
 
     srv = sub.add_parser(
         "serve",
@@ -202,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    _trust_flag(srv)
     srv.add_argument(
         "--api-key",
         default=None,
@@ -267,24 +371,23 @@ def _err(text: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainlab.engine.checkpoint import load_checkpoint
     from trainlab.engine.distributed import Dist
     from trainlab.report.console import ConsoleLogger
-    from trainlab.resolve import resolve_config
+    from trainlab.resolve import plan_run
     from trainlab.workflow import train
 
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if hasattr(args, f.name)
-    }
+    given = given_settings(args)
     main = Dist.from_env().main  # under torchrun, rank 0 speaks for the job
-    saved = load_checkpoint(args.resume, which="last")["config"] if args.resume else None
     log = _err if main else (lambda _line: None)
-    resolved = resolve_config(given, saved=saved, source="command line", log=log)
-    cfg = resolved.config
+    plan = plan_run(
+        given, resume=args.resume, config_file=args.config, source="command line", log=log
+    )
+    cfg = plan.config
     logger = ConsoleLogger(cfg.log_every, quiet=args.quiet)
-    result = train(cfg, resume=args.resume, callbacks=[logger], log=log)
+    # the code a fresh run names on the command line is the user's own choice; a resume (or a
+    # --config file naming code) imports it only with --trust-code
+    trusted = args.trust_code or ("model" in given and args.resume is None)
+    result = train(plan, callbacks=[logger], log=log, trust_code=trusted)
     Dist.from_env().leave()  # every rank together, after the last collective
     if not main:
         return 130 if result.status == "interrupted" else 0
@@ -300,7 +403,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "status": result.status,
         "best": result.best,
         "final": final,
-        "changed": {k: list(v) for k, v in resolved.changed.items()},
+        "changed": {k: list(v) for k, v in plan.changed.items()},
+        **({"stopped": result.stopped} if result.stopped else {}),
         **result.extra,
     }
     if args.json:
@@ -370,6 +474,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         save_predictions=not args.no_save and args.split == "test",
         whole_split=args.all,
+        trust_code=args.trust_code,
     )
     _out(json.dumps(report.to_dict(), indent=2) if args.json else format_eval(report))
     return 0
@@ -455,6 +560,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         top_k=args.top_k,
         low_confidence=args.min_confidence,
+        trust_code=args.trust_code,
     )
     files, problems = expand_inputs(args.inputs)
     results = predictor.predict(files, batch_size=args.batch_size) if files else []
@@ -525,6 +631,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         format=args.format,
         verify=not args.no_verify,
         data_dir=args.data_dir,
+        trust_code=args.trust_code,
     )
     if args.json:
         _out(json.dumps(info, indent=2))
@@ -533,7 +640,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     parity = info.get("parity")
     if parity:
         _out(
-            f"checked on {parity['images']} test images: max |logit diff| "
+            f"checked on {parity['images']} {parity['inputs']}: max |logit diff| "
             f"{parity['max_abs_logit_diff']:.2e}, same predictions: {parity['same_argmax']}"
         )
     _out(f"input: {info['metadata']['input']}")
@@ -559,17 +666,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         queue_wait_s=max(0, args.queue_wait_ms) / 1000,
         log=_err,
+        trust_code=args.trust_code,
     )
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from trainlab.data import DATASETS, IMAGE_FAMILIES, load_dataset
-    from trainlab.errors import unknown_name
+    from trainlab.data import load_dataset
+    from trainlab.data.registry import get_dataset_spec
+    from trainlab.options import parse_assignment
 
-    if args.name not in DATASETS:
-        raise unknown_name("dataset", args.name, list(DATASETS))
-    if args.name in IMAGE_FAMILIES:
+    spec = get_dataset_spec(args.name)  # an unknown name: the registry's list, did-you-mean
+    if args.data_command == "fetch" and not spec.files:
+        _out(f"{spec.name}: nothing to fetch ({spec.summary}; made in memory when used).")
+        return 0
+    if spec.files:
         from trainlab.data.root import resolve_root
 
         resolve_root(args.data_dir, create=args.data_command == "fetch")
@@ -580,14 +691,20 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         bad = [s for s in sources if s not in SOURCES]
         if bad or not sources:
-            raise TrainlabError(
+            raise ConfigError(
                 f"--source: unknown source(s) {', '.join(bad) or '(none)'}; "
                 f"choose from {', '.join(SOURCES)}"
             )
+    options = dict(parse_assignment(text, "--data-arg") for text in args.data_arg or [])
     verify = getattr(args, "verify", False)
-    data = load_dataset(args.name, args.data_dir, sources=sources, log=_err, verify=verify)
+    data = load_dataset(
+        args.name, args.data_dir, sources=sources, log=_err, verify=verify, **options
+    )
     info = {
         "name": data.name,
+        "kind": data.kind,
+        "summary": spec.summary,
+        "options": data.options,
         "task": data.task,
         "train": len(data.train_y),
         "test": len(data.test_y),
@@ -601,9 +718,11 @@ def cmd_data(args: argparse.Namespace) -> int:
         _out(json.dumps(info, indent=2))
         return 0
     _out(
-        f"{info['name']}: {info['task']}, {info['train']} train + {info['test']} test, "
-        f"input {'×'.join(map(str, info['input_shape']))}"
+        f"{info['name']}: {info['summary']}; {info['task']} ({data.kind}), {info['train']} "
+        f"train + {info['test']} test, input {'×'.join(map(str, info['input_shape']))}"
     )
+    if spec.options:
+        _out("options: " + ", ".join(f"{k}={_shown(v)}" for k, v in data.options.items()))
     if data.classes:
         _out(f"classes ({len(data.classes)}): {', '.join(data.classes)}")
     if data.mean:
@@ -624,11 +743,23 @@ def cmd_models(_args: argparse.Namespace) -> int:
 
     rows = describe_models()
     _table(
-        ["name", "parameters", "input", "summary"],
-        [[r["name"], f"{r['parameters']:,}", r["input"], r["summary"]] for r in rows],
+        ["name", "parameters", "input", "options", "summary"],
+        [
+            [
+                r["name"],
+                f"{r['parameters']:,}" if r["parameters"] is not None else "-",
+                r["input"],
+                " ".join(f"{k}={_shown(v)}" for k, v in r["options"].items()) or "-",
+                r["summary"] + ("" if r["source"] == "builtin" else f" [{r['source']}]"),
+            ]
+            for r in rows
+        ],
         right=frozenset({1}),
     )
-    _out("\nparameter counts are for MNIST (10 classes); linreg's for 2 features.")
+    _out(
+        "\nparameter counts are for MNIST (10 classes); linreg's for 2 features. Your own "
+        "model: --model FILE.py:Class [--model-arg NAME=VALUE]."
+    )
     return 0
 
 

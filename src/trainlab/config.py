@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,11 +33,6 @@ UPPER_BOUNDS = {
     "epochs": 100_000,
     "batch_size": 1 << 24,
     "eval_batch_size": 1 << 24,
-    "samples": 100_000_000,
-    "features": 1_000_000,
-    "num_classes": 100_000,
-    "hidden": 1 << 16,
-    "widths": 1 << 14,
     "subset": 1 << 31,
     "test_subset": 1 << 31,
     "log_every": 1 << 31,
@@ -48,11 +44,11 @@ UPPER_BOUNDS = {
     "momentum": 1e3,
     "weight_decay": 1e3,
     "gamma": 1e6,
-    "noise": 1e6,
-    "true_b": 1e12,
-    "true_w": 1e12,
     "norm_mean": 1e6,
     "norm_std": 1e6,
+    "early_stop": 1 << 20,
+    "min_delta": 1e6,
+    "clip_grad": 1e12,
 }
 
 
@@ -60,6 +56,8 @@ def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
     meta = {"help": help, "group": group, **kw}
     if isinstance(default, list | tuple):
         return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -68,44 +66,56 @@ class TrainConfig:
     """Everything that decides what a run computes. Defaults train the fast default CNN on MNIST."""
 
     # --- data -----------------------------------------------------------------------------
-    dataset: str = _f(
-        "mnist", "dataset: mnist, fashion-mnist, kmnist, digits, linear, random", "data"
-    )
+    dataset: str = _f("mnist", "dataset name (see `trainlab data info`)", "data")
     data_dir: str | None = _f(
-        None, "data root (else $TRAINLAB_DATA, else the per-user cache directory)", "data"
+        None, "data root", "data", shown="$TRAINLAB_DATA, else the per-user cache directory"
+    )
+    data_options: dict[str, Any] = _f(
+        {},
+        "the dataset's own options (--data-arg NAME=VALUE; the built-ins' have flags of their "
+        "own, e.g. --samples)",
+        "data",
+        cli=False,
     )
     subset: int = _f(0, "train on a stratified subset of this many images (0: all)", "data")
     test_subset: int = _f(0, "evaluate on a stratified subset of the test split (0: all)", "data")
     val_split: float = _f(
         0.0, "hold out this fraction of the training set for validation (stratified)", "data"
     )
-    samples: int = _f(1000, "linear/random data: number of samples", "data")
-    features: int = _f(10, "random data: features per sample", "data")
-    num_classes: int = _f(2, "random data: number of classes", "data")
-    true_w: list[float] = _f([2.0, -3.4], "linear data: true weights", "data", metavar="W")
-    true_b: float = _f(4.2, "linear data: true bias", "data")
-    noise: float = _f(0.01, "linear data: standard deviation of the label noise", "data")
     data_seed: int | None = _f(
         None,
-        "seed of the synthetic data, the stratified subsets and the validation split "
-        "(default: --seed)",
+        "seed of the synthetic data, the stratified subsets and the validation split",
         "data",
+        shown="the value of --seed",
     )
     norm_mean: list[float] = _f(
-        [], "images: normalisation mean, one value or one per channel (default: the data's)", "data"
+        [],
+        "images: normalisation mean, one value or one per channel",
+        "data",
+        shown="the data's own",
     )
     norm_std: list[float] = _f(
-        [], "images: normalisation std, one value or one per channel (default: the data's)", "data"
+        [],
+        "images: normalisation std, one value or one per channel",
+        "data",
+        shown="the data's own",
     )
     # --- model ----------------------------------------------------------------------------
-    model: str = _f("cnn", "model name (see `trainlab models`)", "model")
-    hidden: list[int] = _f([512, 256], "mlp: hidden layer sizes", "model", metavar="N")
-    widths: list[int] = _f([16, 24], "cnn: channels of each conv stage", "model", metavar="N")
+    model: str = _f(
+        "cnn",
+        "model: a name from `trainlab models`, or your own nn.Module as FILE.py:Class or "
+        "package.module:factory",
+        "model",
+    )
+    model_options: dict[str, Any] = _f(
+        {},
+        "the model's options (--model-arg NAME=VALUE; the built-ins' have flags of their own, "
+        "e.g. --hidden)",
+        "model",
+        cli=False,
+    )
     init: str = _f(
         "default", f"weight init: {', '.join(INITS)} (xavier as d2l's train_ch6)", "model"
-    )
-    log_softmax: bool = _f(
-        False, "mlp: end with log-softmax (trained with NLL, as the seed)", "model"
     )
     pretrained: bool = _f(
         False,
@@ -133,12 +143,29 @@ class TrainConfig:
     loss: str = _f("auto", f"loss: {', '.join(LOSSES)} (auto: from the model and task)", "optim")
     label_smoothing: float | None = _f(
         None,
-        "cross-entropy label smoothing (default: 0.1 with a cross-entropy loss, which made the "
-        "one-epoch default reliable; 0 for NLL and MSE)",
+        "cross-entropy label smoothing (0.1 made the one-epoch default reliable)",
         "optim",
+        shown="0.1 with a cross-entropy loss, 0 for NLL and MSE",
     )
     augment: bool = _f(
         False, "random rotations (±10°) and shifts (±10%) per batch, on the device", "optim"
+    )
+    clip_grad: float = _f(
+        0.0, "clip the gradients' global L2 norm to this before each step (0: off)", "optim"
+    )
+    early_stop: int = _f(
+        0,
+        "stop when --monitor has not improved by --min-delta for this many epochs (0: off)",
+        "optim",
+    )
+    monitor: str | None = _f(
+        None,
+        "the metric that chooses best.pt and that --early-stop watches, e.g. val_loss",
+        "optim",
+        shown="val_acc with a validation split, else test_acc; *_loss for regression",
+    )
+    min_delta: float = _f(
+        0.0, "early stopping: the smallest change of --monitor that counts as improving", "optim"
     )
     # --- run ------------------------------------------------------------------------------
     seed: int = _f(0, "random seed: data order, initialisation, dropout", "run")
@@ -152,7 +179,9 @@ class TrainConfig:
     )
     channels_last: bool = _f(True, "channels-last memory layout for conv models (faster)", "run")
     runs_dir: str = _f("runs", "where run directories are created", "run")
-    run_name: str | None = _f(None, "name of the run directory (default: time and model)", "run")
+    run_name: str | None = _f(
+        None, "name of the run directory", "run", shown="the time and the model"
+    )
     log_every: int = _f(0, "print a progress line every N batches (0: once per epoch)", "run")
     sklearn_check: bool = _f(
         False, "also score the test predictions with scikit-learn's accuracy_score", "run"
@@ -187,7 +216,7 @@ class TrainConfig:
                 math.isfinite(v) for v in values if v is not None
             ):
                 raise ConfigError(f"{name} must be a finite number, got {value}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "step_size", "samples"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.data_seed is not None and self.data_seed < 0:
@@ -200,15 +229,7 @@ class TrainConfig:
                         f"{name} = {value} is beyond what trainlab accepts (at most {most:,}); "
                         "it would exhaust memory or time long before it finished."
                     )
-        for name in (
-            "subset",
-            "test_subset",
-            "log_every",
-            "features",
-            "num_classes",
-            "seed",
-            "checkpoint_every",
-        ):
+        for name in ("subset", "test_subset", "log_every", "seed", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.val_split < 1.0:
@@ -219,17 +240,27 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or self.momentum < 0 or self.noise < 0:
-            raise ConfigError("weight_decay, momentum and noise must not be negative")
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise ConfigError("weight_decay and momentum must not be negative")
+        for name in ("early_stop", "min_delta", "clip_grad"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.monitor is not None and not re.fullmatch(
+            r"(train|val|test)_(acc|loss)", self.monitor
+        ):
+            raise ConfigError(
+                f"monitor must be a split and a metric, e.g. val_acc or val_loss; got "
+                f"{self.monitor!r}."
+            )
         if len(self.norm_mean) != len(self.norm_std) or any(v <= 0 for v in self.norm_std):
             raise ConfigError(
                 f"norm_mean and norm_std must have the same length and positive stds, got "
                 f"{self.norm_mean} and {self.norm_std}"
             )
-        if not self.widths or any(w < 1 for w in self.widths):
-            raise ConfigError(f"widths must be one or more positive sizes, got {self.widths}")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be at least 1, got {self.hidden}")
+        for name in ("model_options", "data_options"):
+            bad = [k for k in getattr(self, name) if not isinstance(k, str) or not k.isidentifier()]
+            if bad:
+                raise ConfigError(f"{name}: option names must be identifiers, got {bad[0]!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -243,6 +274,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build a config from plain values, refusing keys it does not know by name."""
         known = {f.name for f in dataclasses.fields(cls)}
+        values = fold_options(values, source)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
@@ -258,32 +290,82 @@ class TrainConfig:
 # What a resume cannot change: the weights in the checkpoint were made for this model and input.
 FROZEN_ON_RESUME = {
     "dataset": "the dataset",
+    "data_options": "the dataset's options",
     "model": "the model",
-    "hidden": "the model's layers",
-    "widths": "the model's layers",
-    "log_softmax": "the model's output",
-    "features": "the input shape",
-    "num_classes": "the number of classes",
-    "true_w": "the input shape",
+    "model_options": "the model's options",
     "subset": "the data split",
     "test_subset": "the data split",
     "val_split": "the data split that chooses best.pt",
     "data_seed": "the data split",
 }
-# Settings that only describe one kind of data; elsewhere they are noise in a record.
-DATA_SPECIFIC = {
-    "linear": ("samples", "true_w", "true_b", "noise"),
-    "random": ("samples", "features", "num_classes"),
-}
-MODEL_SPECIFIC = {"mlp": ("hidden", "log_softmax"), "cnn": ("widths",)}
+# The fields a version-1 config (trainlab before the registries) had for one model or dataset;
+# such a config names them all, also those its model or dataset did not use.
+V1_OPTION_FIELDS = frozenset(
+    {
+        "hidden",
+        "widths",
+        "log_softmax",
+        "samples",
+        "features",
+        "num_classes",
+        "true_w",
+        "true_b",
+        "noise",
+    }
+)
 
 
-def relevant_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """The settings that mean something for this run (no synthetic-data sizes for MNIST...)."""
-    dataset, model = values.get("dataset"), values.get("model")
-    skip = {k for name, keys in DATA_SPECIFIC.items() if name != dataset for k in keys}
-    skip |= {k for name, keys in MODEL_SPECIFIC.items() if name != model for k in keys}
-    return {k: v for k, v in values.items() if k not in skip}
+def shorthand_options() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Option name -> ("model_options" or "data_options", {built-in name: its option}) for the
+    built-ins' options, which may be given as plain settings (``hidden=[64]``, ``--hidden 64``)."""
+    from trainlab.data.registry import registered as datasets
+    from trainlab.models.registry import builtin_specs
+
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for field_name, specs in (
+        ("model_options", builtin_specs()),
+        ("data_options", {k: v for k, v in datasets().items() if v.source["kind"] == "builtin"}),
+    ):
+        for spec in specs.values():
+            for option in spec.options.values():
+                out.setdefault(option.name, (field_name, {}))[1][spec.name] = option
+    return out
+
+
+def fold_options(
+    values: dict[str, Any], source: str = "config", context: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Move built-in options given as plain settings into ``model_options``/``data_options``.
+
+    A version-1 config (all of ``V1_OPTION_FIELDS`` present) keeps those its model and dataset
+    use and drops the rest; elsewhere an option its model or dataset lacks is refused by name.
+    ``context`` gives the model and dataset when ``values`` (a layer of settings) names none.
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    extra = [k for k in values if k not in known]
+    if not extra:
+        return values
+    shorthand = shorthand_options()
+    legacy = set(values) >= V1_OPTION_FIELDS
+    out = {k: v for k, v in values.items() if k in known or k not in shorthand}
+    context = context or {}
+    owner = {
+        "model_options": values.get("model", context.get("model", "cnn")),
+        "data_options": values.get("dataset", context.get("dataset", "mnist")),
+    }
+    for key in extra:
+        if key not in shorthand:
+            continue
+        field_name, specs = shorthand[key]
+        if owner[field_name] in specs:
+            out[field_name] = {**(out.get(field_name) or {}), key: values[key]}
+        elif not legacy:
+            what = "model" if field_name == "model_options" else "dataset"
+            raise ConfigError(
+                f"{source}: {key} is an option of {what} {', '.join(sorted(specs))}, not of "
+                f"{what} '{owner[field_name]}'. Drop it, or choose that {what}."
+            )
+    return out
 
 
 def flag_name(name: str) -> str:
@@ -311,6 +393,8 @@ def base_type(annotation: Any) -> tuple[type, bool, bool]:
         optional, annotation = True, args[0]
     if typing.get_origin(annotation) is list:
         return typing.get_args(annotation)[0], True, optional
+    if typing.get_origin(annotation) is dict:
+        return dict, False, optional
     return annotation, False, optional
 
 
@@ -319,6 +403,11 @@ def _check_types(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         kind, is_list, optional = base_type(annotation)
         if value is None and optional:
+            continue
+        if kind is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name} must be a table of options, got {value!r}")
+            setattr(cfg, name, dict(value))
             continue
         items = value if is_list and isinstance(value, list | tuple) else [value]
         if is_list and not isinstance(value, list | tuple):

@@ -1,7 +1,7 @@
 """The seeds' configurations, by name: ``trainlab train --recipe NAME`` (flags override fields).
 
 Example:
-    >>> from trainlab.recipes import recipe_config
+    >>> from trainlab.resolve import recipe_config
     >>> cfg = recipe_config("seed-mlp", {"epochs": 2})
 """
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainlab.config import TrainConfig
 from trainlab.errors import unknown_name
 
 # Settings every faithful recipe shares: plain SGD/Adam steps without trainlab's defaults
@@ -199,8 +198,8 @@ def _present(dataset: str, data_dir: str | None) -> bool:
     return any(all(any(folder.glob(f"{stem}*")) for stem in SPLIT_FILES) for folder in folders)
 
 
-def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) -> TrainConfig:
-    """The recipe's config with ``overrides`` (explicit flags) applied on top."""
+def recipe_settings(name: str, overrides: dict[str, Any] | None = None, log=None) -> dict:
+    """The recipe's own settings (its dataset chosen), before the settings given override them."""
     recipe, overrides = get_recipe(name), dict(overrides or {})
     settings = {**recipe.settings, "recipe": name}
     if recipe.prefer and "dataset" not in overrides:
@@ -218,7 +217,7 @@ def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) 
                     else ""
                 )
             )
-    return TrainConfig.from_dict({**settings, **overrides}, source=f"recipe {name}")
+    return settings
 
 
 def command_for(recipe: Recipe) -> str:

@@ -1,32 +1,46 @@
-"""The one resolution of a run's config: defaults < recipe < saved run < the settings given.
+"""One plan per run: the config resolved once, and the checkpoint a resume continues loaded once.
 
 Example:
-    >>> from trainlab.resolve import resolve_config
-    >>> resolve_config({"recipe": "seed-mlp", "epochs": 2}).config.optimizer
+    >>> from trainlab.resolve import plan_run
+    >>> plan_run({"recipe": "seed-mlp", "epochs": 2}).config.optimizer
     'adam'
-    >>> saved = TrainConfig(epochs=2).to_dict()
-    >>> resolve_config({"epochs": 4}, saved=saved).changed
-    {'epochs': (2, 4)}
+    >>> plan = plan_run({"epochs": 4}, resume="runs/<id>")
+    >>> plan.changed, plan.checkpoint["epoch"]
+    ({'epochs': (2, 4)}, 2)
 
-The CLI (flags given), ``Trainer`` (keyword arguments on resume) and ``workflow.resumed_config``
-all call ``resolve_config``, so a setting means the same wherever it is given.
+Which value wins: defaults < ``--recipe`` < ``--config FILE.toml`` < the saved run (on resume) <
+the settings given (flags, keyword arguments). The CLI, ``Trainer`` and ``workflow`` all go
+through ``plan_run``, so a setting means the same wherever it is given.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name, relevant_settings
+from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name, fold_options
 from trainlab.errors import ConfigError
+
+OPTION_FIELDS = {"model": "model_options", "dataset": "data_options"}
 
 
 @dataclass
-class Resolved:
-    """A resolved config and where its values came from."""
+class Plan:
+    """What a run will do: its config, what a resume changed, and the checkpoint it continues."""
 
     config: TrainConfig
     changed: dict[str, tuple[Any, Any]]  # on resume: field -> (saved value, new value)
+    checkpoint: dict[str, Any] | None = None  # the resumed last.pt, as loaded
+
+    @property
+    def resume_dir(self) -> Path | None:
+        return Path(self.checkpoint["path"]).parent if self.checkpoint else None
+
+
+# Kept for callers of the earlier name: a resolution is a plan without its checkpoint.
+Resolved = Plan
 
 
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
@@ -39,66 +53,160 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_show(v)}" for k, v in value.items()) or "{}"
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A run's settings from a TOML file: a ``[config]`` table (a run's own config.toml works
+    as it is) or the settings at the top level (``best.toml``, hand-written)."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file.") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"--config {path}: not a readable TOML file ({e}).") from None
+    values = values.get("config", values)
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: [config] must be a table of settings.")
+    return values
+
+
+def merge_layers(*layers: dict[str, Any], source: str = "settings") -> dict[str, Any]:
+    """Settings from low to high priority. Option tables merge key by key; a layer that names
+    another model (or dataset) drops the options of the one below."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        layer = fold_options(layer, source, context=merged)
+        for owner, options in OPTION_FIELDS.items():
+            if owner in layer and layer[owner] != merged.get(owner, layer[owner]):
+                merged.pop(options, None)
+        layer = dict(layer)
+        for options in OPTION_FIELDS.values():
+            if options in layer and not isinstance(layer[options], dict):
+                raise ConfigError(
+                    f"{source}: {options} must be a table of options (NAME = value), got "
+                    f"{layer[options]!r}."
+                )
+            if options in layer:
+                layer[options] = {**merged.get(options, {}), **layer[options]}
+        merged.update(layer)
+    return merged
 
 
 def resolve_config(
     given: dict[str, Any] | None = None,
     *,
     saved: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
     source: str = "settings",
     log: Any = None,
-) -> Resolved:
-    """The one resolution of a run's config: defaults < recipe < saved run < ``given``.
-
-    Args:
-        given: the fields set explicitly (flags on the command line, keyword arguments).
-        saved: the config of the run being resumed, if any.
-        source: what ``given`` came from, for error messages.
-        log: callable for notes (which dataset a recipe chose).
+) -> Plan:
+    """The config of a run (see the module docstring for which value wins).
 
     Raises:
         ConfigError: an unknown field, a bad value, or, on resume, a change of something the
             checkpoint's weights depend on (``FROZEN_ON_RESUME``).
     """
     given = dict(given or {})
-    TrainConfig.from_dict({k: v for k, v in given.items() if k != "recipe"}, source=source)
     if saved is None:
-        if given.get("recipe"):
-            from trainlab.recipes import recipe_config
+        file_values = read_config_file(config_file) if config_file else {}
+        recipe = given.get("recipe") or file_values.get("recipe")
+        layers: list[dict[str, Any]] = []
+        if recipe:
+            from trainlab.recipes import recipe_settings
 
-            recipe = given.pop("recipe")
-            return Resolved(recipe_config(recipe, given, log=log), {})
-        return Resolved(TrainConfig.from_dict(given, source=source), {})
+            layers.append(recipe_settings(recipe, {**file_values, **given}, log=log))
+        merged = merge_layers(*layers, file_values, given, source=source)
+        return Plan(TrainConfig.from_dict(merged, source=source), {})
+    if config_file:
+        raise ConfigError(
+            f"--config {config_file} with --resume: a resume continues its run's own saved "
+            "settings. Drop --config, or start a new run from it."
+        )
     base = TrainConfig.from_dict(saved, source="the saved run config")
     if given.get("recipe") not in (None, base.recipe):
         raise ConfigError(
             f"{source}: recipe '{given['recipe']}' differs from the resumed run's "
             f"('{base.recipe}'). A resume continues its own run; drop --recipe."
         )
+    given.pop("recipe", None)
+    base_values = base.to_dict()
+    new = TrainConfig.from_dict(merge_layers(base_values, given, source=source), source=source)
+    new = new.to_dict()
     changed = {
-        k: (getattr(base, k), v)
-        for k, v in given.items()
-        if k != "recipe" and _normal(getattr(base, k)) != _normal(v)
+        k: (base_values[k], new[k]) for k in new if _normal(base_values[k]) != _normal(new[k])
     }
-    relevant = relevant_settings(base.to_dict())
-    frozen = [k for k in changed if k in FROZEN_ON_RESUME and k in relevant]
+    frozen = [k for k in changed if k in FROZEN_ON_RESUME]
     if frozen:
-        asked = ", ".join(f"{flag_name(k)} {_show(changed[k][1])}" for k in frozen)
+        asked = ", ".join(_as_flag(k, changed[k]) for k in frozen)
         had = "; ".join(f"{FROZEN_ON_RESUME[k]}: {k} = {_show(changed[k][0])}" for k in frozen)
         raise ConfigError(
             f"cannot resume with {asked}: the run trained with {had}, and its checkpoint holds "
-            f"weights for that. Drop {', '.join(flag_name(k) for k in frozen)}, or start a new "
-            f"run ({source})."
+            f"weights for that. Drop it, or start a new run ({source})."
         )
-    return Resolved(base.replace(**{k: new for k, (_, new) in changed.items()}), changed)
+    return Plan(TrainConfig.from_dict(new, source=source), changed)
+
+
+def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) -> TrainConfig:
+    """A recipe's config with ``overrides`` (explicit settings) applied on top."""
+    return resolve_config({**(overrides or {}), "recipe": name}, log=log).config
+
+
+def _as_flag(name: str, change: tuple[Any, Any]) -> str:
+    """A change as the flag that asked for it (``--hidden 32``, ``--model-arg width=8``)."""
+    if name not in OPTION_FIELDS.values():
+        return f"{flag_name(name)} {_show(change[1])}"
+    from trainlab.config import shorthand_options
+
+    old, new = change
+    flag = "--model-arg" if name == "model_options" else "--data-arg"
+    keys = [k for k in new if old.get(k) != new.get(k)] or list(new)
+    readable = shorthand_options()
+    return ", ".join(
+        f"{flag_name(k)} {_show(new.get(k))}" if k in readable else f"{flag} {k}={new.get(k)!r}"
+        for k in keys
+    )
+
+
+def plan_run(
+    given: dict[str, Any] | None = None,
+    *,
+    resume: str | Path | dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    source: str = "settings",
+    log: Any = None,
+) -> Plan:
+    """The plan of a run: on resume the checkpoint is read here, once, and kept in the plan."""
+    checkpoint = None
+    if isinstance(resume, dict):
+        checkpoint = resume
+    elif resume is not None:
+        from trainlab.engine.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(resume, which="last")
+    if checkpoint is not None:
+        from trainlab.engine.checkpoint import validate_payload
+
+        validate_payload(checkpoint, resume=True)
+    plan = resolve_config(
+        given,
+        saved=checkpoint["config"] if checkpoint else None,
+        config_file=config_file,
+        source=source,
+        log=log,
+    )
+    plan.checkpoint = checkpoint
+    return plan
 
 
 def _normal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [
-            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
-        ]
+        return [_normal(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

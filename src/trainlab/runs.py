@@ -166,6 +166,14 @@ def write_config(
     return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))
 
 
+def record_stop(run_dir: Path, stopped: dict[str, Any]) -> Path:
+    """Add why and when the run stopped early to its config.toml (a ``[stopped]`` table)."""
+    path = Path(run_dir) / "config.toml"
+    sections = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    sections["stopped"] = _drop_none(stopped)
+    return atomic_write_text(path, tomli_w.dumps(sections))
+
+
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """One line per epoch, flushed and synced; a line is written whole or a clear error says
     why not."""

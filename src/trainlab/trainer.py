@@ -1,4 +1,4 @@
-"""``Trainer``: a run in three named steps (set up, open or restore the run, the epoch loop).
+"""``Trainer``: a run in three named steps (plan, open or restore the run, the epoch loop).
 
 Example:
     >>> from trainlab import Trainer, build_model, load_dataset
@@ -11,10 +11,10 @@ Example:
 ``report/`` (the callbacks that show a run), and composes both; the engine imports neither.
 
 What a run records is what ran: the config written to config.toml and to every checkpoint is
-the Trainer's config with the model's registry name and options and the data's name, subsets and
-split put in from the objects given to ``fit``. Callbacks observe the events; stopping (Ctrl-C)
-goes through a flag checked between batches, so the checkpoint written on the way out is
-consistent and resumes exactly.
+the plan's config with the model's record (name, source, options) and the data's name, options,
+subsets and split put in from the objects given to ``fit``. Callbacks observe the events and may
+ask to stop (early stopping); Ctrl-C goes through a flag checked between batches, so the
+checkpoint written on the way out is consistent and resumes exactly.
 """
 
 from __future__ import annotations
@@ -34,15 +34,14 @@ import torch
 from torch import nn
 
 from trainlab import runs
-from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name
+from trainlab.config import FROZEN_ON_RESUME, TrainConfig
 from trainlab.data.dataset import Dataset
-from trainlab.engine.callbacks import Callback, FitResult
+from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
 from trainlab.engine.checkpoint import (
     BestCheckpoint,
     load_checkpoint,
     load_weights,
     save_checkpoint,
-    validate_payload,
 )
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist, is_backend_failure, peer_failure
@@ -50,15 +49,10 @@ from trainlab.engine.loop import EpochState, evaluate_counts, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_predictions
-from trainlab.engine.setup import (
-    RunSetup,
-    label_smoothing_for,
-    loss_kind,
-    model_record,
-    setup_run,
-)
+from trainlab.engine.setup import RunSetup, label_smoothing_for, loss_kind, setup_run
 from trainlab.errors import CheckpointError, ConfigError, DistributedError, TrainingDiverged
-from trainlab.resolve import resolve_config
+from trainlab.models import record_for
+from trainlab.resolve import Plan, plan_run
 
 __all__ = ["Callback", "FitResult", "Trainer", "run_config"]
 
@@ -111,55 +105,56 @@ class _StopFlag:
             signal.signal(signal.SIGTERM, self._previous_term)
 
 
-def cut_data(data: Dataset, cfg: TrainConfig) -> Dataset:
-    """Apply the config's subsets and validation split to data that does not have them yet."""
-    seed, origin = cfg.effective_data_seed, data.origin
-    for name, have, want in (
-        ("subset", origin["subset"], cfg.subset),
-        ("test_subset", origin["test_subset"], cfg.test_subset),
-        ("val_split", origin["val_split"], cfg.val_split),
-    ):
-        if have and want and have != want:
-            raise ConfigError(
-                f"{flag_name(name)} {want}, but the dataset given was already cut with "
-                f"{name}={have}. Give the full dataset, or drop the setting."
-            )
-    data = data.subset(
-        0 if origin["subset"] else cfg.subset,
-        0 if origin["test_subset"] else cfg.test_subset,
-        seed=seed,
-    )
-    return data if origin["val_split"] else data.split_validation(cfg.val_split, seed=seed)
-
-
 def run_config(cfg: TrainConfig, model: nn.Module, data: Dataset) -> TrainConfig:
     """The config of what runs: ``cfg`` with the model's and the data's own description."""
-    record = model_record(model)
-    changes: dict[str, Any] = {"dataset": data.name, **data.info.get("settings", {})}
-    changes.update(
-        subset=data.origin["subset"],
-        test_subset=data.origin["test_subset"],
-        val_split=float(data.origin["val_split"]),
-    )
-    if data.origin["seed"] is not None and data.origin["seed"] != cfg.seed:
-        changes["data_seed"] = data.origin["seed"]
-    if changes.get("data_seed") == cfg.seed:
-        changes["data_seed"] = None
-    if record is None:
-        changes["model"] = f"custom:{type(model).__name__}"
+    record = record_for(model, data)
+    changes: dict[str, Any] = {
+        "dataset": data.name,
+        "data_options": dict(data.options),
+        "subset": data.origin["subset"],
+        "test_subset": data.origin["test_subset"],
+        "val_split": float(data.origin["val_split"]),
+    }
+    if "root" in data.info:  # recorded with the run, to find the files again
+        changes["data_dir"] = data.info["root"]
+    data_seed = data.info.get("settings", {}).get("data_seed", data.origin["seed"])
+    changes["data_seed"] = None if data_seed in (None, cfg.seed) else data_seed
+    if record.get("name") is None:
+        changes.update(model=f"custom:{record['class']}", model_options={})
     else:
-        options = record.get("options", {})
-        changes["model"] = record["name"]
-        changes.update({k: options[k] for k in ("hidden", "widths", "log_softmax") if k in options})
+        changes.update(model=record["name"], model_options=dict(record.get("options", {})))
         changes.update({k: record[k] for k in ("init", "pretrained", "weights") if k in record})
         changes["freeze_features"] = bool(record.get("freeze_features", False))
-    for key in ("hidden", "widths"):
-        if key in changes:
-            changes[key] = list(changes[key])
     if cfg.label_smoothing is None:  # record the value that runs, not "default"
-        kind = loss_kind(cfg, model, data.task)
-        changes["label_smoothing"] = label_smoothing_for(cfg, kind)
+        changes["label_smoothing"] = label_smoothing_for(cfg, loss_kind(cfg, model, data.task))
     return cfg.replace(**changes)
+
+
+def best_checkpoint(cfg: TrainConfig, has_val: bool, classification: bool) -> BestCheckpoint:
+    """What chooses best.pt (and what --early-stop watches): ``--monitor``, else val_acc with a
+    validation split, test_acc without (``_loss`` for regression)."""
+    if cfg.monitor is None:
+        return BestCheckpoint.for_splits(has_val, classification)
+    split, metric = cfg.monitor.split("_")
+    if split == "val" and not has_val:
+        raise ConfigError(
+            f"--monitor {cfg.monitor} needs a validation split, and this run has none. Hold "
+            "one out with --val-split 0.1, or monitor test_acc/test_loss."
+        )
+    if metric == "acc" and not classification:
+        raise ConfigError(f"--monitor {cfg.monitor}: a regression run has no accuracy; use *_loss.")
+    why = {"val": "the validation split", "test": "the test split", "train": "the training set"}
+    return BestCheckpoint(cfg.monitor, "max" if metric == "acc" else "min", why[split])
+
+
+def given_settings(config: TrainConfig) -> dict[str, Any]:
+    """A full config as the settings it gives a resume: what the weights depend on is the
+    saved run's (the model and data objects decide it), and unresolved defaults stay unset."""
+    given = {k: v for k, v in config.to_dict().items() if k not in FROZEN_ON_RESUME}
+    for key in ("data_dir", "label_smoothing"):  # defaults the run resolved
+        if given.get(key) is None:
+            given.pop(key, None)
+    return given
 
 
 @dataclass
@@ -183,6 +178,9 @@ class Trainer:
         callbacks: observers of the run's events.
         **overrides: config fields, e.g. ``Trainer(epochs=3, lr=0.1)``. Without ``config``, a
             resume starts from the saved run's config and applies only these.
+
+    During ``fit``, ``trainer.config`` is the config of the run (what is recorded); after it,
+    the Trainer's own again, so a second ``fit`` starts from the same settings as the first.
     """
 
     def __init__(
@@ -194,28 +192,29 @@ class Trainer:
     ):
         self._given = None if config is not None else dict(overrides)
         config = config or TrainConfig.from_dict(overrides, source="Trainer arguments")
-        self.config = config.replace(**overrides) if overrides else config
+        self._own_config = config.replace(**overrides) if overrides else config
+        self.config = self._own_config
         self.callbacks = list(callbacks or [])
         resolve_device(self.config.device)  # an unusable device fails here, not mid-fit
         self.changes: dict[str, tuple[Any, Any]] = {}
+        self.dist = Dist()
+        self._stop_reason: str | None = None
 
-    @property
-    def device(self) -> torch.device:
-        """The device the config names (derived, so a resume's --device change shows)."""
-        return resolve_device(self.config.device)
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after this epoch (a callback's way to end a run)."""
+        self._stop_reason = self._stop_reason or reason
 
     def _emit(self, event: str, *args: Any) -> None:
-        if not getattr(self, "dist", Dist()).main:  # one voice: rank 0 prints and plots
-            return
-        for callback in self.callbacks:
-            getattr(callback, event)(self, *args)
+        for callback in self.callbacks:  # one voice: rank 0 prints and plots
+            if self.dist.main or getattr(callback, "all_ranks", False):
+                getattr(callback, event)(self, *args)
 
     def fit(
         self,
         model: nn.Module,
         data: Dataset,
         *,
-        resume: str | Path | None = None,
+        resume: str | Path | Plan | None = None,
         live_plot: bool = False,
     ) -> FitResult:
         """Train ``model`` on ``data``; write the run directory; return history and checkpoints.
@@ -224,29 +223,33 @@ class Trainer:
             model: a module (ideally from ``build_model``, so checkpoints can rebuild it).
             data: the dataset; the config's subsets and validation split are cut from it
                 unless it was cut already. A validation split chooses the best checkpoint.
-            resume: a run directory (or its last.pt) to continue from.
+            resume: a run directory (or its last.pt) to continue from, or a ``Plan`` that
+                holds the checkpoint already (``trainlab.resolve.plan_run``).
             live_plot: draw loss and accuracy per epoch as training goes (one figure updated
                 in place in Jupyter; a PNG in the run directory elsewhere).
         """
         self.model = model  # for callbacks, as Lightning's trainer.model
         dist = self.dist = Dist.from_env()
-        dist.join(dist.device(resolve_device(self.config.device)))
-        if resume is None and dist.restart:
-            resume = self._restarted_run(dist)
-        checkpoint = load_checkpoint(resume, which="last") if resume is not None else None
-        if checkpoint is not None:
-            validate_payload(checkpoint, resume=True)
-            self._resolve_against(checkpoint)
-        data = cut_data(data, self.config)
-        cfg = self.config = run_config(self.config, model, data)
-        if checkpoint is not None:
-            self._check_resumable(checkpoint, cfg)
-        setup = setup_run(cfg, model, data, dist)
-        best = BestCheckpoint.for_splits("val" in setup.splits, data.task == "classification")
-        position = self._open_run(cfg, model, data, setup, best, checkpoint)
-        added = self._config_callbacks(cfg, live_plot) if dist.main else []
+        dist.join(dist.device(resolve_device(self._own_config.device)))
+        plan = self._plan(resume, dist)
+        self.changes, self._stop_reason = dict(plan.changed), None
+        cfg = plan.config
+        seed = cfg.effective_data_seed
+        data = data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=seed)
+        cfg = self.config = run_config(cfg, model, data)
+        if plan.checkpoint is not None:
+            self._check_resumable(plan.checkpoint, cfg)
+        added = self._config_callbacks(cfg, live_plot)
         self.callbacks += added
+        position = None
         try:
+            setup = setup_run(cfg, model, data, dist)
+            best = best_checkpoint(cfg, "val" in setup.splits, data.task == "classification")
+            stopper = self._early_stopping(cfg, best)
+            if stopper is not None:
+                self.callbacks.append(stopper)
+                added.append(stopper)
+            position = self._open_run(cfg, model, data, setup, best, plan.checkpoint)
             return self._loop(cfg, model, data, setup, best, position)
         except DistributedError as e:
             raise DistributedError(f"{e} {self._kept(position)}") from None
@@ -254,14 +257,28 @@ class Trainer:
             if not (dist.active and is_backend_failure(e)):
                 raise
             raise DistributedError(f"{peer_failure(e)} {self._kept(position)}") from None
-        finally:  # this fit's own callbacks only: a later fit() starts without them
+        finally:  # this fit's own callbacks and config only: a later fit() starts afresh
             for callback in added:
                 self.callbacks.remove(callback)
+            self.config = self._own_config
+
+    # --- step 1: the plan ----------------------------------------------------------------
+
+    def _plan(self, resume: str | Path | Plan | None, dist: Dist) -> Plan:
+        """The config that runs and the checkpoint it continues, each read once."""
+        if isinstance(resume, Plan):
+            return resume
+        if resume is None and dist.restart:
+            resume = self._restarted_run(dist)
+        if resume is None:
+            return Plan(self._own_config, {})
+        given = self._given if self._given is not None else given_settings(self._own_config)
+        return plan_run(given, resume=resume, source=str(resume))
 
     def _restarted_run(self, dist: Dist) -> Path | None:
         """torchrun restarted this job (--max-restarts): continue the run it was writing."""
         found = (
-            runs.find_launched_run(self.config.runs_dir, dist.run_id)
+            runs.find_launched_run(self._own_config.runs_dir, dist.run_id)
             if dist.main and dist.run_id
             else None
         )
@@ -275,8 +292,8 @@ class Trainer:
             )
         return Path(found) if found else None
 
-    def _kept(self, position: _Position) -> str:
-        if position.saved is None:
+    def _kept(self, position: _Position | None) -> str:
+        if position is None or position.saved is None:
             return "No checkpoint was written by this job yet."
         epoch, batch = position.saved
         where = f"epoch {epoch + 1}, batch {batch}" if batch else f"after epoch {epoch}"
@@ -284,21 +301,6 @@ class Trainer:
             f"The run's last.pt ({where}) is intact. Resume with: torchrun ... -m trainlab "
             f"train --resume {position.run_dir}"
         )
-
-    # --- step 1: the config that runs ----------------------------------------------------
-
-    def _resolve_against(self, checkpoint: dict[str, Any]) -> None:
-        """On resume: keyword arguments apply on top of the saved config; a full config is
-        used as given. Either way, changing what the weights depend on is refused."""
-        saved = checkpoint["config"]
-        given = self._given if self._given is not None else self.config.to_dict()
-        if self._given is None:  # the model and data objects decide these; checked after
-            given = {k: v for k, v in given.items() if k not in FROZEN_ON_RESUME}
-            for key in ("data_dir", "label_smoothing"):  # defaults the run resolved
-                if given.get(key) is None:
-                    given.pop(key, None)
-        resolved = resolve_config(given, saved=saved, source=checkpoint["path"])
-        self.config, self.changes = resolved.config, resolved.changed
 
     def _check_resumable(self, checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
         saved = TrainConfig.from_dict(checkpoint["config"], source=checkpoint["path"])
@@ -309,6 +311,13 @@ class Trainer:
                     f" this fit has {name}={getattr(cfg, name)!r} ({FROZEN_ON_RESUME[name]}). "
                     "Resume with the run's own model and data, or start a new run."
                 )
+        stopped = checkpoint.get("stopped")
+        if stopped and cfg.early_stop == saved.early_stop:
+            raise ConfigError(
+                f"{checkpoint['path']}: the run is finished: it stopped early after epoch "
+                f"{stopped['epoch']} ({stopped['reason']}). To train it further anyway, resume "
+                f"with another --early-stop (0 turns it off) and a larger --epochs."
+            )
         if checkpoint["epoch"] >= cfg.epochs and not checkpoint["batch"]:
             raise ConfigError(
                 f"{checkpoint['path']}: the run already finished {checkpoint['epoch']} epoch(s) "
@@ -318,65 +327,32 @@ class Trainer:
 
     def _config_callbacks(self, cfg: TrainConfig, live_plot: bool) -> list[Callback]:
         added: list[Callback] = []
-        if cfg.tensorboard:
+        if cfg.clip_grad:
+            added.append(GradientClipping(cfg.clip_grad))
+        if self.dist.main and cfg.tensorboard:
             from trainlab.report.tensorboard import TensorBoardLogger
 
             added.append(TensorBoardLogger(cfg.log_every))
-        if live_plot:
+        if self.dist.main and live_plot:
             from trainlab.report.live import LivePlotCallback
 
             added.append(LivePlotCallback())
         return added
 
+    def _early_stopping(self, cfg: TrainConfig, best: BestCheckpoint) -> Callback | None:
+        if not cfg.early_stop:
+            return None
+        return EarlyStopping(best.monitor, best.mode, cfg.early_stop, cfg.min_delta)
+
     # --- step 2: open a new run directory, or restore one ---------------------------------
 
-    def _open_run(
-        self,
-        cfg: TrainConfig,
-        model: nn.Module,
-        data: Dataset,
-        setup: RunSetup,
-        best: BestCheckpoint,
-        checkpoint: dict[str, Any] | None,
-    ) -> _Position:
+    def _open_run(self, cfg, model, data, setup: RunSetup, best, checkpoint) -> _Position:
         dist = setup.dist
         if checkpoint is None:
             run_dir = runs.new_run_dir(cfg.runs_dir, cfg.run_name, cfg.model) if dist.main else None
             position = _Position(Path(dist.broadcast(str(run_dir) if run_dir else None)))
         else:
-            position = _Position(
-                Path(checkpoint["path"]).parent,
-                checkpoint["epoch"],
-                checkpoint["batch"],
-                checkpoint.get("partial"),
-            )
-            load_weights(model, checkpoint["state_dict"], checkpoint["path"], cfg.model)
-            setup.optimizer.load_state_dict(checkpoint["optimizer"])
-            position.saved = (position.epoch, position.batch)
-            rng = checkpoint["rng"]
-            ranks = rng.get("ranks") or [rng]
-            if len(ranks) == dist.world:  # each rank its own draws; else they restart (noted)
-                torch.set_rng_state(ranks[dist.rank]["torch"])
-                if setup.device.type == "cuda" and ranks[dist.rank].get("cuda"):
-                    torch.cuda.set_rng_state_all(ranks[dist.rank]["cuda"])
-            elif dist.main:
-                print(
-                    f"resume: {len(ranks)} process(es) -> {dist.world}: the same global batches,"
-                    " re-sharded; random draws (dropout, augmentation) restart from the seed",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if position.partial and not dist.main:  # the saved counts are the sum of all ranks
-                position.partial = None
-            best.load_state_dict(checkpoint["best"])
-            if not dist.main:
-                pass  # rank 0 rewrites the run's files below
-            elif isinstance(checkpoint.get("history"), list):
-                # the checkpoint's own rows: a kill between writing last.pt and appending its
-                # row to metrics.jsonl must not lose that row
-                runs.write_metrics(position.run_dir, checkpoint["history"][: position.epoch])
-            else:
-                runs.truncate_metrics(position.run_dir, position.epoch)
+            position = self._restore(cfg, model, setup, best, checkpoint)
         self.description = runs.describe_run(cfg, model, data, setup.transform)
         if dist.launched:
             self.description["launch"] = {
@@ -403,70 +379,68 @@ class Trainer:
         )
         return position
 
+    def _restore(self, cfg, model, setup: RunSetup, best, checkpoint) -> _Position:
+        """Weights, optimizer, random state, best-so-far and callbacks' state from last.pt."""
+        dist = setup.dist
+        position = _Position(
+            Path(checkpoint["path"]).parent,
+            checkpoint["epoch"],
+            checkpoint["batch"],
+            checkpoint.get("partial"),
+        )
+        load_weights(model, checkpoint["state_dict"], checkpoint["path"], cfg.model)
+        setup.optimizer.load_state_dict(checkpoint["optimizer"])
+        position.saved = (position.epoch, position.batch)
+        rng = checkpoint["rng"]
+        ranks = rng.get("ranks") or [rng]
+        if len(ranks) == dist.world:  # each rank its own draws; else they restart (noted)
+            torch.set_rng_state(ranks[dist.rank]["torch"])
+            if setup.device.type == "cuda" and ranks[dist.rank].get("cuda"):
+                torch.cuda.set_rng_state_all(ranks[dist.rank]["cuda"])
+        elif dist.main:
+            print(
+                f"resume: {len(ranks)} process(es) -> {dist.world}: the same global batches,"
+                " re-sharded; random draws (dropout, augmentation) restart from the seed",
+                file=sys.stderr,
+                flush=True,
+            )
+        if position.partial and not dist.main:  # the saved counts are the sum of all ranks
+            position.partial = None
+        best.load_state_dict(checkpoint["best"])
+        states = checkpoint.get("callbacks") or {}
+        for callback in self.callbacks:
+            if getattr(callback, "state_key", None) in states:
+                callback.load_state_dict(states[callback.state_key])
+        if dist.main and isinstance(checkpoint.get("history"), list):
+            # the checkpoint's own rows: a kill between writing last.pt and appending its
+            # row to metrics.jsonl must not lose that row
+            runs.write_metrics(position.run_dir, checkpoint["history"][: position.epoch])
+        elif dist.main:
+            runs.truncate_metrics(position.run_dir, position.epoch)
+        return position
+
     # --- step 3: the epoch loop ------------------------------------------------------------
 
-    def _loop(
-        self,
-        cfg: TrainConfig,
-        model: nn.Module,
-        data: Dataset,
-        setup: RunSetup,
-        best: BestCheckpoint,
-        position: _Position,
-    ) -> FitResult:
+    def _loop(self, cfg, model, data, setup: RunSetup, best, position: _Position) -> FitResult:
         run_dir, history = position.run_dir, position.history
         result = FitResult(run_dir, "completed", history, best.state_dict(), run_dir / "last.pt")
         result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
+        result.config = cfg
         self._emit("on_fit_start", self._start_info(cfg, data, setup, best, position))
-
         dist = setup.dist
-
-        def save(name: str, epoch: int, batch: int, counts: Counts | None) -> None:
-            # every rank takes part (counts and random states are gathered); rank 0 writes
-            total = dist.sum_counts(counts) if counts is not None else None
-            payload = self._payload(model, setup, best, history, epoch, batch, total)
-            if dist.main:
-                save_checkpoint(run_dir / name, payload)
-            if name == "last.pt":
-                position.saved = (epoch, batch)
-
-        def pause(state: EpochState) -> bool:
-            """Whether to leave the epoch here: Ctrl-C (agreed by all ranks) or a
-            --checkpoint-every point (the same batch on every rank)."""
-            every = cfg.checkpoint_every
-            due = bool(every) and state.batch % every == 0
-            return dist.any(stop.requested, setup.device) or due
-
+        save = functools.partial(self._save, model, setup, best, position)
         with _StopFlag(dist.launched) as stop:
             for epoch in range(position.epoch, cfg.epochs):
-                counts = Counts(data.num_classes, setup.device)
-                if position.partial:
-                    counts.load_state(position.partial)
-                state = EpochState(epoch, position.batch, counts)
-                state.stop_requested = functools.partial(pause, state)
-                position.batch, position.partial = 0, None
-                began, seen_before = time.perf_counter(), counts.n
-                stopped = False
-                while not train_one_epoch(
-                    setup.train_model,
-                    setup.train,
-                    setup.optimizer,
-                    setup.loss_fn,
-                    state,
-                    lambda step: lr_at(cfg, step, setup.steps),
-                    self._batch_hook(setup.steps),
-                    setup.amp_dtype,
-                ):
-                    save("last.pt", epoch, state.batch, counts)
-                    if dist.any(stop.requested, setup.device):
-                        stopped = True
-                        break
-                if stopped:
+                row = self._train_epoch(cfg, model, data, setup, position, epoch, stop, save)
+                if row is None:
                     result.status = "interrupted"
                     break
-                row = self._epoch_row(epoch, counts, seen_before, began, model, data, setup)
                 history.append(row)
                 improved = best.update(row)
+                self._emit("on_epoch_end", row)
+                stopping = dist.any(self._stop_reason is not None, setup.device)
+                if stopping:
+                    result.stopped = row["stop"] = self._stopped(epoch, dist)
                 # checkpoints first: metrics.jsonl never claims an epoch last.pt does not hold
                 save("last.pt", epoch + 1, 0, None)
                 if improved:
@@ -475,20 +449,84 @@ class Trainer:
                 if dist.main:
                     runs.append_metrics(run_dir, row)
                 result.best = best.state_dict()
-                self._emit("on_epoch_end", row)
+                if stopping:
+                    result.status = "stopped early"
+                    if dist.main:
+                        runs.record_stop(run_dir, result.stopped)
+                    break
                 if dist.any(stop.requested, setup.device) and epoch + 1 < cfg.epochs:
                     result.status = "interrupted"
                     break
-        if (
-            dist.main
-            and result.status == "completed"
-            and data.classes
-            and result.best_path is not None
-        ):
+        if dist.main and result.status != "interrupted" and data.classes and result.best_path:
             self._finish_classification(cfg, model, data, setup, result)
         dist.barrier()  # no rank leaves while rank 0 still writes (an early exit aborts gloo)
         self._emit("on_fit_end", result)
         return result
+
+    def _stopped(self, epoch: int, dist: Dist) -> dict[str, Any]:
+        reason = dist.broadcast(self._stop_reason)  # rank 0's words for every rank's record
+        return {"epoch": epoch + 1, "reason": reason or "a callback asked to stop"}
+
+    def _train_epoch(self, cfg, model, data, setup, position, epoch, stop, save):
+        """One epoch (from where a resume left it); its metrics row, or None if interrupted."""
+        dist = setup.dist
+        counts = Counts(data.num_classes, setup.device)
+        if position.partial:
+            counts.load_state(position.partial)
+        state = EpochState(epoch, position.batch, counts)
+
+        def pause() -> bool:
+            """Leave the epoch here: Ctrl-C (agreed by all ranks) or a --checkpoint-every
+            point (the same batch on every rank)."""
+            every = cfg.checkpoint_every
+            due = bool(every) and state.batch % every == 0
+            return dist.any(stop.requested, setup.device) or due
+
+        state.stop_requested = pause
+        position.batch, position.partial = 0, None
+        began, seen_before = time.perf_counter(), counts.n
+        before_step = self._before_step(setup.train_model)
+        while not train_one_epoch(
+            setup.train_model,
+            setup.train,
+            setup.optimizer,
+            setup.loss_fn,
+            state,
+            lambda step: lr_at(cfg, step, setup.steps),
+            self._batch_hook(setup.steps),
+            setup.amp_dtype,
+            before_step,
+        ):
+            save("last.pt", epoch, state.batch, counts)
+            if dist.any(stop.requested, setup.device):
+                return None
+        return self._epoch_row(epoch, counts, seen_before, began, model, data, setup)
+
+    def _save(self, model, setup, best, position, name, epoch, batch, counts) -> None:
+        # every rank takes part (counts and random states are gathered); rank 0 writes
+        dist = setup.dist
+        total = dist.sum_counts(counts) if counts is not None else None
+        payload = self._payload(model, setup, best, position.history, epoch, batch, total)
+        if dist.main:
+            save_checkpoint(position.run_dir / name, payload)
+        if name == "last.pt":
+            position.saved = (epoch, batch)
+
+    def _before_step(self, model: nn.Module):
+        steering = [
+            c
+            for c in self.callbacks
+            if getattr(type(c), "on_before_step", Callback.on_before_step)
+            is not Callback.on_before_step
+        ]
+        if not steering:
+            return None
+
+        def before_step() -> None:
+            for callback in steering:
+                callback.on_before_step(self, model)
+
+        return before_step
 
     def _batch_hook(self, steps: int):
         if not self.callbacks:
@@ -534,7 +572,7 @@ class Trainer:
         row["lr"] = setup.optimizer.param_groups[0]["lr"]
         row["train_seconds"] = round(train_seconds, 3)
         row["seconds"] = round(time.perf_counter() - began, 3)
-        # this process's images only: a resumed epoch's earlier part ran in another one
+        # this process's samples only: a resumed epoch's earlier part ran in another one
         row["images_per_s"] = round((train_metrics.n - seen_before) / max(train_seconds, 1e-9), 1)
         row["time"] = round(time.time(), 3)  # wall clock, to time runs from outside
         return row
@@ -545,6 +583,10 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         if setup.dist.world > 1:
             rng = {**rng, "ranks": setup.dist.gather(rng)}
+        states = {
+            c.state_key: c.state_dict() for c in self.callbacks if getattr(c, "state_key", None)
+        }
+        stopped = history[-1].get("stop") if history and batch == 0 else None
         return {
             **self.description,
             "state_dict": model.state_dict(),
@@ -553,6 +595,8 @@ class Trainer:
             "batch": batch,
             "rng": rng,
             "best": best.state_dict(),
+            "callbacks": states,
+            "stopped": stopped,
             "partial": counts.state() if counts is not None and batch else None,
             "metrics": history[-1] if history else {},
             "history": list(history),

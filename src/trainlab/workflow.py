@@ -4,7 +4,7 @@ Example:
     >>> from trainlab.workflow import train, evaluate_checkpoint, resumed_config
     >>> result = train(TrainConfig(epochs=1, subset=2000))
     >>> report = evaluate_checkpoint(result.best_path)
-    >>> more = train(resumed_config(result.run_dir, epochs=2).config, resume=result.run_dir)
+    >>> more = train(resumed_config(result.run_dir, epochs=2))     # the plan: read once
 """
 
 from __future__ import annotations
@@ -19,42 +19,42 @@ import torch
 from trainlab.config import TrainConfig
 from trainlab.data import Batches, Dataset, InputTransform, load_dataset
 from trainlab.engine.callbacks import Callback, FitResult
-from trainlab.engine.checkpoint import load_checkpoint, load_weights
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
-from trainlab.engine.loop import evaluate, loss_function, predict
+from trainlab.engine.loop import evaluate, predict
 from trainlab.engine.metrics import per_class
-from trainlab.engine.setup import amp_policy, label_smoothing_for, loss_kind
+from trainlab.engine.setup import setup_eval
 from trainlab.errors import CheckpointError
-from trainlab.models import build_model
-from trainlab.resolve import Resolved, resolve_config
-from trainlab.trainer import Trainer, cut_data
+from trainlab.models import build_model, record_of, set_record
+from trainlab.models.loading import load_model
+from trainlab.resolve import Plan, plan_run
+from trainlab.trainer import Trainer, given_settings
 
 
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def model_options(cfg: TrainConfig) -> dict[str, Any]:
-    if cfg.model == "cnn":
-        return {"widths": list(cfg.widths)}
-    if cfg.model != "mlp":
-        return {}
-    return {"hidden": list(cfg.hidden), "log_softmax": cfg.log_softmax}
-
-
 def build_configured_model(
-    cfg: TrainConfig, data: Dataset, log=_log, *, resuming: bool = False
+    cfg: TrainConfig,
+    data: Dataset,
+    log=_log,
+    *,
+    resuming: bool = False,
+    trust_code: bool = True,
 ) -> torch.nn.Module:
     """The model a config describes: built (seeded), pretrained or local weights, freezing.
 
     On a resume the checkpoint holds the weights, so pretrained and local weight files are not
-    read again (an offline resume must not need them); they stay in the record.
+    read again (an offline resume must not need them); they stay in the record. A model of
+    the user's own code is imported only with ``trust_code`` (a resume must say so).
     """
     from trainlab.models.pretrained import freeze_features, load_pretrained, load_weights_file
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data, init=cfg.init, **model_options(cfg))
+    model = build_model(
+        cfg.model, data, init=cfg.init, trust_code=trust_code, log=log, **cfg.model_options
+    )
     if cfg.pretrained and not resuming:
         loaded = load_pretrained(model, cfg.model)
         log(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
@@ -64,8 +64,14 @@ def build_configured_model(
     if cfg.freeze_features:
         trainable = freeze_features(model)
         log(f"features frozen: training the head only ({trainable:,} parameters)")
-    model.trainlab_record.update(
-        pretrained=cfg.pretrained, weights=cfg.weights, freeze_features=cfg.freeze_features
+    set_record(
+        model,
+        {
+            **record_of(model),
+            "pretrained": cfg.pretrained,
+            "weights": cfg.weights,
+            "freeze_features": cfg.freeze_features,
+        },
     )
     return model
 
@@ -74,42 +80,47 @@ def prepare_data(cfg: TrainConfig, log=_log) -> Dataset:
     """The dataset a config describes, with its subsets and validation split: the one loader
     behind training, resuming and ``trainlab eval``."""
     data = load_dataset(
-        cfg.dataset,
-        cfg.data_dir,
-        samples=cfg.samples,
-        features=cfg.features,
-        num_classes=cfg.num_classes,
-        true_w=cfg.true_w,
-        true_b=cfg.true_b,
-        noise=cfg.noise,
-        seed=cfg.effective_data_seed,
-        log=log,
+        cfg.dataset, cfg.data_dir, seed=cfg.effective_data_seed, log=log, **cfg.data_options
     )
-    return cut_data(data, cfg)
+    return data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=cfg.effective_data_seed)
 
 
-def resumed_config(resume: str | Path, **changes: Any) -> Resolved:
-    """The config of the run being resumed with ``changes`` on top (``resolve_config``)."""
-    checkpoint = load_checkpoint(resume, which="last")
-    return resolve_config(changes, saved=checkpoint["config"], source=str(resume))
+def resumed_config(resume: str | Path, **changes: Any) -> Plan:
+    """The plan of resuming ``resume`` with ``changes`` on top (``plan.config`` is its config)."""
+    return plan_run(changes, resume=resume, source=str(resume))
 
 
 def train(
-    cfg: TrainConfig,
+    plan: Plan | TrainConfig,
     resume: str | Path | None = None,
     callbacks: list[Callback] | None = None,
     log=_log,
+    *,
+    trust_code: bool = False,
 ) -> FitResult:
     """Load data, build the model (seeded), and fit it: ``trainlab train``.
 
-    ``cfg`` is used as given; to resume with changes, pass ``resumed_config(run, ...).config``.
+    Args:
+        plan: ``plan_run``'s plan (its checkpoint is the one read), or a config used as given
+            (then ``resume`` names the run to continue).
+        trust_code: on resume, import the run's model code if it is the user's own.
     """
+    if isinstance(plan, TrainConfig):
+        plan = (
+            plan_run(given_settings(plan), resume=resume, source=str(resume))
+            if resume is not None
+            else Plan(plan, {})
+        )
+    cfg = plan.config
     dist = Dist.from_env()  # under torchrun: join the job before touching the data
     dist.join(dist.device(resolve_device(cfg.device)))  # an unusable device fails here
     with dist.node_first():  # one process per machine fetches and verifies
         data = prepare_data(cfg, log if dist.local_rank == 0 else lambda _line: None)
-    model = build_configured_model(cfg, data, log, resuming=resume is not None)
-    return Trainer(cfg, callbacks=callbacks).fit(model, data, resume=resume)
+    resuming = plan.checkpoint is not None
+    model = build_configured_model(
+        cfg, data, log, resuming=resuming, trust_code=trust_code or not resuming
+    )
+    return Trainer(cfg, callbacks=callbacks).fit(model, data, resume=plan)
 
 
 @dataclass
@@ -127,26 +138,6 @@ class EvalReport:
         return dict(self.__dict__)
 
 
-def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a registry model from a checkpoint and load its weights."""
-    ckpt = load_checkpoint(checkpoint)
-    record = ckpt.get("model") or {}
-    if not record.get("name"):
-        raise CheckpointError(
-            f"{ckpt['path']}: the model was not built from trainlab's registry, so it cannot be "
-            "rebuilt from the checkpoint alone. Build it in Python and load ckpt['state_dict']."
-        )
-    model = build_model(
-        record["name"],
-        input_shape=tuple(record["input_shape"]),
-        outputs=record["outputs"],
-        init=record.get("init", "default"),
-        **record.get("options", {}),
-    )
-    load_weights(model, ckpt["state_dict"], ckpt["path"], record["name"])
-    return model, ckpt
-
-
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -157,40 +148,51 @@ def evaluate_checkpoint(
     return_predictions: bool = False,
     save_predictions: bool = False,
     whole_split: bool = False,
+    trust_code: bool = False,
+    amp: str | None = None,
 ):
     """Evaluate a checkpoint as training did: same data cut, preprocessing, loss and precision.
 
     Args:
-        split: "test" or "train".
+        split: "test", "val" (the run's validation split) or "train".
         data_dir: the data root, if not the one the run used.
         batch_size: evaluation batch size (default: the run's ``eval_batch_size``).
         whole_split: the whole split instead of the run's ``test_subset``.
+        trust_code: import the model's code if it is the user's own (``--trust-code``).
+        amp: mixed precision to score with, if not the run's (``off``: float32, as an
+            exported model computes).
 
     Returns:
         An ``EvalReport`` (and, with ``return_predictions``, the outputs and targets).
     """
-    model, ckpt = load_model(checkpoint)
+    model, ckpt = load_model(checkpoint, trust_code=trust_code)
     cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
     if data_dir is not None:
         cfg = cfg.replace(data_dir=data_dir)
     if whole_split:
         cfg = cfg.replace(test_subset=0)
-    dev = resolve_device(device)
+    if amp is not None:
+        cfg = cfg.replace(amp=amp)
     data = prepare_data(cfg)
     if list(data.classes) != list(ckpt["data"]["classes"]):
         raise CheckpointError(f"{ckpt['path']}: its classes differ from dataset '{data.name}''s")
-    model.to(dev)
-    transform = InputTransform()
-    if data.is_image:
-        transform = InputTransform.from_dict(ckpt["data"]["transform"])
-        if transform.channels_last:
-            model.to(memory_format=torch.channels_last)
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
-    batches = Batches(x, y, batch_size or cfg.eval_batch_size, device=dev, transform=transform)
-    amp_dtype = amp_policy(cfg.amp, model, data.task, dev)
-    kind = loss_kind(cfg, model, data.task)
-    loss_fn = loss_function(kind, label_smoothing_for(cfg, kind))
-    metrics = evaluate(model, batches, loss_fn, data.num_classes, amp_dtype)
+    transform = InputTransform.from_dict(ckpt["data"]["transform"]) if data.is_image else None
+    scoring = setup_eval(cfg, model, data, resolve_device(device), transform)
+    if split == "val" and data.val_x is None:
+        raise CheckpointError(
+            f"{ckpt['path']}: this run has no validation split (it trained without "
+            "--val-split), so there is nothing to score as 'val'. Use --split test or train."
+        )
+    x, y = {
+        "test": (data.test_x, data.test_y),
+        "train": (data.train_x, data.train_y),
+        "val": (data.val_x, data.val_y),
+    }[split]
+    batches = Batches(
+        x, y, batch_size or cfg.eval_batch_size, device=scoring.device, transform=scoring.transform
+    )
+    amp_dtype = scoring.amp_dtype
+    metrics = evaluate(model, batches, scoring.loss_fn, data.num_classes, amp_dtype)
     report = EvalReport(
         checkpoint=ckpt["path"],
         split=split,

@@ -99,5 +99,7 @@ def test_sgd_takes_torch_sgd_steps_bit_for_bit_and_shares_its_state_dict(setting
 def test_sgd_refuses_a_state_dict_for_other_parameters():
     opt = SGD(_model().parameters(), lr=0.1)
     other = SGD(nn.Linear(2, 2).parameters(), lr=0.1).state_dict()
-    with pytest.raises(ValueError, match="doesn't match the size"):
+    from trainlab.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="parameter groups of other sizes"):
         opt.load_state_dict(other)

@@ -110,7 +110,10 @@ def checkpoint_bytes(tmp_path_factory):
     from trainlab.data import InputTransform
 
     description = describe_run(
-        TrainConfig(model="mlp", hidden=[4]), model, Data, InputTransform([0.5], [0.5])
+        TrainConfig.from_dict({"model": "mlp", "hidden": [4]}),
+        model,
+        Data,
+        InputTransform([0.5], [0.5]),
     )
     save_checkpoint(path, {**description, "state_dict": model.state_dict(), "epoch": 1, "batch": 0})
     return path.read_bytes()

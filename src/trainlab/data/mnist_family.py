@@ -375,3 +375,52 @@ def read_split(name: str, files: dict[str, LocalFile]):
             )
         out += [x.unsqueeze(1), y.long()]
     return tuple(out)
+
+
+def load_family(name: str, ctx) -> object:
+    """One of the MNIST family from the data root (fetched when missing) as a ``Dataset``."""
+    from trainlab.data.dataset import Dataset, channel_stats
+    from trainlab.data.root import resolve_root
+
+    root = resolve_root(ctx.data_dir, dataset=name)
+    files = ensure_files(name, root, ctx.sources or SOURCES, ctx.log, ctx.verify)
+    train_x, train_y, test_x, test_y = read_split(name, files)
+    mean, std = channel_stats(train_x)
+    return Dataset(
+        name,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        classes=list(FAMILIES[name].classes),
+        mean=mean,
+        std=std,
+        info={
+            "files": {s: str(f.path) for s, f in files.items()},
+            "verified": all(f.verified for f in files.values()),
+            "root": str(root),
+        },
+    )
+
+
+def _register() -> None:
+    from trainlab.data.registry import register_dataset
+
+    summaries = {
+        "mnist": "handwritten digits, 28×28 grey, 60,000 + 10,000",
+        "fashion-mnist": "Zalando's clothes, 28×28 grey, 60,000 + 10,000",
+        "kmnist": "Kuzushiji (cursive Japanese), 28×28 grey, 60,000 + 10,000",
+    }
+
+    def loader_of(name: str):
+        def loader(ctx):
+            return load_family(name, ctx)
+
+        loader.__name__ = name.replace("-", "_")
+        return loader
+
+    for name, summary in summaries.items():
+        register_dataset(name, kind="digits", summary=summary, files=True)(loader_of(name))
+
+
+_register()

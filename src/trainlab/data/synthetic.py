@@ -38,14 +38,7 @@ def linear(samples: int, true_w: list[float], true_b: float, noise: float, seed:
             "true_w": list(true_w),
             "true_b": true_b,
             "noise": noise,
-            # the config fields that made this data (recorded with a run, to rebuild it)
-            "settings": {
-                "samples": samples,
-                "true_w": [float(v) for v in true_w],
-                "true_b": float(true_b),
-                "noise": float(noise),
-                "data_seed": seed,
-            },
+            "settings": {"data_seed": seed},  # recorded with a run, to make the same data
         },
     )
 
@@ -66,14 +59,7 @@ def random_classes(samples: int, features: int, num_classes: int, seed: int) -> 
         x[cut:],
         y[cut:],
         classes=[str(c) for c in range(num_classes)],
-        info={
-            "settings": {
-                "samples": samples,
-                "features": features,
-                "num_classes": num_classes,
-                "data_seed": seed,
-            }
-        },
+        info={"settings": {"data_seed": seed}},
     )
 
 
@@ -101,3 +87,42 @@ def digits() -> Dataset:
         std=std,
         info={"source": "sklearn.datasets.load_digits"},
     )
+
+
+def _register() -> None:
+    from typing import Annotated
+
+    from trainlab.data.registry import register_dataset
+    from trainlab.options import Opt
+
+    Samples = Annotated[int, Opt("linear/random data: number of samples", low=1, high=10**8)]
+
+    @register_dataset("linear", kind="regression", summary="y = Xw + b + noise (d2l 3.2)")
+    def load_linear(
+        ctx,
+        samples: Samples = 1000,
+        true_w: Annotated[
+            list[float], Opt("linear data: true weights", low=-1e12, high=1e12, metavar="W")
+        ] = (2.0, -3.4),
+        true_b: Annotated[float, Opt("linear data: true bias", low=-1e12, high=1e12)] = 4.2,
+        noise: Annotated[
+            float, Opt("linear data: standard deviation of the label noise", low=0, high=1e6)
+        ] = 0.01,
+    ):
+        return linear(samples, list(true_w), true_b, noise, ctx.seed)
+
+    @register_dataset("random", kind="tabular", summary="random features, random labels")
+    def load_random(
+        ctx,
+        samples: Samples = 1000,
+        features: Annotated[int, Opt("random data: features per sample", low=1, high=10**6)] = 10,
+        num_classes: Annotated[int, Opt("random data: number of classes", low=1, high=10**5)] = 2,
+    ):
+        return random_classes(samples, features, num_classes, ctx.seed)
+
+    @register_dataset("digits", kind="images", summary="scikit-learn's 8×8 digits, offline")
+    def load_digits(ctx):  # noqa: ARG001 - no root, no seed: the split is fixed
+        return digits()
+
+
+_register()

@@ -1,10 +1,6 @@
-"""Training engine: plain loop functions, metrics as counts, checkpoints, run setup, callbacks.
+"""Training engine: plain loop functions (``loop``), metrics as counts, checkpoints, run setup,
+callbacks, devices and torchrun.
 
 ``trainlab.trainer.Trainer`` composes these; nothing here imports the presentation side
-(``trainlab.report``).
+(``trainlab.report``). Import the modules themselves, e.g. ``trainlab.engine.loop.evaluate``.
 """
-
-from trainlab.engine.callbacks import Callback, FitResult
-from trainlab.engine.loop import evaluate, predict, train_one_epoch
-
-__all__ = ["Callback", "FitResult", "evaluate", "predict", "train_one_epoch"]

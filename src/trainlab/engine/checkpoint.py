@@ -19,7 +19,7 @@ from trainlab.errors import CheckpointError
 from trainlab.fsutil import atomic_write
 
 FORMAT = "trainlab-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: model records with a source and options as data; 1 still loads
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

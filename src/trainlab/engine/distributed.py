@@ -21,7 +21,6 @@ import atexit
 import contextlib
 import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -331,9 +330,3 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)
-
-
-def note(line: str) -> None:
-    """Print on rank 0 only (the other ranks stay quiet)."""
-    if Dist.from_env().main:
-        print(line, file=sys.stderr, flush=True)

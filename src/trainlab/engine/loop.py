@@ -34,7 +34,9 @@ def loss_function(kind: str, label_smoothing: float = 0.0) -> LossFn:
 
             raise ConfigError("--label-smoothing applies to classification, not to an MSE loss.")
         return lambda out, y: F.mse_loss(out, y, reduction="sum")
-    raise ValueError(f"unknown loss {kind}")
+    from trainlab.errors import unknown_name
+
+    raise unknown_name("loss", kind, ["cross-entropy", "nll", "mse"])
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -77,6 +79,7 @@ def train_one_epoch(
     lr_for_step: Callable[[int], float] | None = None,
     on_batch: Callable[[EpochState, torch.Tensor], None] | None = None,
     amp_dtype: torch.dtype | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> bool:
     """Train from ``state.batch`` to the end of the epoch, updating ``state`` as it goes.
 
@@ -88,6 +91,8 @@ def train_one_epoch(
         lr_for_step: maps the global step (epoch·len(batches) + batch) to a learning rate.
         on_batch: called after each step with the state and the batch's summed loss (a tensor
             on the device: reading it forces a sync, so callers do that only now and then).
+        before_step: called between the backward pass and the optimizer step (gradient
+            clipping).
 
     Returns:
         True if the epoch completed, False if ``state.stop_requested()`` stopped it early.
@@ -111,6 +116,8 @@ def train_one_epoch(
         if is_optimizer:
             optimizer.zero_grad(set_to_none=True)
             (loss_sum / len(y)).backward()
+            if before_step is not None:
+                before_step()
             optimizer.step()
         else:
             loss_sum.backward()

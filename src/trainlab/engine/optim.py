@@ -59,11 +59,6 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     raise unknown_name("schedule", cfg.schedule, ["constant", "step", "cosine", "onecycle"])
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
 class SGD:
     """torch.optim.SGD's update, without ``torch.optim.Optimizer``.
 
@@ -154,9 +149,12 @@ class SGD:
             len(saved["params"]) != len(own["params"])
             for saved, own in zip(groups, self.param_groups, strict=False)
         ):
-            raise ValueError(
-                "loaded state dict contains a parameter group that doesn't match the size of "
-                "optimizer's group"
+            from trainlab.errors import CheckpointError
+
+            raise CheckpointError(
+                "the checkpoint's optimizer state has parameter groups of other sizes than this "
+                "model's optimizer: it was saved for another model, or with other frozen layers "
+                "(--freeze-features). Resume with the run's own settings, or start a new run."
             )
         params = self._indexed()
         for saved, own in zip(groups, self.param_groups, strict=True):

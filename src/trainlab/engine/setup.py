@@ -1,8 +1,9 @@
 """What a run needs before its first step, decided in one place from (config, model, data).
 
-``setup_run`` returns a ``RunSetup``: device, precision, input transforms, batches, loss and
-optimizer. Training and ``trainlab eval`` both call ``amp_policy``, ``input_transform`` and
-``loss_kind`` from here, so the same checkpoint is scored with the same arithmetic everywhere.
+``setup_eval`` decides how a model is scored: device, precision, input transform, loss and the
+evaluation batches. ``setup_run`` adds what training needs (shuffled batches, optimizer,
+torchrun's wrapping) on top of it. Training and ``trainlab eval`` both call ``setup_eval``, so
+the same checkpoint is scored with the same arithmetic everywhere.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from trainlab.engine.distributed import Dist, wrap
 from trainlab.engine.loop import LossFn, loss_function
 from trainlab.engine.optim import SGD, build_optimizer
 from trainlab.errors import ConfigError
+from trainlab.models import record_of
 
 
 def model_record(model: nn.Module) -> dict | None:
-    """How to rebuild a registry model (set by ``build_model``); None for other modules."""
-    return getattr(model, "trainlab_record", None)
+    """How to rebuild the model (``trainlab.models.record_of``); None for other modules."""
+    return record_of(model)
 
 
 def has_convs(model: nn.Module) -> bool:
@@ -104,19 +106,51 @@ def eval_splits(
 
 
 @dataclass
-class RunSetup:
-    """Everything the epoch loop uses, made once per fit."""
+class EvalSetup:
+    """How a model is scored on a dataset: the same for training's epochs and `trainlab eval`."""
 
     device: torch.device
     amp_dtype: torch.dtype | None
     transform: InputTransform  # evaluation (and the checkpoint's record)
-    train: Batches  # shuffled per (seed, epoch), augmented if asked
-    splits: dict[str, Batches]  # "val" (if held out) and "test", whole
     loss_fn: LossFn
-    optimizer: torch.optim.Optimizer | SGD  # SGD: engine.optim's, without torch._dynamo
-    dist: Dist  # this process's place in a torchrun job (Dist(): a single process)
-    train_model: nn.Module  # the model, or DistributedDataParallel around it
-    shards: dict[str, Batches]  # this rank's part of each split (the splits on one process)
+    splits: dict[str, Batches]  # "val" (if held out) and "test", whole
+
+
+def setup_eval(
+    cfg: TrainConfig,
+    model: nn.Module,
+    data: Dataset,
+    device: torch.device,
+    transform: InputTransform | None = None,
+) -> EvalSetup:
+    """Place the model, choose its input transform (or use a checkpoint's), precision and loss.
+
+    Args:
+        transform: the transform a checkpoint recorded; None decides it from the config.
+    """
+    model.to(device)
+    transform = transform or input_transform(model, data, cfg)
+    if transform.channels_last and data.is_image:
+        model.to(memory_format=torch.channels_last)
+    kind = loss_kind(cfg, model, data.task)
+    return EvalSetup(
+        device=device,
+        amp_dtype=amp_policy(cfg.amp, model, data.task, device),
+        transform=transform,
+        loss_fn=loss_function(kind, label_smoothing_for(cfg, kind)),
+        splits=eval_splits(data, cfg, device, transform),
+    )
+
+
+@dataclass
+class RunSetup(EvalSetup):
+    """Everything the epoch loop uses, made once per fit."""
+
+    train: Batches = None  # shuffled per (seed, epoch), augmented if asked
+    optimizer: torch.optim.Optimizer | SGD = None  # SGD: engine.optim's, without torch._dynamo
+    dist: Dist = None  # this process's place in a torchrun job (Dist(): a single process)
+    train_model: nn.Module = None  # the model, or DistributedDataParallel around it
+    shards: dict[str, Batches] = None  # this rank's part of each split (the splits on one process)
 
     @property
     def steps(self) -> int:
@@ -126,20 +160,15 @@ class RunSetup:
 def setup_run(
     cfg: TrainConfig, model: nn.Module, data: Dataset, dist: Dist | None = None
 ) -> RunSetup:
-    """Seed, place the model, choose precision, build batches, loss and optimizer; under
-    torchrun, shard the batches and wrap the model in DistributedDataParallel."""
+    """``setup_eval``, then seed, build the shuffled batches and the optimizer; under torchrun,
+    shard the batches and wrap the model in DistributedDataParallel."""
     dist = dist or Dist()
     # dropout and augmentation draws (a resume restores its own); each rank draws its own
     torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
-    device = dist.device(resolve_device(cfg.device))
-    model.to(device)
-    transform = input_transform(model, data, cfg)
-    if transform.channels_last:
-        model.to(memory_format=torch.channels_last)
-    amp_dtype = amp_policy(cfg.amp, model, data.task, device)
-    train_transform = transform.with_augment(Augment()) if cfg.augment else transform
+    scoring = setup_eval(cfg, model, data, dist.device(resolve_device(cfg.device)))
     if cfg.augment and not data.is_image:
         raise ConfigError(f"--augment rotates and shifts images; dataset '{data.name}' is tabular.")
+    transform = scoring.transform
     train = Batches(
         data.train_x,
         data.train_y,
@@ -147,8 +176,8 @@ def setup_run(
         shuffle=True,
         seed=cfg.seed,
         drop_last=cfg.drop_last,
-        device=device,
-        transform=train_transform,
+        device=scoring.device,
+        transform=transform.with_augment(Augment()) if cfg.augment else transform,
         shard=(dist.rank, dist.world),
     )
     if len(train) == 0:
@@ -161,19 +190,14 @@ def setup_run(
             "--sync-bn synchronises batch norm across the processes of a torchrun job; this is "
             "a single process. Start it with torchrun --nproc-per-node N, or drop the flag."
         )
-    train_model = wrap(model, dist, device, cfg.sync_bn)
-    splits = eval_splits(data, cfg, device, transform)
+    shards = scoring.splits
+    if dist.world > 1:
+        shards = eval_splits(data, cfg, scoring.device, transform, dist)
     return RunSetup(
-        device=device,
-        amp_dtype=amp_dtype,
-        transform=transform,
+        **scoring.__dict__,
         train=train,
-        splits=splits,
-        loss_fn=loss_function(
-            kind := loss_kind(cfg, model, data.task), label_smoothing_for(cfg, kind)
-        ),
         optimizer=build_optimizer(model, cfg),
         dist=dist,
-        train_model=train_model,
-        shards=(eval_splits(data, cfg, device, transform, dist) if dist.world > 1 else splits),
+        train_model=wrap(model, dist, scoring.device, cfg.sync_bn),
+        shards=shards,
     )

@@ -32,7 +32,8 @@ from trainlab.inference.preprocess import (
     resize_to,
 )
 
-MNIST_FAMILY = ("mnist", "fashion-mnist", "kmnist")
+# Checkpoints of format version 1 do not record their data's kind; these were its digits.
+V1_DIGITS = ("mnist", "fashion-mnist", "kmnist")
 # A prediction whose top probability is below this is flagged for a person to look at: under
 # 0.5 the model puts less weight on its answer than on all the other classes together.
 LOW_CONFIDENCE = 0.5
@@ -95,6 +96,7 @@ class Predictor:
         checkpoint: a .pt file or a run directory (its best.pt).
         device: "auto", "cpu", "cuda", ...
         max_pixels: larger images are refused before decoding.
+        trust_code: import the model's code if it is the user's own (``--trust-code``).
         top_k: how many classes each prediction lists.
         low_confidence: predictions below this probability are flagged.
     """
@@ -107,11 +109,12 @@ class Predictor:
         max_pixels: int = MAX_PIXELS,
         top_k: int = 3,
         low_confidence: float = LOW_CONFIDENCE,
+        trust_code: bool = False,
     ):
         from trainlab.engine.device import resolve_device
-        from trainlab.workflow import load_model
+        from trainlab.models.loading import load_model
 
-        model, ckpt = load_model(checkpoint)
+        model, ckpt = load_model(checkpoint, trust_code=trust_code)
         data = ckpt["data"]
         if data.get("task") != "classification" or not data.get("classes"):
             raise CheckpointError(
@@ -123,6 +126,8 @@ class Predictor:
         self.checkpoint = ckpt
         self.classes: list[str] = list(data["classes"])
         self.dataset: str = data["name"]
+        # what preprocessing people's images get: the MNIST family's, or a plain resize
+        self.kind: str = data.get("kind") or ("digits" if self.dataset in V1_DIGITS else "images")
         self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
@@ -152,7 +157,7 @@ class Predictor:
     def prepare(self, source, name: str | None = None) -> Prepared:
         """Decode and preprocess one input (raises ``ImageError`` with the input's name)."""
         grey = read_image(source, max_pixels=self.max_pixels, name=name)
-        if self.dataset in MNIST_FAMILY:
+        if self.kind == "digits":
             return mnist_style(grey, name=name or "image")
         return resize_to(grey, self.input_shape[-2:], dark_background=self.dark_background)
 

@@ -70,10 +70,10 @@ def _need_export_extra() -> None:
         )
 
 
-def _load(checkpoint):
+def _load(checkpoint, trust_code: bool = False):
     from trainlab.inference import Predictor
 
-    predictor = Predictor(checkpoint, device="cpu")
+    predictor = Predictor(checkpoint, device="cpu", trust_code=trust_code)
     deployable = Deployable(predictor.model.float(), predictor.transform).eval()
     deployable.to(memory_format=torch.contiguous_format)
     return predictor, deployable
@@ -92,8 +92,9 @@ def metadata(predictor) -> dict[str, str]:
         "model": str(predictor.checkpoint["model"].get("name")),
         "dataset": predictor.dataset,
         "classes": json.dumps(predictor.classes),
-        "input": f"float32 N×{c}×{h}×{w}, values in [0, 1] (pixel / 255), light ink on black "
-        "as the training data; batch size N is dynamic",
+        "input": f"float32 N×{c}×{h}×{w}, values in [0, 1] (pixel / 255)"
+        + (", light ink on black as the training data" if predictor.kind == "digits" else "")
+        + "; batch size N is dynamic",
         "output": "log-probabilities" if predictor.output == "log_probs" else "logits",
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
         "preprocessing_in_graph": "normalisation"
@@ -110,6 +111,7 @@ def export_model(
     verify: bool = True,
     data_dir: str | None = None,
     parity_images: int = 256,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Write the model as one file and, unless ``verify`` is False, check it on real images.
 
@@ -120,7 +122,7 @@ def export_model(
         raise ExportError(f"unknown format '{format}'; choose from {', '.join(FORMATS)}")
     if format == "onnx":
         _need_export_extra()
-    predictor, deployable = _load(checkpoint)
+    predictor, deployable = _load(checkpoint, trust_code)
     if output is None:
         output = Path(predictor.path).with_suffix(".onnx" if format == "onnx" else ".pt2")
     output = Path(output)
@@ -138,8 +140,8 @@ def export_model(
         "metadata": metadata(predictor),
     }
     if verify:
-        images = _real_images(predictor, data_dir, parity_images)
-        info["parity"] = check_parity(output, format, deployable, images)
+        images, source = _real_images(predictor, data_dir, parity_images)
+        info["parity"] = {**check_parity(output, format, deployable, images), "inputs": source}
     return info
 
 
@@ -199,20 +201,28 @@ def _write_pt2(model, example, batch, output: Path) -> None:
     atomic_write_bytes(output, buffer.getvalue())
 
 
-def _real_images(predictor, data_dir, n: int) -> torch.Tensor:
-    """The first ``n`` test images of the run's dataset as float [0, 1]; random images when
-    the data is not at hand (the parity check is about arithmetic, not accuracy)."""
+def _real_images(predictor, data_dir, n: int) -> tuple[torch.Tensor, str]:
+    """The first ``n`` test images of the run's dataset as float [0, 1], and what they are;
+    random inputs when the data is not at hand (the parity check is about arithmetic, not
+    accuracy, but the result says which it used)."""
     from trainlab.data import load_dataset
 
+    config = predictor.checkpoint.get("config", {})
     try:
-        data = load_dataset(predictor.dataset, data_dir, sources=("local",))
+        data = load_dataset(
+            predictor.dataset,
+            data_dir or config.get("data_dir"),
+            sources=("local",),
+            **(config.get("data_options") or {}),
+        )
         x = data.test_x[:n]
-        if x.dtype == torch.uint8:
-            return x.float() / 255
+        if x.dtype == torch.uint8 and tuple(x.shape[1:]) == tuple(predictor.input_shape):
+            return x.float() / 255, "test images"
     except TrainlabError:
         pass
     generator = torch.Generator().manual_seed(0)
-    return torch.rand(n, *predictor.input_shape, generator=generator)
+    inputs = torch.rand(n, *predictor.input_shape, generator=generator)
+    return inputs, "random inputs (the run's data could not be loaded)"
 
 
 def onnx_session(path: str | Path):

@@ -1,82 +1,56 @@
-"""Model registry: a name -> a constructor, with the input each model expects.
+"""Models by name: ``build_model`` sizes a registered model (or your own) for the data.
 
 Example:
-    >>> from trainlab.models import build_model
-    >>> model = build_model("lenet", data)        # sized for data's input and classes
+    >>> from trainlab.models import build_model, record_of
+    >>> model = build_model("mlp", data, hidden=[64])          # a built-in, with an option
+    >>> model = build_model("nets.py:SmallResNet", data, width=12)   # your own nn.Module
+    >>> record_of(model)["options"]
+    {'width': 12}
 
 The data side adapts to what a model states it wants (``ModelSpec.size``, ``channels``): images
-are resized and channels repeated per batch, on the device. Nothing else needs the architecture.
+are resized and channels repeated per batch, on the device. What it takes to build the model
+again (name, source, options, input) is a plain value, its *record*, kept beside the module
+(``record_of``) and stored in every checkpoint; nothing is attached to the module itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import weakref
 from typing import Any
 
 from torch import nn
 
 from trainlab.errors import ConfigError, unknown_name
-from trainlab.models import zoo
+from trainlab.models import zoo  # noqa: F401 - the built-ins register on import
+from trainlab.models.registry import ModelSpec, lookup, register_model, registered
+
+__all__ = [
+    "ModelSpec",
+    "build_model",
+    "describe_models",
+    "get_spec",
+    "init_weights",
+    "parameter_count",
+    "record_of",
+    "register_model",
+    "registered",
+]
+
+_RECORDS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    builder: Callable[..., nn.Module]
-    summary: str
-    size: tuple[int, int] | None = None  # spatial input size it needs; None: any
-    channels: int | None = None  # input channels it needs; None: any
-    output: str = "logits"  # "logits", "log_probs" or "regression"
-    min_size: int = 1  # smallest spatial size it accepts when size is None
-    flat: bool = False  # flattens its input (any shape)
+def get_spec(name: str, *, trust_code: bool = True, log: Any = None) -> ModelSpec:
+    """The spec of a registry name, or of a code reference (``file.py:Class``,
+    ``package.module:factory``), which is imported only with ``trust_code``."""
+    if ":" in name:
+        from trainlab.models.usercode import reference_spec
 
-    def input_for(self, data_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The input shape the model is built for, given the data's."""
-        if self.flat or len(data_shape) != 3:
-            if not self.flat:
-                raise ConfigError(
-                    f"model '{self.name}' needs images (C×H×W), the data has shape {data_shape}. "
-                    "Use a flat model: linreg, softmax or mlp."
-                )
-            return data_shape
-        c, h, w = data_shape
-        c = self.channels or c
-        h, w = self.size or (h, w)
-        if min(h, w) < self.min_size:
-            raise ConfigError(
-                f"model '{self.name}' needs images of at least {self.min_size}×{self.min_size}, "
-                f"got {h}×{w}."
-            )
-        return (c, h, w)
-
-
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in [
-        ModelSpec("linreg", zoo.linreg, "linear regression (MSE)", output="regression", flat=True),
-        ModelSpec("softmax", zoo.softmax, "softmax regression (one linear layer)", flat=True),
-        ModelSpec("mlp", zoo.mlp, "MLP with ReLU, hidden sizes from --hidden", flat=True),
-        ModelSpec("lenet", zoo.lenet, "LeNet-5 as in d2l (sigmoid, avg-pool)", size=(28, 28)),
-        ModelSpec(
-            "lenet-relu", zoo.lenet_relu, "LeNet-5 with ReLU, max-pool, batch norm", size=(28, 28)
-        ),
-        ModelSpec(
-            "alexnet",
-            zoo.alexnet,
-            "torchvision's AlexNet with the seeds' 10-way head",
-            size=(96, 96),
-            channels=3,
-        ),
-        ModelSpec("cnn", zoo.cnn, "fast 2-stage batch-norm CNN (default)", min_size=4),
-    ]
-}
-
-
-def get_spec(name: str) -> ModelSpec:
-    if name not in MODELS:
-        raise unknown_name("model", name, list(MODELS))
-    return MODELS[name]
+        return reference_spec(name, trust_code=trust_code, log=log)
+    spec = lookup(name)
+    if spec is None:
+        known = [*registered(), "FILE.py:Class", "package.module:factory"]
+        raise unknown_name("model", name, known)
+    return spec
 
 
 def build_model(
@@ -86,45 +60,132 @@ def build_model(
     input_shape: tuple[int, ...] | None = None,
     outputs: int | None = None,
     init: str = "default",
+    trust_code: bool = True,
+    log: Any = None,
     **options: Any,
 ) -> nn.Module:
-    """Build a registered model sized for ``data`` (or an explicit input shape and output size).
+    """Build a registered model, or your own (``file.py:Class``, ``package.module:factory``),
+    sized for ``data`` (or an explicit input shape and output size).
 
     Args:
-        name: registry name (see ``MODELS``).
+        name: a registry name (``trainlab models``) or a code reference.
         data: a ``Dataset``; gives the input shape and number of classes.
         input_shape: the data's input shape, when no dataset is given.
         outputs: number of classes (or regression outputs), when no dataset is given.
         init: "default" (PyTorch's) or "xavier" (uniform, on Linear and Conv2d, as d2l's train_ch6).
-        **options: builder options, e.g. ``hidden=[512, 256]`` for mlp.
+        trust_code: import a code reference (the default here: you named it).
+        **options: the model's options, checked against its signature, e.g. ``hidden=[512]``.
     """
-    spec = get_spec(name)
+    from trainlab.options import validate
+
+    spec = get_spec(name, trust_code=trust_code, log=log)
     if data is not None:
         input_shape, outputs = data.input_shape, data.output_size
-        wants_regression = spec.output == "regression"
-        if wants_regression != (data.task == "regression"):
-            kind = "regression" if wants_regression else "classification"
-            raise ConfigError(
-                f"model '{name}' is for {kind}, dataset '{data.name}' is {data.task}. "
-                + ("Use dataset 'linear'." if wants_regression else "Use a classifier model.")
-            )
+        _check_task(spec, data)
     if input_shape is None or outputs is None:
         raise ConfigError("build_model needs a dataset or both input_shape and outputs")
+    values = validate(spec.options, options, f"model '{spec.name}'")
     model_input = spec.input_for(tuple(input_shape))
-    model = spec.builder(model_input, outputs, **options)
+    model = spec.builder(model_input, outputs, **values)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model '{spec.name}': the builder returned {type(model).__name__}, not an nn.Module."
+        )
     init_weights(model, init)
-    # What a checkpoint needs to rebuild this model, and what the data side must adapt to.
-    model.trainlab_record = {
-        "name": name,
-        "options": {**builder_defaults(spec.builder), **options},
+    _RECORDS[model] = {
+        "name": spec.name,
+        "source": dict(spec.source),
+        "options": values,
         "init": init,
         "input_shape": list(input_shape),
         "outputs": int(outputs),
-        "output": output_kind(name, options),
+        "output": spec.output_for(values),
         "size": list(model_input[1:]) if spec.size else None,
         "channels": spec.channels,
     }
     return model
+
+
+def _check_task(spec: ModelSpec, data: Any) -> None:
+    wants_regression = spec.output_for({}) == "regression"
+    if spec.source["kind"] != "builtin" and not wants_regression:
+        return  # a user's model says nothing of its task; the loss follows the data
+    if wants_regression != (data.task == "regression"):
+        kind = "regression" if wants_regression else "classification"
+        raise ConfigError(
+            f"model '{spec.name}' is for {kind}, dataset '{data.name}' is {data.task}. "
+            + ("Use dataset 'linear'." if wants_regression else "Use a classifier model.")
+        )
+
+
+def record_of(model: nn.Module) -> dict[str, Any] | None:
+    """How ``build_model`` built this module (None for a module built otherwise)."""
+    return _RECORDS.get(model)
+
+
+def set_record(model: nn.Module, record: dict[str, Any]) -> None:
+    _RECORDS[model] = record
+
+
+def record_for(model: nn.Module, data: Any) -> dict[str, Any]:
+    """The record of any module trained on ``data``: ``build_model``'s, or for a module built
+    otherwise its class as ``module:Class`` when that class, called with what trainlab fills
+    in (``num_classes``, ``in_channels``, ``input_shape``), rebuilds the same parameters; else
+    a record that says why the model cannot be loaded back (and how to make it loadable)."""
+    record = record_of(model)
+    if record is not None:
+        return record
+    from trainlab.models.usercode import class_reference, source_of
+
+    reference, why = class_reference(model)
+    if reference is not None:
+        why = _rebuild_problem(reference, model, data)
+    if why is None:
+        record = {
+            "name": reference,
+            "source": source_of(reference),
+            "options": {},
+            "init": "default",
+            "input_shape": list(data.input_shape),
+            "outputs": int(data.output_size),
+            "output": "regression" if data.task == "regression" else "logits",
+            "size": None,
+            "channels": None,
+        }
+    else:
+        record = {"name": None, "class": type(model).__qualname__, "why": why}
+    set_record(model, record)
+    return record
+
+
+def _rebuild_problem(reference: str, model: nn.Module, data: Any) -> str | None:
+    """None when ``reference`` rebuilds a module with ``model``'s parameter shapes."""
+    import torch
+
+    from trainlab.options import validate
+
+    try:
+        spec = get_spec(reference)
+        with torch.random.fork_rng(devices=[]):  # the run's random draws stay as they were
+            values = validate(spec.options, {}, f"model '{reference}'")
+            with torch.device("meta"):
+                built = spec.builder(tuple(data.input_shape), data.output_size, **values)
+    except Exception as e:  # noqa: BLE001 - any failure means "cannot rebuild it alone"
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        return (
+            f"{reference} cannot be rebuilt without the arguments it was made with ({first}); "
+            f"build it with trainlab.build_model('{reference}', data, **options) so the run "
+            "records them"
+        )
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    again = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    if own != again:
+        return (
+            f"{reference}() with default arguments builds other layers than the model trained; "
+            f"build it with trainlab.build_model('{reference}', data, **options) so the run "
+            "records its arguments"
+        )
+    return None
 
 
 def init_weights(model: nn.Module, init: str) -> nn.Module:
@@ -139,37 +200,26 @@ def init_weights(model: nn.Module, init: str) -> nn.Module:
     return model
 
 
-def builder_defaults(builder: Callable[..., nn.Module]) -> dict[str, Any]:
-    """A builder's own option defaults, so a record names every option the model was built with."""
-    import inspect
-
-    return {
-        name: list(p.default) if isinstance(p.default, tuple) else p.default
-        for name, p in list(inspect.signature(builder).parameters.items())[2:]
-        if p.default is not inspect.Parameter.empty
-    }
-
-
-def output_kind(name: str, options: dict[str, Any] | None = None) -> str:
-    """What the model outputs: "logits", "log_probs" or "regression"."""
-    if (options or {}).get("log_softmax"):
-        return "log_probs"
-    return get_spec(name).output
-
-
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 def describe_models() -> list[dict[str, Any]]:
-    """One row per model: name, summary, expected input and parameters for MNIST-shaped data."""
+    """One row per model: name, summary, options, expected input and parameters for MNIST-shaped
+    data (counted on the meta device: nothing is allocated or initialised)."""
+    import torch
+
     rows = []
-    for spec in MODELS.values():
-        shape = (2,) if spec.output == "regression" else (1, 28, 28)
-        outputs = 1 if spec.output == "regression" else 10
-        model = build_model(spec.name, input_shape=shape, outputs=outputs)
+    for spec in registered().values():
+        regression = spec.output_for({}) == "regression"
+        shape, outputs = ((2,), 1) if regression else ((1, 28, 28), 10)
+        values = {k: o.default for k, o in spec.options.items() if not o.required}
+        parameters = None
+        if len(values) == len(spec.options):
+            with torch.device("meta"):
+                parameters = parameter_count(spec.builder(spec.input_for(shape), outputs, **values))
         if spec.flat:
-            wants = "any shape, flattened" + (" (2 features here)" if shape == (2,) else "")
+            wants = "any shape, flattened" + (" (2 features here)" if regression else "")
         else:
             c = spec.channels or "C"
             size = "×".join(map(str, spec.size)) if spec.size else "H×W (any)"
@@ -179,9 +229,10 @@ def describe_models() -> list[dict[str, Any]]:
                 "name": spec.name,
                 "summary": spec.summary,
                 "input": wants,
-                "parameters": parameter_count(model),
-                "params_for": "linear data, 2 features" if shape == (2,) else "MNIST",
+                "options": {k: o.default for k, o in spec.options.items()},
+                "parameters": parameters,
+                "params_for": "linear data, 2 features" if regression else "MNIST",
+                "source": spec.source["kind"],
             }
         )
-        del model
     return rows

@@ -1,31 +1,55 @@
-"""The architectures. Each builder takes the input shape and output size it must fit."""
+"""The built-in architectures, each registered with its options and the input it needs.
+
+A builder takes the input shape and output size it must fit; every other keyword parameter is
+an option: its annotation gives the type, ``Opt`` the help and bounds, its default the default.
+Adding an option to a model is adding a parameter here. ``trainlab train --help`` then shows
+its flag (``--hidden 1024 1024``), ``--model-arg NAME=VALUE`` sets it too, runs record it and
+a resume keeps it.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from torch import nn
+
+from trainlab.models.registry import register_model
+from trainlab.options import Opt
 
 
 def _features(input_shape: tuple[int, ...]) -> int:
     return math.prod(input_shape)
 
 
-def linreg(input_shape, outputs, **_):
+@register_model("linreg", summary="linear regression (MSE)", output="regression", flat=True)
+def linreg(input_shape, outputs):
     """Linear regression: one linear layer on the flattened input."""
     return nn.Sequential(nn.Flatten(), nn.Linear(_features(input_shape), outputs))
 
 
-def softmax(input_shape, outputs, **_):
+@register_model("softmax", summary="softmax regression (one linear layer)", flat=True)
+def softmax(input_shape, outputs):
     """Softmax regression: a linear layer giving logits (the softmax lives in the loss)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(_features(input_shape), outputs))
 
 
-class LogSoftmaxHead(nn.Sequential):
-    """Marks a model whose outputs are log-probabilities (trained with NLL)."""
-
-
-def mlp(input_shape, outputs, hidden=(512, 256), log_softmax=False, **_):
+@register_model(
+    "mlp",
+    summary="MLP with ReLU, hidden sizes from --hidden",
+    flat=True,
+    output=lambda options: "log_probs" if options.get("log_softmax") else "logits",
+)
+def mlp(
+    input_shape,
+    outputs,
+    hidden: Annotated[
+        list[int], Opt("mlp: hidden layer sizes", low=1, high=1 << 16, metavar="N")
+    ] = (512, 256),
+    log_softmax: Annotated[
+        bool, Opt("mlp: end with log-softmax (trained with NLL, as the seed)")
+    ] = False,
+):
     """Multi-layer perceptron with ReLU (the seed's 784-512-256-10 by default)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = _features(input_shape)
@@ -38,7 +62,8 @@ def mlp(input_shape, outputs, hidden=(512, 256), log_softmax=False, **_):
     return nn.Sequential(*layers)
 
 
-def lenet(input_shape, outputs, **_):
+@register_model("lenet", summary="LeNet-5 as in d2l (sigmoid, avg-pool)", size=(28, 28))
+def lenet(input_shape, outputs):
     """LeNet-5 as in d2l: sigmoid activations and average pooling, for 28×28 inputs."""
     return nn.Sequential(
         nn.Conv2d(input_shape[0], 6, kernel_size=5, padding=2),
@@ -56,7 +81,8 @@ def lenet(input_shape, outputs, **_):
     )
 
 
-def lenet_relu(input_shape, outputs, **_):
+@register_model("lenet-relu", summary="LeNet-5 with ReLU, max-pool, batch norm", size=(28, 28))
+def lenet_relu(input_shape, outputs):
     """LeNet-5 modernised: ReLU, max pooling and batch norm (trains far faster than sigmoid)."""
     return nn.Sequential(
         nn.Conv2d(input_shape[0], 6, kernel_size=5, padding=2),
@@ -78,7 +104,17 @@ def lenet_relu(input_shape, outputs, **_):
     )
 
 
-def alexnet(_input_shape, outputs, dropout=0.3, **_):
+@register_model(
+    "alexnet",
+    summary="torchvision's AlexNet with the seeds' 10-way head",
+    size=(96, 96),
+    channels=3,
+)
+def alexnet(
+    input_shape,  # noqa: ARG001 - AlexNet's input is fixed by its spec (3×96×96)
+    outputs,
+    dropout: Annotated[float, Opt("alexnet: dropout probability in the head", low=0, high=1)] = 0.3,
+):
     """torchvision's AlexNet with the seeds' head: Dropout-9216→4096-ReLU-Dropout-4096→4096-ReLU-→K.
 
     The module names match torchvision's, so its ImageNet ``features`` weights load as they are.
@@ -98,7 +134,14 @@ def alexnet(_input_shape, outputs, dropout=0.3, **_):
     return net
 
 
-def cnn(input_shape, outputs, widths=(16, 24), **_):
+@register_model("cnn", summary="fast 2-stage batch-norm CNN (default)", min_size=4)
+def cnn(
+    input_shape,
+    outputs,
+    widths: Annotated[
+        list[int], Opt("cnn: channels of each conv stage", low=1, high=1 << 14, metavar="N")
+    ] = (16, 24),
+):
     """The default: a small batch-norm CNN sized for speed on a CPU.
 
     Two stages of [5×5 conv, 2×2 max-pool, BN, ReLU], then one linear layer. Pooling before the
@@ -109,6 +152,10 @@ def cnn(input_shape, outputs, widths=(16, 24), **_):
     12/24 was slower than both.
     """
     c, h, w = input_shape
+    if not widths:
+        from trainlab.errors import ConfigError
+
+        raise ConfigError("cnn: widths must be one or more channel counts, got none.")
     layers: list[nn.Module] = []
     for width in widths:
         layers += [

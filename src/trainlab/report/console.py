@@ -138,3 +138,7 @@ class ConsoleLogger(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if result.stopped:
+            self._print(
+                f"stopped after epoch {result.stopped['epoch']}: {result.stopped['reason']}"
+            )

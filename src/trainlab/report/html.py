@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainlab.config import relevant_settings
-
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -120,7 +118,7 @@ def render(
         parts += ["<h2>Most confident mistakes</h2>", _img(figures["mistakes"], "top mistakes")]
     parts += [
         "<h2>Configuration</h2>",
-        _kv(relevant_settings(config.get("config", {}))),
+        _kv(_settings(config.get("config", {}))),
         "<h2>Data and model</h2>",
         _kv(
             {
@@ -133,3 +131,11 @@ def render(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _settings(config: dict) -> dict:
+    """The config's settings, a model's or dataset's options as rows of their own."""
+    flat = {k: v for k, v in config.items() if k not in ("model_options", "data_options")}
+    for table in ("model_options", "data_options"):
+        flat.update(config.get(table) or {})
+    return flat

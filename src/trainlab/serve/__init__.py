@@ -58,6 +58,7 @@ def serve(
     max_in_flight: int = 4,
     queue_wait_s: float = 0.5,
     log=None,
+    trust_code: bool = False,
 ) -> None:
     """Load the model once and serve until Ctrl-C (or SIGTERM) stops the server cleanly."""
     _need_serve_extra()
@@ -67,7 +68,7 @@ def serve(
     from trainlab.serve.app import Limits, create_app
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    predictor = Predictor(checkpoint, device=device, max_pixels=max_pixels)
+    predictor = Predictor(checkpoint, device=device, max_pixels=max_pixels, trust_code=trust_code)
     limits = Limits(
         max_body_bytes=max_body_bytes,
         max_batch=max_batch,

@@ -1,0 +1,187 @@
+"""The model registry: names -> ``ModelSpec`` (builder, options, input contract).
+
+Example:
+    >>> from trainlab.models.registry import register_model
+    >>> @register_model("tiny", summary="one conv, for tests")
+    ... def tiny(input_shape, outputs, width: int = 8):
+    ...     ...
+
+Three ways in, one spec:
+- the built-ins (``models/zoo.py``) and any package's ``@register_model``;
+- an entry point in the group ``trainlab.models`` (a ``ModelSpec``, a decorated builder's
+  module, or a plain factory registered under the entry point's name);
+- a user's own code by reference, ``path/to/file.py:Class`` or ``package.module:factory``
+  (``trainlab.models.usercode``), never registered globally and imported only when trusted.
+
+The package imports ``zoo`` first, so the built-ins are registered before anyone can ask.
+A builder takes ``(input_shape, outputs, **options)``. A factory (a class or function with any
+other signature) may declare ``num_classes``, ``in_channels`` or ``input_shape``; trainlab fills
+those from the data. Either way the other keyword parameters are the model's options.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from trainlab.errors import ConfigError
+from trainlab.options import Schema, options_of
+
+# What trainlab fills in for a factory that declares it.
+FILLED = ("num_classes", "in_channels", "input_shape")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to build it and what input it needs.
+
+    Args:
+        name: the registry name (or the code reference for a user's model).
+        builder: ``builder(input_shape, outputs, **options) -> nn.Module``.
+        options: the options' schema (``trainlab.options``), from the builder's signature.
+        size: the spatial input size it needs (the data is resized per batch); None: any.
+        channels: the input channels it needs (grey is repeated); None: any.
+        output: "logits", "log_probs" or "regression", or a function of the options.
+        min_size: the smallest spatial size it accepts when ``size`` is None.
+        flat: it flattens its input, so it takes any shape (tabular data too).
+        source: where the code comes from, recorded with every run ("builtin", "plugin", ...).
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    summary: str = ""
+    options: Schema = field(default_factory=dict)
+    size: tuple[int, int] | None = None
+    channels: int | None = None
+    output: str | Callable[[dict[str, Any]], str] = "logits"
+    min_size: int = 1
+    flat: bool = False
+    source: dict[str, Any] = field(default_factory=lambda: {"kind": "builtin"})
+
+    def output_for(self, options: dict[str, Any]) -> str:
+        return self.output(options) if callable(self.output) else self.output
+
+    def input_for(self, data_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The input shape the model is built for, given the data's."""
+        if self.flat or len(data_shape) != 3:
+            if not self.flat and (self.size or self.channels or self.source["kind"] == "builtin"):
+                raise ConfigError(
+                    f"model '{self.name}' needs images (C×H×W), the data has shape "
+                    f"{list(data_shape)}. Use a flat model: linreg, softmax or mlp."
+                )
+            return data_shape
+        c, h, w = data_shape
+        c = self.channels or c
+        h, w = self.size or (h, w)
+        if min(h, w) < self.min_size:
+            raise ConfigError(
+                f"model '{self.name}' needs images of at least {self.min_size}×{self.min_size}, "
+                f"got {h}×{w}."
+            )
+        return (c, h, w)
+
+
+def spec_for(name: str, fn: Callable[..., Any], **contract: Any) -> ModelSpec:
+    """A spec for ``fn``: a builder ``(input_shape, outputs, **options)`` as it is, any other
+    callable (an ``nn.Module`` class, a factory) wrapped so trainlab fills ``FILLED``."""
+    import inspect
+
+    target = fn.__init__ if isinstance(fn, type) else fn
+    params = list(inspect.signature(target).parameters)
+    if isinstance(fn, type):
+        params = params[1:]  # self
+    if params[:2] == ["input_shape", "outputs"]:
+        return ModelSpec(name, fn, options=options_of(fn, skip=2), **contract)
+    fills = tuple(p for p in FILLED if p in params)
+
+    def builder(input_shape: tuple[int, ...], outputs: int, **options: Any) -> Any:
+        given = {"num_classes": outputs, "input_shape": tuple(input_shape)}
+        given["in_channels"] = input_shape[0]
+        return fn(**{k: given[k] for k in fills}, **options)
+
+    builder.__name__ = getattr(fn, "__name__", name)
+    skip = 1 if isinstance(fn, type) else 0
+    options = options_of(target, skip=skip, fill=fills)
+    return ModelSpec(name, builder, options=options, **contract)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_PLUGINS_LOADED = False
+
+
+def register_model(
+    name: str | None = None, *, replace_existing: bool = False, **contract: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a builder, an ``nn.Module`` class or a factory under ``name`` (default: its
+    own name). ``contract`` takes ``ModelSpec``'s fields: summary, size, channels, output,
+    min_size, flat. A name registered twice is refused (a silent overwrite hides mistakes)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        add(spec_for(name or fn.__name__, fn, **contract), replace_existing=replace_existing)
+        return fn
+
+    return decorate
+
+
+def add(spec: ModelSpec, *, replace_existing: bool = False) -> ModelSpec:
+    if spec.name in _REGISTRY and not replace_existing:
+        raise ConfigError(
+            f"model '{spec.name}' is registered already ({_REGISTRY[spec.name].source}); "
+            "choose another name."
+        )
+    if ":" in spec.name:
+        raise ConfigError(f"model name '{spec.name}': ':' is kept for code references.")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    """Every entry point of the group ``trainlab.models``, once; a broken plugin is named."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="trainlab.models"):
+        before = set(_REGISTRY)
+        try:
+            obj = ep.load()
+        except Exception as e:  # noqa: BLE001 - a plugin's import failure is the plugin's
+            raise ConfigError(
+                f"the model plugin '{ep.name}' ({ep.value}) failed to load: "
+                f"{type(e).__name__}: {e}. Fix or uninstall that package."
+            ) from None
+        dist = getattr(ep, "dist", None)
+        source = {
+            "kind": "plugin",
+            "entry_point": f"{ep.name} = {ep.value}",
+            **({"package": dist.name, "version": dist.version} if dist else {}),
+        }
+        if isinstance(obj, ModelSpec):
+            add(replace(obj, source=source), replace_existing=obj.name in before)
+        elif ep.name not in _REGISTRY and callable(obj):
+            add(spec_for(ep.name, obj, summary=(obj.__doc__ or "").strip().split("\n")[0]))
+        for new in set(_REGISTRY) - before | ({ep.name} & set(_REGISTRY)):
+            if _REGISTRY[new].source["kind"] == "builtin":
+                _REGISTRY[new] = replace(_REGISTRY[new], source=source)
+
+
+def registered() -> dict[str, ModelSpec]:
+    """Every registered model: the built-ins and the installed plugins."""
+    with contextlib.suppress(ConfigError):
+        _load_plugins()
+    return dict(_REGISTRY)
+
+
+def builtin_specs() -> dict[str, ModelSpec]:
+    return {k: v for k, v in _REGISTRY.items() if v.source["kind"] == "builtin"}
+
+
+def lookup(name: str) -> ModelSpec | None:
+    """The registered spec of ``name`` (the plugins are read on the first miss), or None."""
+    if name not in _REGISTRY:
+        _load_plugins()
+    return _REGISTRY.get(name)
