@@ -145,17 +145,8 @@ def _trust_flag(parser: argparse.ArgumentParser, what: str = "") -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trainlab",
-        description="Train and evaluate PyTorch classifiers, MNIST first.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"trainlab {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_train(sub) -> None:
+    """`trainlab train`: the run flags generated from TrainConfig and the registries."""
     train = sub.add_parser(
         "train",
         help="train a model; writes runs/<id>/",
@@ -181,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="print only the final summary")
     add_config_flags(train)
 
+
+def _add_eval(sub) -> None:
+    """`trainlab eval`."""
     ev = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, per-class P/R/F1, confusion")
     ev.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     ev.add_argument(
@@ -211,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the checkpoint (written by default, for `trainlab report`)",
     )
 
+
+def _add_data(sub) -> None:
+    """`trainlab data fetch|info`."""
     from trainlab.data import dataset_names
 
     names = ", ".join(dataset_names())
@@ -245,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.add_argument("--json", action="store_true", help="print as JSON")
 
+
+def _add_predict(sub) -> None:
+    """`trainlab predict`."""
     pred = sub.add_parser(
         "predict",
         help="predict the class of your own images (files, folders, globs)",
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--batch-size", type=int, default=256, help="images per model call")
     pred.add_argument("--device", default="auto", help="device (default: auto)")
 
+
+def _add_export(sub) -> None:
+    """`trainlab export`."""
     exp = sub.add_parser(
         "export",
         help="export a model to ONNX (default) or a torch.export program",
@@ -295,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--json", action="store_true", help="print the result as JSON")
     _trust_flag(exp)
 
+
+def _add_serve(sub) -> None:
+    """`trainlab serve`."""
     srv = sub.add_parser(
         "serve",
         help="the draw-a-digit page and a JSON API for a model",
@@ -334,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a request may wait for a place before 503 (default: 500)",
     )
 
+
+def _add_runs(sub) -> None:
+    """`trainlab models|recipes|report|compare`."""
     sub.add_parser("models", help="list the models with parameter counts and expected input")
     sub.add_parser("recipes", help="list the seeds' recipes (trainlab train --recipe NAME)")
 
@@ -359,6 +368,26 @@ def build_parser() -> argparse.ArgumentParser:
         "holds the runs)",
     )
     cmp.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainlab",
+        description="Train and evaluate PyTorch classifiers, MNIST first.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"trainlab {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_train(sub)
+    _add_eval(sub)
+    _add_data(sub)
+    _add_predict(sub)
+    _add_export(sub)
+    _add_serve(sub)
+    _add_runs(sub)
     return parser
 
 

@@ -213,6 +213,16 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def restore_metrics(run_dir: Path, checkpoint: dict[str, Any], epochs: int) -> None:
+    """On resume, metrics.jsonl as the checkpoint knows it: its own rows when it has them (a
+    kill between writing last.pt and appending its row must not lose that row), else the
+    file's rows of the first ``epochs`` epochs."""
+    if isinstance(checkpoint.get("history"), list):
+        write_metrics(run_dir, checkpoint["history"][:epochs])
+    else:
+        truncate_metrics(run_dir, epochs)
+
+
 def truncate_metrics(run_dir: Path, epochs: int) -> None:
     """Keep the rows of the first ``epochs`` epochs (a resume drops rows past its checkpoint)."""
     write_metrics(run_dir, [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epochs])

@@ -20,11 +20,7 @@ checkpoint written on the way out is consistent and resumes exactly.
 from __future__ import annotations
 
 import functools
-import math
-import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,72 +33,21 @@ from trainlab import runs
 from trainlab.config import FROZEN_ON_RESUME, TrainConfig
 from trainlab.data.dataset import Dataset
 from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
-from trainlab.engine.checkpoint import (
-    BestCheckpoint,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
+from trainlab.engine.checkpoint import BestCheckpoint, load_checkpoint, save_checkpoint
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist, is_backend_failure, peer_failure
-from trainlab.engine.loop import EpochState, evaluate_counts, train_one_epoch
+from trainlab.engine.interrupt import StopFlag
+from trainlab.engine.loop import EpochState, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_predictions
 from trainlab.engine.setup import RunSetup, label_smoothing_for, loss_kind, setup_run
-from trainlab.errors import CheckpointError, ConfigError, DistributedError, TrainingDiverged
+from trainlab.engine.state import checkpoint_payload, epoch_row, restore_state
+from trainlab.errors import CheckpointError, ConfigError, DistributedError
 from trainlab.models import record_for
 from trainlab.resolve import Plan, plan_run
 
 __all__ = ["Callback", "FitResult", "Trainer", "run_config"]
-
-
-class _StopFlag:
-    """Set by the first Ctrl-C; a second one interrupts at once.
-
-    Under torchrun a Ctrl-C reaches each process twice (from the terminal, then relayed by
-    torchrun, which kills whatever is left after its shutdown timeout), so there the second one
-    does not abort: every rank finishes the batch and the job saves one consistent last.pt.
-    """
-
-    def __init__(self, launched: bool = False) -> None:
-        self.requested = False
-        self.launched = launched
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            if self.launched:  # torchrun stops the others this way when one process fails
-                self._previous_term = signal.signal(signal.SIGTERM, self._terminated)
-        return self
-
-    @staticmethod
-    def _terminated(signum, frame) -> None:  # noqa: ANN001, ARG004 - signal handler signature
-        raise DistributedError(
-            "the launcher stopped this process (SIGTERM): another process of the job failed, "
-            "or the job was cancelled."
-        )
-
-    def _handle(self, signum, frame) -> None:  # noqa: ANN001, ARG002 - signal handler signature
-        if self.requested:
-            if self.launched:
-                return
-            raise KeyboardInterrupt
-        self.requested = True
-        if self.launched and os.environ.get("RANK", "0") != "0":
-            return  # rank 0 speaks for the job
-        print(
-            "\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to abort)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        if getattr(self, "_previous_term", None) is not None:
-            signal.signal(signal.SIGTERM, self._previous_term)
 
 
 def run_config(cfg: TrainConfig, model: nn.Module, data: Dataset) -> TrainConfig:
@@ -238,7 +183,7 @@ class Trainer:
         data = data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=seed)
         cfg = self.config = run_config(cfg, model, data)
         if plan.checkpoint is not None:
-            self._check_resumable(plan.checkpoint, cfg)
+            check_resumable(plan.checkpoint, cfg)
         added = self._config_callbacks(cfg, live_plot)
         self.callbacks += added
         position = None
@@ -252,11 +197,11 @@ class Trainer:
             position = self._open_run(cfg, model, data, setup, best, plan.checkpoint)
             return self._loop(cfg, model, data, setup, best, position)
         except DistributedError as e:
-            raise DistributedError(f"{e} {self._kept(position)}") from None
+            raise DistributedError(f"{e} {kept_message(position)}") from None
         except RuntimeError as e:
             if not (dist.active and is_backend_failure(e)):
                 raise
-            raise DistributedError(f"{peer_failure(e)} {self._kept(position)}") from None
+            raise DistributedError(f"{peer_failure(e)} {kept_message(position)}") from None
         finally:  # this fit's own callbacks and config only: a later fit() starts afresh
             for callback in added:
                 self.callbacks.remove(callback)
@@ -292,39 +237,6 @@ class Trainer:
             )
         return Path(found) if found else None
 
-    def _kept(self, position: _Position | None) -> str:
-        if position is None or position.saved is None:
-            return "No checkpoint was written by this job yet."
-        epoch, batch = position.saved
-        where = f"epoch {epoch + 1}, batch {batch}" if batch else f"after epoch {epoch}"
-        return (
-            f"The run's last.pt ({where}) is intact. Resume with: torchrun ... -m trainlab "
-            f"train --resume {position.run_dir}"
-        )
-
-    def _check_resumable(self, checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
-        saved = TrainConfig.from_dict(checkpoint["config"], source=checkpoint["path"])
-        for name in FROZEN_ON_RESUME:
-            if getattr(saved, name) != getattr(cfg, name):
-                raise CheckpointError(
-                    f"{checkpoint['path']}: the run trained with {name}={getattr(saved, name)!r},"
-                    f" this fit has {name}={getattr(cfg, name)!r} ({FROZEN_ON_RESUME[name]}). "
-                    "Resume with the run's own model and data, or start a new run."
-                )
-        stopped = checkpoint.get("stopped")
-        if stopped and cfg.early_stop == saved.early_stop:
-            raise ConfigError(
-                f"{checkpoint['path']}: the run is finished: it stopped early after epoch "
-                f"{stopped['epoch']} ({stopped['reason']}). To train it further anyway, resume "
-                f"with another --early-stop (0 turns it off) and a larger --epochs."
-            )
-        if checkpoint["epoch"] >= cfg.epochs and not checkpoint["batch"]:
-            raise ConfigError(
-                f"{checkpoint['path']}: the run already finished {checkpoint['epoch']} epoch(s) "
-                f"and --epochs is {cfg.epochs}. Pass a larger --epochs to train further, e.g. "
-                f"--epochs {checkpoint['epoch'] + 1}."
-            )
-
     def _config_callbacks(self, cfg: TrainConfig, live_plot: bool) -> list[Callback]:
         added: list[Callback] = []
         if cfg.clip_grad:
@@ -352,7 +264,15 @@ class Trainer:
             run_dir = runs.new_run_dir(cfg.runs_dir, cfg.run_name, cfg.model) if dist.main else None
             position = _Position(Path(dist.broadcast(str(run_dir) if run_dir else None)))
         else:
-            position = self._restore(cfg, model, setup, best, checkpoint)
+            position = _Position(
+                Path(checkpoint["path"]).parent, checkpoint["epoch"], checkpoint["batch"]
+            )
+            position.saved = (position.epoch, position.batch)
+            position.partial = restore_state(
+                checkpoint, model, setup, best, self.callbacks, cfg.model
+            )
+            if dist.main:
+                runs.restore_metrics(position.run_dir, checkpoint, position.epoch)
         self.description = runs.describe_run(cfg, model, data, setup.transform)
         if dist.launched:
             self.description["launch"] = {
@@ -379,46 +299,6 @@ class Trainer:
         )
         return position
 
-    def _restore(self, cfg, model, setup: RunSetup, best, checkpoint) -> _Position:
-        """Weights, optimizer, random state, best-so-far and callbacks' state from last.pt."""
-        dist = setup.dist
-        position = _Position(
-            Path(checkpoint["path"]).parent,
-            checkpoint["epoch"],
-            checkpoint["batch"],
-            checkpoint.get("partial"),
-        )
-        load_weights(model, checkpoint["state_dict"], checkpoint["path"], cfg.model)
-        setup.optimizer.load_state_dict(checkpoint["optimizer"])
-        position.saved = (position.epoch, position.batch)
-        rng = checkpoint["rng"]
-        ranks = rng.get("ranks") or [rng]
-        if len(ranks) == dist.world:  # each rank its own draws; else they restart (noted)
-            torch.set_rng_state(ranks[dist.rank]["torch"])
-            if setup.device.type == "cuda" and ranks[dist.rank].get("cuda"):
-                torch.cuda.set_rng_state_all(ranks[dist.rank]["cuda"])
-        elif dist.main:
-            print(
-                f"resume: {len(ranks)} process(es) -> {dist.world}: the same global batches,"
-                " re-sharded; random draws (dropout, augmentation) restart from the seed",
-                file=sys.stderr,
-                flush=True,
-            )
-        if position.partial and not dist.main:  # the saved counts are the sum of all ranks
-            position.partial = None
-        best.load_state_dict(checkpoint["best"])
-        states = checkpoint.get("callbacks") or {}
-        for callback in self.callbacks:
-            if getattr(callback, "state_key", None) in states:
-                callback.load_state_dict(states[callback.state_key])
-        if dist.main and isinstance(checkpoint.get("history"), list):
-            # the checkpoint's own rows: a kill between writing last.pt and appending its
-            # row to metrics.jsonl must not lose that row
-            runs.write_metrics(position.run_dir, checkpoint["history"][: position.epoch])
-        elif dist.main:
-            runs.truncate_metrics(position.run_dir, position.epoch)
-        return position
-
     # --- step 3: the epoch loop ------------------------------------------------------------
 
     def _loop(self, cfg, model, data, setup: RunSetup, best, position: _Position) -> FitResult:
@@ -426,10 +306,10 @@ class Trainer:
         result = FitResult(run_dir, "completed", history, best.state_dict(), run_dir / "last.pt")
         result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
         result.config = cfg
-        self._emit("on_fit_start", self._start_info(cfg, data, setup, best, position))
+        self._emit("on_fit_start", start_info(cfg, data, setup, best, position, self.changes))
         dist = setup.dist
         save = functools.partial(self._save, model, setup, best, position)
-        with _StopFlag(dist.launched) as stop:
+        with StopFlag(dist.launched) as stop:
             for epoch in range(position.epoch, cfg.epochs):
                 row = self._train_epoch(cfg, model, data, setup, position, epoch, stop, save)
                 if row is None:
@@ -458,7 +338,7 @@ class Trainer:
                     result.status = "interrupted"
                     break
         if dist.main and result.status != "interrupted" and data.classes and result.best_path:
-            self._finish_classification(cfg, model, data, setup, result)
+            finish_classification(cfg, model, data, setup, result)
         dist.barrier()  # no rank leaves while rank 0 still writes (an early exit aborts gloo)
         self._emit("on_fit_end", result)
         return result
@@ -500,13 +380,22 @@ class Trainer:
             save("last.pt", epoch, state.batch, counts)
             if dist.any(stop.requested, setup.device):
                 return None
-        return self._epoch_row(epoch, counts, seen_before, began, model, data, setup)
+        return epoch_row(epoch, counts, seen_before, began, model, data, setup)
 
     def _save(self, model, setup, best, position, name, epoch, batch, counts) -> None:
         # every rank takes part (counts and random states are gathered); rank 0 writes
         dist = setup.dist
         total = dist.sum_counts(counts) if counts is not None else None
-        payload = self._payload(model, setup, best, position.history, epoch, batch, total)
+        payload = checkpoint_payload(
+            self.description,
+            model,
+            setup,
+            best,
+            self.callbacks,
+            position.history,
+            (epoch, batch),
+            total,
+        )
         if dist.main:
             save_checkpoint(position.run_dir / name, payload)
         if name == "last.pt":
@@ -537,118 +426,79 @@ class Trainer:
 
         return on_batch
 
-    def _start_info(self, cfg, data, setup, best, position) -> dict[str, Any]:
-        amp = str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "float32"
-        return {
-            "run_dir": position.run_dir,
-            "device": str(setup.device),
-            "amp": amp,
-            "epochs": cfg.epochs,
-            "start_epoch": position.epoch,
-            "start_batch": position.batch,
-            "resumed": bool(position.history) or bool(position.epoch or position.batch),
-            "steps_per_epoch": setup.steps,
-            "train_samples": len(data.train_y),
-            "monitor": best.monitor,
-            "changes": dict(self.changes),
-        }
 
-    def _epoch_row(self, epoch, counts, seen_before, began, model, data, setup) -> dict[str, Any]:
-        """One metrics.jsonl row: train counts, then each evaluated split."""
-        dist = setup.dist
-        train_metrics = dist.sum_counts(counts).read()
-        self._check_finite(train_metrics.loss, epoch, setup)
-        train_seconds = time.perf_counter() - began
-        row: dict[str, Any] = {"epoch": epoch + 1, **train_metrics.as_row("train")}
-        dist.broadcast_buffers(model)  # every rank scores rank 0's model, the checkpointed one
-        for name, batches in setup.shards.items():
-            counts = evaluate_counts(
-                model, batches, setup.loss_fn, data.num_classes, setup.amp_dtype
+def check_resumable(checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
+    """Refuse a resume that would change what the weights depend on, or that has nothing left
+    to do (every epoch run, or stopped early)."""
+    saved = TrainConfig.from_dict(checkpoint["config"], source=checkpoint["path"])
+    for name in FROZEN_ON_RESUME:
+        if getattr(saved, name) != getattr(cfg, name):
+            raise CheckpointError(
+                f"{checkpoint['path']}: the run trained with {name}={getattr(saved, name)!r},"
+                f" this fit has {name}={getattr(cfg, name)!r} ({FROZEN_ON_RESUME[name]}). "
+                "Resume with the run's own model and data, or start a new run."
             )
-            total = dist.sum_counts(counts)  # exact: unpadded shards, summed counts
-            row.update(total.read().as_row(name))
-            row[f"{name}_n"] = total.n
-        row.update(_regression_errors(model, data))
-        row["lr"] = setup.optimizer.param_groups[0]["lr"]
-        row["train_seconds"] = round(train_seconds, 3)
-        row["seconds"] = round(time.perf_counter() - began, 3)
-        # this process's samples only: a resumed epoch's earlier part ran in another one
-        row["images_per_s"] = round((train_metrics.n - seen_before) / max(train_seconds, 1e-9), 1)
-        row["time"] = round(time.time(), 3)  # wall clock, to time runs from outside
-        return row
-
-    def _payload(self, model, setup, best, history, epoch, batch, counts) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state()}
-        if setup.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        if setup.dist.world > 1:
-            rng = {**rng, "ranks": setup.dist.gather(rng)}
-        states = {
-            c.state_key: c.state_dict() for c in self.callbacks if getattr(c, "state_key", None)
-        }
-        stopped = history[-1].get("stop") if history and batch == 0 else None
-        return {
-            **self.description,
-            "state_dict": model.state_dict(),
-            "optimizer": setup.optimizer.state_dict(),
-            "epoch": epoch,
-            "batch": batch,
-            "rng": rng,
-            "best": best.state_dict(),
-            "callbacks": states,
-            "stopped": stopped,
-            "partial": counts.state() if counts is not None and batch else None,
-            "metrics": history[-1] if history else {},
-            "history": list(history),
-        }
-
-    def _finish_classification(self, cfg, model, data, setup, result) -> None:
-        """predictions.npz from best.pt's weights (the model keeps its last weights after)."""
-        last = None
-        if result.best.get("epoch") != result.final.get("epoch"):
-            last = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(load_checkpoint(result.best_path)["state_dict"])
-        arrays = write_predictions(
-            result.run_dir / "predictions.npz",
-            model,
-            setup.splits["test"],
-            data.test_x,
-            data.classes,
-            "best.pt",
-            setup.amp_dtype,
+    stopped = checkpoint.get("stopped")
+    if stopped and cfg.early_stop == saved.early_stop:
+        raise ConfigError(
+            f"{checkpoint['path']}: the run is finished: it stopped early after epoch "
+            f"{stopped['epoch']} ({stopped['reason']}). To train it further anyway, resume "
+            f"with another --early-stop (0 turns it off) and a larger --epochs."
         )
-        if last is not None:
-            model.load_state_dict(last)
-        if cfg.sklearn_check:
-            from sklearn.metrics import accuracy_score
-
-            result.extra["sklearn_test_acc"] = float(
-                accuracy_score(arrays["labels"], arrays["pred"])
-            )
-
-    @staticmethod
-    def _check_finite(loss: float, epoch: int, setup: RunSetup) -> None:
-        if math.isfinite(loss):
-            return
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch + 1}: the training loss is {loss}. "
-            + (
-                f"The last good checkpoint (last.pt, after epoch {epoch}) is kept. "
-                if epoch
-                else "No epoch finished, so there is no checkpoint. "
-            )
-            + "Lower --lr (or use a schedule with warm-up), or check the data for bad values."
-            + ("" if setup.amp_dtype is None else " Mixed precision is on: try --amp off.")
+    if checkpoint["epoch"] >= cfg.epochs and not checkpoint["batch"]:
+        raise ConfigError(
+            f"{checkpoint['path']}: the run already finished {checkpoint['epoch']} epoch(s) "
+            f"and --epochs is {cfg.epochs}. Pass a larger --epochs to train further, e.g. "
+            f"--epochs {checkpoint['epoch'] + 1}."
         )
 
 
-def _regression_errors(model: nn.Module, data: Dataset) -> dict[str, Any]:
-    """For synthetic linear data: how far the learned w and b are from the true ones."""
-    true_w = data.info.get("true_w")
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if true_w is None or len(linears) != 1 or linears[0].in_features != len(true_w):
-        return {}
-    layer = linears[0]
-    w_error = (torch.tensor(true_w) - layer.weight.detach().cpu().reshape(-1)).tolist()
-    b_error = float(data.info["true_b"] - layer.bias.detach().cpu().reshape(-1)[0])
-    return {"w_error": w_error, "b_error": b_error}
+def kept_message(position: _Position | None) -> str:
+    if position is None or position.saved is None:
+        return "No checkpoint was written by this job yet."
+    epoch, batch = position.saved
+    where = f"epoch {epoch + 1}, batch {batch}" if batch else f"after epoch {epoch}"
+    return (
+        f"The run's last.pt ({where}) is intact. Resume with: torchrun ... -m trainlab "
+        f"train --resume {position.run_dir}"
+    )
+
+
+def start_info(cfg, data, setup, best, position, changes) -> dict[str, Any]:
+    amp = str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "float32"
+    return {
+        "run_dir": position.run_dir,
+        "device": str(setup.device),
+        "amp": amp,
+        "epochs": cfg.epochs,
+        "start_epoch": position.epoch,
+        "start_batch": position.batch,
+        "resumed": bool(position.history) or bool(position.epoch or position.batch),
+        "steps_per_epoch": setup.steps,
+        "train_samples": len(data.train_y),
+        "monitor": best.monitor,
+        "changes": dict(changes),
+    }
+
+
+def finish_classification(cfg, model, data, setup, result) -> None:
+    """predictions.npz from best.pt's weights (the model keeps its last weights after)."""
+    last = None
+    if result.best.get("epoch") != result.final.get("epoch"):
+        last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(load_checkpoint(result.best_path)["state_dict"])
+    arrays = write_predictions(
+        result.run_dir / "predictions.npz",
+        model,
+        setup.splits["test"],
+        data.test_x,
+        data.classes,
+        "best.pt",
+        setup.amp_dtype,
+    )
+    if last is not None:
+        model.load_state_dict(last)
+    if cfg.sklearn_check:
+        from sklearn.metrics import accuracy_score
+
+        result.extra["sklearn_test_acc"] = float(accuracy_score(arrays["labels"], arrays["pred"]))

@@ -35,7 +35,15 @@ def epoch_summary(row: dict[str, Any], epochs: int) -> str:
     if "w_error" in row:
         errors = [round(e, 4) for e in row["w_error"]]
         parts.append(f"w error {errors} b error {row['b_error']:.4f}")
-    parts.append(f"{row['seconds']:.1f}s ({row['images_per_s']:,.0f} img/s)")
+    rate, unit = (
+        (row["images_per_s"], "img/s")
+        if "images_per_s" in row
+        else (
+            row.get("samples_per_s", 0.0),
+            "samples/s",
+        )
+    )
+    parts.append(f"{row['seconds']:.1f}s ({rate:,.0f} {unit})")
     return "  ".join(parts)
 
 

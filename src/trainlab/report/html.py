@@ -58,35 +58,12 @@ def render(
     checkpoint: str,
 ) -> str:
     final = rows[-1] if rows else {}
-    run = config.get("run", {})
-    summary = []
-    if accuracy is not None:
-        summary.append(f"test accuracy <b>{100 * accuracy:.2f}%</b> ({checkpoint})")
-    if final:
-        total = sum(r.get("seconds", 0) for r in rows)
-        summary.append(f"{final['epoch']} epochs in {total:.1f} s of training and evaluation")
-    if run.get("best_checkpoint_chosen_on"):
-        summary.append(f"best.pt chosen on {run['best_checkpoint_chosen_on']}")
+    summary = _summary(config.get("run", {}), rows, accuracy, checkpoint)
     # "time" is the wall clock at each epoch's end (for timing from outside), not a metric
     metric_keys = [
-        k for k in final if k not in ("epoch", "time") and not isinstance(final[k], list)
+        k for k in final if k not in ("epoch", "time") and not isinstance(final[k], list | dict)
     ]
     epoch_rows = [[r["epoch"], *[_number(r.get(k, "")) for k in metric_keys]] for r in rows]
-
-    class_rows = (
-        [
-            [
-                c,
-                f"{per_class['precision'][i]:.4f}",
-                f"{per_class['recall'][i]:.4f}",
-                f"{per_class['f1'][i]:.4f}",
-                per_class["support"][i],
-            ]
-            for i, c in enumerate(classes)
-        ]
-        if per_class
-        else []
-    )
     confusion_rows = [[classes[i], *row] for i, row in enumerate(confusion)]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -106,7 +83,11 @@ def render(
             _table(["true \\ predicted", *classes], confusion_rows, "confusion"),
             "<h2>Per class</h2>",
             "<div class='cols'>",
-            _table(["class", "precision", "recall", "F1", "support"], class_rows, "per-class"),
+            _table(
+                ["class", "precision", "recall", "F1", "support"],
+                _class_rows(per_class, classes),
+                "per-class",
+            ),
             _table(
                 ["true", "predicted", "count"],
                 [[c["true"], c["predicted"], c["count"]] for c in confused],
@@ -116,7 +97,39 @@ def render(
         ]
     if "mistakes" in figures:
         parts += ["<h2>Most confident mistakes</h2>", _img(figures["mistakes"], "top mistakes")]
-    parts += [
+    return "\n".join(parts + _config_sections(config))
+
+
+def _summary(run, rows, accuracy, checkpoint) -> list[str]:
+    final = rows[-1] if rows else {}
+    summary = []
+    if accuracy is not None:
+        summary.append(f"test accuracy <b>{100 * accuracy:.2f}%</b> ({checkpoint})")
+    if final:
+        total = sum(r.get("seconds", 0) for r in rows)
+        summary.append(f"{final['epoch']} epochs in {total:.1f} s of training and evaluation")
+    if run.get("best_checkpoint_chosen_on"):
+        summary.append(f"best.pt chosen on {run['best_checkpoint_chosen_on']}")
+    return summary
+
+
+def _class_rows(per_class, classes) -> list[list]:
+    if not per_class:
+        return []
+    return [
+        [
+            c,
+            f"{per_class['precision'][i]:.4f}",
+            f"{per_class['recall'][i]:.4f}",
+            f"{per_class['f1'][i]:.4f}",
+            per_class["support"][i],
+        ]
+        for i, c in enumerate(classes)
+    ]
+
+
+def _config_sections(config) -> list[str]:
+    return [
         "<h2>Configuration</h2>",
         _kv(_settings(config.get("config", {}))),
         "<h2>Data and model</h2>",
@@ -130,7 +143,6 @@ def render(
         _kv(config.get("environment", {})),
         "</body></html>",
     ]
-    return "\n".join(parts)
 
 
 def _settings(config: dict) -> dict:

@@ -18,6 +18,7 @@ SCALARS = (
     "lr",
     "seconds",
     "images_per_s",
+    "samples_per_s",
     "b_error",
 )
 

@@ -213,52 +213,33 @@ class InFlight:
         self.slots.release()
 
 
-def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None):
-    """The FastAPI app: the page at /, the API under /api, the schema at /openapi.json.
+class Service:
+    """What the routes share: the model (one forward pass at a time), the limits, the key."""
 
-    FastAPI's /docs and /redoc pages load their scripts from a CDN, so they are off: nothing
-    this server sends makes a browser reach past it.
-    """
-    from trainlab.serve.page import render_page
+    def __init__(self, predictor: Predictor, limits: Limits, api_key: str | None):
+        self.predictor, self.limits, self.api_key = predictor, limits, api_key
+        self.in_flight = InFlight(limits.max_in_flight, limits.retry_after_s, limits.queue_wait_s)
+        self.model_lock = threading.Lock()  # requests never share a batch
+        self.described = predictor.describe()
 
-    limits = limits or Limits()
-    app = FastAPI(
-        title="trainlab",
-        description="Predict digits with a trained trainlab model.",
-        docs_url=None,
-        redoc_url=None,
-    )
-    in_flight = InFlight(limits.max_in_flight, limits.retry_after_s, limits.queue_wait_s)
-    model_lock = threading.Lock()  # one forward pass at a time: requests never share a batch
-    described = predictor.describe()
-    page = render_page(described)
-
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, error: ApiError):
-        return JSONResponse({"error": error.message}, error.status, headers=error.headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception):  # pragma: no cover - a bug
-        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
-
-    def check_key(request: Request) -> None:
-        if api_key is None:
+    def check_key(self, request: Request) -> None:
+        if self.api_key is None:
             return
         given = request.headers.get("authorization", "")
         scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token, api_key):
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token, self.api_key):
             raise ApiError(
                 401,
                 "missing or wrong API key: send 'Authorization: Bearer KEY'",
                 {"WWW-Authenticate": "Bearer"},
             )
 
-    def run_predictions(images: list[bytes], names: list[str]) -> list[Prediction]:
+    def run_predictions(self, images: list[bytes], names: list[str]) -> list[Prediction]:
         prepared, results = [], []
         for image, name in zip(images, names, strict=True):
             result = Prediction(source=name)
             try:
-                item = predictor.prepare(image, name)
+                item = self.predictor.prepare(image, name)
                 result.preview, result.inverted = item.image, item.inverted
                 prepared.append((result, item.image))
             except Exception as e:  # noqa: BLE001 - a bad image must never become a 500
@@ -267,16 +248,17 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         if prepared:
             import numpy as np
 
-            with model_lock:
-                probs = predictor.run(np.stack([image for _, image in prepared]))
+            with self.model_lock:
+                probs = self.predictor.run(np.stack([image for _, image in prepared]))
             for (result, _), p in zip(prepared, probs, strict=True):
-                predictor.fill(result, p)
+                self.predictor.fill(result, p)
         return results
 
-    async def predict_in_pool(images: list[bytes], names: list[str]) -> list[Prediction]:
-        async with in_flight:
-            return await asyncio.to_thread(run_predictions, images, names)
+    async def predict(self, images: list[bytes], names: list[str]) -> list[Prediction]:
+        async with self.in_flight:
+            return await asyncio.to_thread(self.run_predictions, images, names)
 
+    @staticmethod
     def response(result: Prediction, began: float) -> dict[str, Any]:
         from trainlab.inference import png_base64
 
@@ -292,18 +274,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
             "milliseconds": round(1000 * (time.perf_counter() - began), 2),
         }
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page)
-
-    @app.get("/api/health", response_model=HealthResponse, responses={401: ERRORS[401]})
-    async def health(request: Request):
-        check_key(request)
-        return {"status": "ok", "model_loaded": predictor.model is not None}
-
-    @app.get("/api/model", response_model=ModelResponse, responses={401: ERRORS[401]})
-    async def model_info(request: Request):
-        check_key(request)
+    def model_info(self) -> dict[str, Any]:
+        described, limits = self.described, self.limits
         metrics = described.get("metrics") or {}
         return {
             **{k: described[k] for k in ("run", "checkpoint", "model", "dataset", "classes")},
@@ -313,70 +285,105 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
             "parameters": described.get("parameters"),
             "limits": {
                 "max_body_bytes": limits.max_body_bytes,
-                "max_pixels": predictor.max_pixels,
+                "max_pixels": self.predictor.max_pixels,
                 "max_batch": limits.max_batch,
                 "max_in_flight": limits.max_in_flight,
                 "queue_wait_ms": round(1000 * limits.queue_wait_s),
             },
         }
 
+
+def batch_body(max_batch: int) -> dict[str, Any]:
+    """The OpenAPI request body of /api/predict/batch."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    images = {"type": "array", "items": {"type": "string"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": f"up to {max_batch} images: multipart fields 'files', or "
+            "JSON {'images': [base64, ...]}",
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"files": files}}
+                },
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"images": images}}
+                },
+            },
+        }
+    }
+
+
+def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None):
+    """The FastAPI app: the page at /, the API under /api, the schema at /openapi.json.
+
+    FastAPI's /docs and /redoc pages load their scripts from a CDN, so they are off: nothing
+    this server sends makes a browser reach past it.
+    """
+    from trainlab.serve.page import render_page
+
+    limits = limits or Limits()
+    app = FastAPI(
+        title="trainlab",
+        description="Predict with a trained trainlab model.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    service = Service(predictor, limits, api_key)
+    page = render_page(service.described)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError):
+        return JSONResponse({"error": error.message}, error.status, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception):  # pragma: no cover - a bug
+        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/api/health", response_model=HealthResponse, responses={401: ERRORS[401]})
+    async def health(request: Request):
+        service.check_key(request)
+        return {"status": "ok", "model_loaded": predictor.model is not None}
+
+    @app.get("/api/model", response_model=ModelResponse, responses={401: ERRORS[401]})
+    async def model_info(request: Request):
+        service.check_key(request)
+        return service.model_info()
+
     @app.post(
         "/api/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
     )
     async def predict_one(request: Request):
-        check_key(request)
+        service.check_key(request)
         began = time.perf_counter()
         images, names = await read_images(request, single=True)
-        (result,) = await predict_in_pool(images, names)
+        (result,) = await service.predict(images, names)
         if result.error is not None:
             raise ApiError(400, result.error)
-        return response(result, began)
+        return service.response(result, began)
 
     @app.post(
         "/api/predict/batch",
         response_model=BatchResponse,
         responses=ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "description": f"up to {limits.max_batch} images: multipart fields 'files', or "
-                "JSON {'images': [base64, ...]}",
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "files": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "binary"},
-                                }
-                            },
-                        }
-                    },
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "images": {"type": "array", "items": {"type": "string"}}
-                            },
-                        }
-                    },
-                },
-            }
-        },
+        openapi_extra=batch_body(limits.max_batch),
     )
     async def predict_batch(request: Request):
-        check_key(request)
+        service.check_key(request)
         began = time.perf_counter()
         images, names = await read_images(request, single=False)
         if len(images) > limits.max_batch:
             raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
-        results = await predict_in_pool(images, names)
+        results = await service.predict(images, names)
         return {
             "predictions": [
                 {"source": r.source, "error": r.error}
                 if r.error
-                else {"source": r.source, "prediction": response(r, began)}
+                else {"source": r.source, "prediction": service.response(r, began)}
                 for r in results
             ],
             "milliseconds": round(1000 * (time.perf_counter() - began), 2),
