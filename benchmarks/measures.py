@@ -264,7 +264,6 @@ def throughput(data_root: str, name: str, images: int = 8192) -> dict:
     """Training and evaluation images/s with trainlab's defaults (amp, channels-last)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from trainlab.engine.trainer import has_convs, input_transform
 
     from trainlab import build_model
     from trainlab.config import TrainConfig
@@ -273,6 +272,7 @@ def throughput(data_root: str, name: str, images: int = 8192) -> dict:
     from trainlab.engine.loop import EpochState, evaluate, loss_function, train_one_epoch
     from trainlab.engine.metrics import Counts
     from trainlab.engine.optim import build_optimizer
+    from trainlab.engine.setup import has_convs, input_transform
 
     data = _mnist(data_root).subset(
         images if name != "alexnet" else 1536, 2048 if name != "alexnet" else 512

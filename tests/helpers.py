@@ -28,7 +28,7 @@ def write_family(
 
 
 def run_cli(
-    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 300
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 1800
 ) -> subprocess.CompletedProcess:
     """Run ``python -m trainlab ARGS`` in a real subprocess."""
     full_env = {**os.environ, **(env or {})}
@@ -55,11 +55,23 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
 FUZZ_COUNTS: dict[str, list[int]] = {}  # fuzz target -> [inputs tried, ended cleanly]
 
 
-def fuzz_record(target: str, clean: bool) -> None:
-    """Count one input of a fuzz target (printed at the end of the run)."""
-    tried_clean = FUZZ_COUNTS.setdefault(target, [0, 0])
-    tried_clean[0] += 1
-    tried_clean[1] += int(clean)
+def fuzz_target(target: str):
+    """Count each input a property test tries, and those it ends cleanly on (no unexpected
+    exception, every assertion held); the counts are printed at the end of the run."""
+    import functools
+
+    def decorate(test):
+        @functools.wraps(test)
+        def run(*args, **kwargs):
+            counts = FUZZ_COUNTS.setdefault(target, [0, 0])
+            counts[0] += 1
+            result = test(*args, **kwargs)
+            counts[1] += 1
+            return result
+
+        return run
+
+    return decorate
 
 
 CHROMIUM_ARGS = [

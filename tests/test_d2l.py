@@ -91,14 +91,18 @@ def test_animator_terminal_mode_writes_png_and_lines(tmp_path, capsys):
     assert animator.X == [[1.0, 2.0], [1.0]]
 
 
-def test_timer_and_devices():
+def test_timer_and_devices(monkeypatch):
+    clock = iter([10.0, 11.0, 20.0, 23.0])  # start, stop: 1 s; start, stop: 3 s
+    monkeypatch.setattr(d2l.time, "time", lambda: next(clock))
     timer = d2l.Timer()
     timer.stop()
     timer.start()
     timer.stop()
-    assert len(timer.times) == 2 and timer.sum() == pytest.approx(sum(timer.cumsum()[-1:]))
+    assert timer.times == [1.0, 3.0]
+    assert (timer.sum(), timer.avg(), timer.cumsum()) == (4.0, 2.0, [1.0, 4.0])
     assert d2l.try_gpu(99) == torch.device("cpu")
-    assert d2l.try_all_gpus()
+    expected = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    assert d2l.try_all_gpus() == (expected or [torch.device("cpu")])
 
 
 def test_data_loaders_give_images_in_unit_range(mnist_root, monkeypatch):

@@ -1,4 +1,6 @@
 import json
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,7 +85,14 @@ def test_every_recipe_runs(tmp_path, env, name, extra):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["status"] == "completed"
-    assert 0.0 <= result["final"]["test_acc"] <= 1.0
+    recipe = RECIPES[name].settings
+    config = tomllib.loads((Path(result["run_dir"]) / "config.toml").read_text())["config"]
+    for key in ("optimizer", "lr", "schedule", "momentum", "weight_decay"):
+        if key in recipe:  # the recipe's own settings are what ran
+            assert config[key] == pytest.approx(recipe[key]), key
+    n = result["final"]["test_n"]
+    correct = result["final"]["test_acc"] * n
+    assert correct == pytest.approx(round(correct), abs=1e-6)  # a count of images, not a mean
     if name == "seed-basics":
         assert result["sklearn_test_acc"] == pytest.approx(result["final"]["test_acc"])
     if name == "seed-alexnet":

@@ -21,7 +21,7 @@ import torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from helpers import fuzz_record
+from helpers import fuzz_target
 from trainlab.config import TrainConfig
 from trainlab.data.idx import IDX_DTYPES, encode_idx, parse_idx
 from trainlab.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -43,6 +43,7 @@ pytestmark = pytest.mark.fuzz
 )
 @example(code=0x08, dims=[-1, -5], magic=b"\x00\x00", tail=b"\x00" * 5, ndim_byte=None)
 @example(code=0x08, dims=[2**31 - 1] * 3, magic=b"\x00\x00", tail=b"", ndim_byte=None)
+@fuzz_target("idx reader")
 def test_idx_reader(code, dims, magic, tail, ndim_byte):
     header = magic + bytes([code, len(dims) if ndim_byte is None else ndim_byte])
     content = header + np.asarray(dims, dtype=">i4").tobytes() + tail
@@ -51,9 +52,7 @@ def test_idx_reader(code, dims, magic, tail, ndim_byte):
             content, "fuzz.idx", dtype=np.dtype(IDX_DTYPES.get(code, ">u1")).newbyteorder("=").name
         )
     except DataError:
-        fuzz_record("idx reader", True)
         return
-    fuzz_record("idx reader", True)
     # accepted: it must be exactly what the bytes say
     assert encode_idx(array.numpy()) == content
     if ndim_byte is None:
@@ -61,13 +60,14 @@ def test_idx_reader(code, dims, magic, tail, ndim_byte):
 
 
 @given(st.binary(max_size=2000))
+@fuzz_target("idx reader")
 def test_idx_reader_random_bytes(content):
     with contextlib.suppress(DataError):
         parse_idx(content, "random.idx")
-    fuzz_record("idx reader", True)
 
 
 @given(st.lists(st.integers(1, 5), min_size=1, max_size=3), st.data())
+@fuzz_target("idx reader")
 def test_idx_valid_files_round_trip_and_truncations_are_refused(shape, data):
     array = np.asarray(
         data.draw(
@@ -82,7 +82,6 @@ def test_idx_valid_files_round_trip_and_truncations_are_refused(shape, data):
     cut = data.draw(st.integers(0, len(content) - 1))
     with pytest.raises(DataError):
         parse_idx(content[:cut], "cut.idx")
-    fuzz_record("idx reader", True)
 
 
 # --- checkpoints --------------------------------------------------------------------------
@@ -126,6 +125,7 @@ def _load_bytes(tmp_path_factory, content: bytes):
 
 
 @given(data=st.data())
+@fuzz_target("checkpoint loader")
 def test_checkpoint_loader_on_damaged_files(checkpoint_bytes, tmp_path_factory, data):
     kind = data.draw(st.sampled_from(["random", "truncated", "mutated"]))
     if kind == "random":
@@ -141,9 +141,7 @@ def test_checkpoint_loader_on_damaged_files(checkpoint_bytes, tmp_path_factory, 
     try:
         payload = _load_bytes(tmp_path_factory, content)
     except CheckpointError:
-        fuzz_record("checkpoint loader", True)
         return
-    fuzz_record("checkpoint loader", True)
     assert isinstance(payload["state_dict"], dict)  # accepted: it passed validation
 
 
@@ -167,6 +165,7 @@ class _Global:
         lambda canary: (torch.save, ({}, str(canary))),  # a torch internal that writes a file
     ],
 )
+@fuzz_target("checkpoint loader")
 def test_pickled_calls_never_run(tmp_path, make):
     canary = tmp_path / "ran"
     target, args = make(canary)
@@ -180,7 +179,6 @@ def test_pickled_calls_never_run(tmp_path, make):
     with pytest.raises(CheckpointError):
         load_checkpoint(raw)
     assert not canary.exists()
-    fuzz_record("checkpoint loader", True)
 
 
 @given(
@@ -199,6 +197,7 @@ def test_pickled_calls_never_run(tmp_path, make):
         ]
     )
 )
+@fuzz_target("checkpoint loader")
 def test_wrong_keys_shapes_and_dtypes_are_named(checkpoint_bytes, tmp_path_factory, change):
     from trainlab.workflow import load_model
 
@@ -227,7 +226,6 @@ def test_wrong_keys_shapes_and_dtypes_are_named(checkpoint_bytes, tmp_path_facto
     assert str(bad) in message
     if change[0] in ("shape", "dtype", "rename"):
         assert change[1] in message
-    fuzz_record("checkpoint loader", True)
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -245,17 +243,17 @@ values = st.one_of(
 
 
 @given(st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), values, max_size=6))
+@fuzz_target("config")
 def test_config_values(candidate):
     try:
         cfg = TrainConfig.from_dict(candidate, source="fuzz")
     except ConfigError:
-        fuzz_record("config", True)
         return
-    fuzz_record("config", True)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # accepted: it round-trips
 
 
 @given(st.text(max_size=400))
+@fuzz_target("config")
 def test_config_toml_text(text):
     import tomllib
 
@@ -264,19 +262,18 @@ def test_config_toml_text(text):
         TrainConfig.from_dict(values_read if isinstance(values_read, dict) else {}, source="toml")
     except (tomllib.TOMLDecodeError, ConfigError):
         pass
-    fuzz_record("config", True)
 
 
 @given(
     name=st.sampled_from(["seed-mlp", "d2l-lenet", "seed-basics", "best-10min"]),
     overrides=st.dictionaries(st.sampled_from(FIELDS), values, max_size=3),
 )
+@fuzz_target("config")
 def test_recipe_overrides(name, overrides):
     from trainlab.resolve import resolve_config
 
     with contextlib.suppress(TrainlabError):
         resolve_config({**overrides, "recipe": name})
-    fuzz_record("config", True)
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -307,6 +304,7 @@ def _encode(mode: str, fmt: str, w: int, h: int, seed: int) -> bytes | None:
     seed=st.integers(0, 2**16),
     cut=st.none() | st.floats(0, 0.999),
 )
+@fuzz_target("image decoding")
 def test_image_decoding(mode, fmt, w, h, seed, cut):
     content = _encode(mode, fmt, w, h, seed)
     assume(content is not None)
@@ -327,14 +325,13 @@ def test_image_decoding(mode, fmt, w, h, seed, cut):
     if cut is None and w * h > 40_000:
         with pytest.raises(ImageError, match="refused before decoding|more than the limit"):
             read_image(content, max_pixels=40_000)
-    fuzz_record("image decoding", True)
 
 
 @given(st.binary(max_size=4000))
+@fuzz_target("image decoding")
 def test_image_decoding_random_bytes(content):
     with contextlib.suppress(ImageError):
         read_image(content)
-    fuzz_record("image decoding", True)
 
 
 def test_zip_of_a_checkpoint_with_no_pickle_is_refused(tmp_path):
