@@ -16,7 +16,7 @@ through ``plan_run``, so a setting means the same wherever it is given.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,25 @@ class Plan:
     config: TrainConfig
     changed: dict[str, tuple[Any, Any]]  # on resume: field -> (saved value, new value)
     checkpoint: dict[str, Any] | None = None  # the resumed last.pt, as loaded
+    chosen: frozenset[str] = frozenset()  # settings someone chose (flag, file, recipe, saved run)
+    notes: dict[str, str] = field(default_factory=dict)  # what the plan adjusted, and why
+
+    def fit_processes(self, world: int, log: Any = None) -> None:
+        """Under torchrun: a default --batch-size that does not split evenly among ``world``
+        processes is rounded to a multiple of it (and said so); a chosen one stays (and a
+        mismatch is an error where the batches are made)."""
+        size = self.config.batch_size
+        if world <= 1 or size % world == 0 or "batch_size" in self.chosen:
+            return
+        rounded = max(world, round(size / world) * world)
+        note = (
+            f"the default --batch-size {size} rounded to {rounded}, a multiple of the {world} "
+            "processes (a global batch splits evenly); pass --batch-size to choose another"
+        )
+        self.config = self.config.replace(batch_size=rounded)
+        self.notes["batch_size"] = note
+        if log is not None:
+            log(f"note: {note}")
 
     @property
     def resume_dir(self) -> Path | None:
@@ -120,7 +139,7 @@ def resolve_config(
 
             layers.append(recipe_settings(recipe, {**file_values, **given}, log=log))
         merged = merge_layers(*layers, file_values, given, source=source)
-        return Plan(TrainConfig.from_dict(merged, source=source), {})
+        return Plan(TrainConfig.from_dict(merged, source=source), {}, chosen=frozenset(merged))
     if config_file:
         raise ConfigError(
             f"--config {config_file} with --resume: a resume continues its run's own saved "
@@ -147,7 +166,7 @@ def resolve_config(
             f"cannot resume with {asked}: the run trained with {had}, and its checkpoint holds "
             f"weights for that. Drop it, or start a new run ({source})."
         )
-    return Plan(TrainConfig.from_dict(new, source=source), changed)
+    return Plan(TrainConfig.from_dict(new, source=source), changed, chosen=frozenset(new))
 
 
 def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) -> TrainConfig:

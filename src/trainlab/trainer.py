@@ -178,6 +178,7 @@ class Trainer:
         dist.join(dist.device(resolve_device(self._own_config.device)))
         plan = self._plan(resume, dist)
         self.changes, self._stop_reason = dict(plan.changed), None
+        self._notes = dict(plan.notes)
         cfg = plan.config
         seed = cfg.effective_data_seed
         data = data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=seed)
@@ -274,6 +275,8 @@ class Trainer:
             if dist.main:
                 runs.restore_metrics(position.run_dir, checkpoint, position.epoch)
         self.description = runs.describe_run(cfg, model, data, setup.transform)
+        if self._notes:  # what the plan adjusted (a rounded default), in config.toml too
+            self.description["notes"] = self._notes
         if dist.launched:
             self.description["launch"] = {
                 "world_size": dist.world,

@@ -111,9 +111,10 @@ def train(
             if resume is not None
             else Plan(plan, {})
         )
-    cfg = plan.config
     dist = Dist.from_env()  # under torchrun: join the job before touching the data
-    dist.join(dist.device(resolve_device(cfg.device)))  # an unusable device fails here
+    dist.join(dist.device(resolve_device(plan.config.device)))  # an unusable device fails here
+    plan.fit_processes(dist.world, log if dist.main else None)
+    cfg = plan.config
     with dist.node_first():  # one process per machine fetches and verifies
         data = prepare_data(cfg, log if dist.local_rank == 0 else lambda _line: None)
     resuming = plan.checkpoint is not None

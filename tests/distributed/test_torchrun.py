@@ -284,6 +284,18 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, env):
     assert "src/trainlab/" not in out and "site-packages/trainlab/" not in out, out  # no traceback
 
 
+def test_the_default_batch_size_is_rounded_for_three_processes(tmp_path, env):
+    launcher = ["--standalone", "--nproc-per-node", "3"]
+    args = ["--subset", "600", "--test-subset", "100", "--epochs", "1", "--run-name", "r"]
+    code, out = launch(tmp_path, env, *args, launcher=launcher, timeout=1800)
+    assert code == 0, out
+    assert "the default --batch-size 64 rounded to 63, a multiple of the 3 processes" in out
+    config = tomllib.loads((tmp_path / "runs" / "r" / "config.toml").read_text())
+    assert config["config"]["batch_size"] == 63 and config["launch"]["batch_per_process"] == 21
+    assert "rounded to 63" in config["notes"]["batch_size"]
+    assert config["data"]["train"] == 600
+
+
 def test_sync_bn_on_one_process_is_a_clean_error(tmp_path, env):
     proc = run_cli("train", *MLP, "--sync-bn", "--epochs", "1", cwd=tmp_path, env=env)
     assert_clean_error(proc, "--sync-bn", "torchrun")

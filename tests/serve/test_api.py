@@ -209,3 +209,22 @@ def test_without_the_extra_the_error_names_it(default_run, tmp_path):
     proc = run_cli("serve", str(default_run), env={"PYTHONPATH": str(fake.parent)})
     assert proc.returncode != 0 and "pip install 'trainlab[serve]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_client_that_sends_a_large_body_without_waiting_reads_the_413(server):
+    """urllib (like requests) sends the whole body with no Expect: 100-continue; it must get
+    the 413 and its JSON, not a connection reset."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        server.url + "/api/predict",
+        data=b"\0" * 20_000_000,
+        headers={"Content-Type": "image/png"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=600)
+    assert refused.value.code == 413
+    assert "larger than 2,000,000 bytes" in json.loads(refused.value.read())["error"]

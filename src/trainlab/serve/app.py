@@ -134,8 +134,28 @@ ERRORS = {
 }
 
 
+# How much of a refused body is read and dropped before the 413 goes out. A client that sends
+# its whole body without waiting (urllib, requests: no Expect: 100-continue) only reads the
+# answer if the server took the body; closing on unread data resets the connection instead.
+# Past this bound the connection is closed anyway (nginx's lingering close, in bytes).
+DRAIN_BYTES = 64_000_000
+
+
+async def _drain(receive, limit: int) -> None:
+    """Read and drop the rest of a request body, up to ``limit`` bytes."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class BodyLimit:
-    """ASGI middleware: 413 for a body over the limit, without reading it all first."""
+    """ASGI middleware: 413 for a body over the limit, without keeping it: the body is read
+    and dropped (up to ``DRAIN_BYTES``) so that every client can read the answer."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -145,6 +165,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            if length.isdigit() and int(length) <= DRAIN_BYTES:
+                await _drain(receive, DRAIN_BYTES)
             return await _send_json(send, 413, self._message())
         seen = 0
         started = False
@@ -155,6 +177,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    if message.get("more_body", False):
+                        await _drain(receive, DRAIN_BYTES)
                     raise _TooLarge
             return message
 
