@@ -1,4 +1,5 @@
-"""Command line: ``trainlab train | eval | data | models`` (also ``python -m trainlab``).
+"""Command line: ``trainlab train | eval | predict | export | serve | report | compare | data |
+models | recipes`` (also ``python -m trainlab``).
 
 Thin by design: it parses, builds a ``TrainConfig``, and calls the functions the Python API
 exposes (``trainlab.workflow``). The ``train`` flags are generated from ``TrainConfig``'s fields,

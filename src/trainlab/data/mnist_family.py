@@ -2,7 +2,7 @@
 
 Example:
     >>> files = ensure_files("mnist", resolve_root())   # fetches what is missing
-    >>> train_x, train_y, test_x, test_y = read_split(files)
+    >>> train_x, train_y, test_x, test_y = read_split("mnist", files)
 
 Sources, in order: files already in the data root; for Fashion-MNIST, the folder Debian's
 ``dataset-fashion-mnist`` package installs (copied into the root); the dataset's mirrors (the md5
@@ -13,6 +13,8 @@ Every MNIST and Fashion-MNIST file, from any source, is checked by the md5 of it
 content before use, so recompressed copies (Debian's, ../shared's) verify too. For KMNIST no md5
 of the decompressed files is published: its .gz files are checked against the mirror's md5s, and
 files put into the root by hand are read, checked for shape, and recorded as unverified.
+
+The three register themselves as datasets of kind ``digits`` (``load_family``).
 """
 
 from __future__ import annotations
