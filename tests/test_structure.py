@@ -57,3 +57,31 @@ def test_predicting_loads_no_training_code(default_run):
         check=True,
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_errors_of_the_engine_and_data_are_config_errors(capsys):
+    import pytest
+    import torch
+
+    from trainlab.cli import main
+    from trainlab.data.batches import Batches
+    from trainlab.engine.loop import loss_function
+    from trainlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown loss 'hinge'"):
+        loss_function("hinge")
+    with pytest.raises(ConfigError, match="shard"):
+        Batches(torch.zeros(4, 2), torch.zeros(4), 2, shard=(2, 2))
+    assert main(["data", "fetch", "mnist", "--source", "nowhere"]) == 2
+    assert "error: --source: unknown source(s) nowhere" in capsys.readouterr().err
+
+
+def test_dead_code_stays_gone():
+    from trainlab.engine import distributed, optim
+    from trainlab.models import zoo
+    from trainlab.trainer import Trainer
+
+    assert not hasattr(optim, "set_lr") and not hasattr(distributed, "note")
+    assert not hasattr(zoo, "LogSoftmaxHead") and not hasattr(Trainer, "device")
+    package = ast.parse((SRC / "engine" / "__init__.py").read_text())  # no re-exports
+    assert not [n for n in package.body if isinstance(n, ast.Import | ast.ImportFrom)]
