@@ -115,3 +115,57 @@ def test_an_unusable_device_fails_before_any_data_is_fetched(tmp_path):
     assert_clean_error(proc, "CUDA is not available", "--device cpu")
     assert list(empty.iterdir()) == []
     assert "fetch" not in proc.stderr.lower() and "download" not in proc.stderr.lower()
+
+
+def test_eval_scores_the_validation_split(tmp_path, mnist_root, capsys):
+    from trainlab.cli import main
+
+    args = ["train", "--subset", "600", "--test-subset", "100", "--val-split", "0.2"]
+    args += ["--device", "cpu", "--runs-dir", str(tmp_path), "--run-name", "v", "--json"]
+    assert main([*args, "--data-dir", str(mnist_root)]) == 0
+    final = json.loads(capsys.readouterr().out)["final"]
+    assert main(["eval", str(tmp_path / "v"), "--split", "val", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["split"], report["n"]) == ("val", 120)
+    assert report["accuracy"] == pytest.approx(final["val_acc"], abs=1e-9)
+    assert main(["eval", str(tmp_path / "v"), "--split", "val", "--all"]) == 0
+    plain = tmp_path / "plain"
+    assert (
+        main(
+            [*args[:5], "--device", "cpu", "--runs-dir", str(plain), "--data-dir", str(mnist_root)]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    run = next(plain.iterdir())
+    assert main(["eval", str(run), "--split", "val"]) == 2
+    assert "no validation split" in capsys.readouterr().err
+
+
+def test_export_says_what_it_compared_when_the_data_is_gone(tmp_path, mnist, capsys):
+    """A run on a Dataset built in Python cannot load its data again: the parity check runs on
+    random inputs and says so, and the metadata claims nothing about the images' polarity."""
+    from trainlab import Dataset
+    from trainlab.cli import main
+
+    part = mnist.subset(500, 100)
+    mine = Dataset(
+        "my-shapes",
+        255 - part.train_x,
+        part.train_y,
+        255 - part.test_x,
+        part.test_y,
+        classes=part.classes,
+        mean=[0.87],
+        std=[0.3],
+    )
+    result = Trainer(epochs=1, runs_dir=str(tmp_path), device="cpu").fit(
+        build_model("cnn", mine, widths=[4, 4]), mine
+    )
+    assert main(["export", str(result.run_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parity"]["inputs"] == "random inputs (the run's data could not be loaded)"
+    assert "light ink" not in info["metadata"]["input"]
+    assert main(["export", str(result.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "checked on 256 random inputs" in out and "test images" not in out
