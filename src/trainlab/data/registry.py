@@ -89,23 +89,11 @@ def _load_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    from importlib.metadata import entry_points
+    from trainlab import plugins
 
-    for ep in entry_points(group="trainlab.datasets"):
+    for ep, source in plugins.installed("trainlab.datasets"):
         before = set(_REGISTRY)
-        try:
-            obj = ep.load()
-        except Exception as e:  # noqa: BLE001 - name the plugin that failed
-            raise ConfigError(
-                f"the dataset plugin '{ep.name}' ({ep.value}) failed to load: "
-                f"{type(e).__name__}: {e}. Fix or uninstall that package."
-            ) from None
-        dist = getattr(ep, "dist", None)
-        source = {
-            "kind": "plugin",
-            "entry_point": f"{ep.name} = {ep.value}",
-            **({"package": dist.name, "version": dist.version} if dist else {}),
-        }
+        obj = plugins.load(ep, "dataset")
         if isinstance(obj, DatasetSpec) and obj.name not in _REGISTRY:
             add(obj)
         elif ep.name not in _REGISTRY and callable(obj):

@@ -143,30 +143,17 @@ def _load_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    from importlib.metadata import entry_points
+    from trainlab import plugins
 
-    for ep in entry_points(group="trainlab.models"):
+    for ep, source in plugins.installed("trainlab.models"):
         before = set(_REGISTRY)
-        try:
-            obj = ep.load()
-        except Exception as e:  # noqa: BLE001 - a plugin's import failure is the plugin's
-            raise ConfigError(
-                f"the model plugin '{ep.name}' ({ep.value}) failed to load: "
-                f"{type(e).__name__}: {e}. Fix or uninstall that package."
-            ) from None
-        dist = getattr(ep, "dist", None)
-        source = {
-            "kind": "plugin",
-            "entry_point": f"{ep.name} = {ep.value}",
-            **({"package": dist.name, "version": dist.version} if dist else {}),
-        }
+        obj = plugins.load(ep, "model")
         if isinstance(obj, ModelSpec):
             add(replace(obj, source=source), replace_existing=obj.name in before)
         elif ep.name not in _REGISTRY and callable(obj):
             add(spec_for(ep.name, obj, summary=(obj.__doc__ or "").strip().split("\n")[0]))
-        for new in set(_REGISTRY) - before | ({ep.name} & set(_REGISTRY)):
-            if _REGISTRY[new].source["kind"] == "builtin":
-                _REGISTRY[new] = replace(_REGISTRY[new], source=source)
+        for new in set(_REGISTRY) - before:  # what this plugin registered, by any way
+            _REGISTRY[new] = replace(_REGISTRY[new], source=source)
 
 
 def registered() -> dict[str, ModelSpec]:
