@@ -144,8 +144,8 @@ any field can be overridden by a flag (`--recipe seed-mlp --epochs 2`).
 |---|---|---|---|---:|---|
 {chr(10).join(rows)}
 
-The d2l recipes prefer Fashion-MNIST and use MNIST where it is not available (they say which
-when they start; Debian's `dataset-fashion-mnist` package provides it offline). The recipes
+The d2l recipes train on Fashion-MNIST, as the book (Debian's `dataset-fashion-mnist` package
+provides it offline; `--dataset mnist` runs them on MNIST). The recipes
 keep the seeds' arithmetic (constant learning rate, no weight decay unless the seed's optimizer
 has one); trainlab's own defaults (`trainlab train`) are faster and more accurate: see the
 README.

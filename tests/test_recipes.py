@@ -30,20 +30,15 @@ def test_recipe_fields_and_overrides():
         recipe_config("seed-cnn")
 
 
-def test_softmax_recipe_falls_back_to_mnist_and_says_so(tmp_path, mnist_root, monkeypatch):
-    import dataclasses
-
-    from trainlab.data import mnist_family
-
-    family = dataclasses.replace(mnist_family.FAMILIES["fashion-mnist"], system_dirs=())
-    monkeypatch.setitem(mnist_family.FAMILIES, "fashion-mnist", family)  # no Debian copy
-    lines = []
-    root = tmp_path / "root"  # MNIST only
-    (root / "MNIST").mkdir(parents=True)
-    (root / "MNIST" / "raw").symlink_to((mnist_root / "MNIST" / "raw").resolve())
-    cfg = recipe_config("d2l-softmax", {"data_dir": str(root)}, log=lines.append)
-    assert cfg.dataset == "mnist" and "fashion-mnist not found" in lines[0]
-    assert "apt-get install dataset-fashion-mnist" in lines[0]
+def test_a_recipe_names_its_dataset_whatever_the_data_root_holds(tmp_path, mnist_root):
+    only_mnist = tmp_path / "root"
+    (only_mnist / "MNIST").mkdir(parents=True)
+    (only_mnist / "MNIST" / "raw").symlink_to((mnist_root / "MNIST" / "raw").resolve())
+    for root in (only_mnist, tmp_path / "empty"):
+        for name in ("d2l-softmax", "d2l-lenet"):
+            assert recipe_config(name, {"data_dir": str(root)}).dataset == "fashion-mnist"
+        assert recipe_config("seed-mlp", {"data_dir": str(root)}).dataset == "mnist"
+    assert recipe_config("d2l-lenet", {"dataset": "mnist"}).dataset == "mnist"  # a flag wins
 
 
 def test_recipes_are_listed():

@@ -312,6 +312,9 @@ def _add_serve(sub) -> None:
     srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    srv.add_argument(
+        "--quiet", action="store_true", help="no line per request (method, path, status, ms)"
+    )
     _trust_flag(srv)
     srv.add_argument(
         "--api-key",
@@ -409,9 +412,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = given_settings(args)
     main = Dist.from_env().main  # under torchrun, rank 0 speaks for the job
     log = _err if main else (lambda _line: None)
-    plan = plan_run(
-        given, resume=args.resume, config_file=args.config, source="command line", log=log
-    )
+    plan = plan_run(given, resume=args.resume, config_file=args.config, source="command line")
     cfg = plan.config
     logger = ConsoleLogger(cfg.log_every, quiet=args.quiet)
     # the code a fresh run names on the command line is the user's own choice; a resume (or a
@@ -576,7 +577,14 @@ def expand_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             files += found
         else:
             problems.append((item, "no such file or folder"))
-    return files, problems
+    seen: set[Path] = set()  # a file named and also inside a folder given is predicted once
+    unique = []
+    for name in files:
+        key = Path(name).resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(name)
+    return unique, problems
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -697,6 +705,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         queue_wait_s=max(0, args.queue_wait_ms) / 1000,
         log=_err,
         trust_code=args.trust_code,
+        quiet=args.quiet,
     )
     return 0
 
@@ -805,9 +814,31 @@ def cmd_recipes(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """Unknown arguments get the usage of the command they were given to, and a did-you-mean
+    (argparse would print the top level's usage)."""
+    import difflib
+
+    command = parser
+    if args.command is not None:
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        nested = getattr(args, "data_command", None)
+        if nested is not None:
+            command = command._subparsers._group_actions[0].choices[nested]
+    flags = [s for a in command._actions for s in a.option_strings]
+    hints = []
+    for item in extra:
+        close = difflib.get_close_matches(item.split("=")[0], flags, n=1, cutoff=0.6)
+        if item.startswith("-") and close:
+            hints.append(f"{item}: did you mean {close[0]}?")
+    command.error(f"unrecognized arguments: {' '.join(extra)}" + "".join(f"; {h}" for h in hints))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _refuse_unknown(parser, args, extra)
     if args.command is None:
         parser.print_help()
         return 2

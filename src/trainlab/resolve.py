@@ -121,7 +121,6 @@ def resolve_config(
     saved: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
     source: str = "settings",
-    log: Any = None,
 ) -> Plan:
     """The config of a run (see the module docstring for which value wins).
 
@@ -137,7 +136,7 @@ def resolve_config(
         if recipe:
             from trainlab.recipes import recipe_settings
 
-            layers.append(recipe_settings(recipe, {**file_values, **given}, log=log))
+            layers.append(recipe_settings(recipe))
         merged = merge_layers(*layers, file_values, given, source=source)
         return Plan(TrainConfig.from_dict(merged, source=source), {}, chosen=frozenset(merged))
     if config_file:
@@ -169,9 +168,9 @@ def resolve_config(
     return Plan(TrainConfig.from_dict(new, source=source), changed, chosen=frozenset(new))
 
 
-def recipe_config(name: str, overrides: dict[str, Any] | None = None, log=None) -> TrainConfig:
+def recipe_config(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """A recipe's config with ``overrides`` (explicit settings) applied on top."""
-    return resolve_config({**(overrides or {}), "recipe": name}, log=log).config
+    return resolve_config({**(overrides or {}), "recipe": name}).config
 
 
 def _as_flag(name: str, change: tuple[Any, Any]) -> str:
@@ -196,7 +195,6 @@ def plan_run(
     resume: str | Path | dict[str, Any] | None = None,
     config_file: str | Path | None = None,
     source: str = "settings",
-    log: Any = None,
 ) -> Plan:
     """The plan of a run: on resume the checkpoint is read here, once, and kept in the plan."""
     checkpoint = None
@@ -215,7 +213,6 @@ def plan_run(
         saved=checkpoint["config"] if checkpoint else None,
         config_file=config_file,
         source=source,
-        log=log,
     )
     plan.checkpoint = checkpoint
     return plan

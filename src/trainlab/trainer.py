@@ -41,7 +41,13 @@ from trainlab.engine.loop import EpochState, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_predictions
-from trainlab.engine.setup import RunSetup, label_smoothing_for, loss_kind, setup_run
+from trainlab.engine.setup import (
+    RunSetup,
+    amp_warning,
+    label_smoothing_for,
+    loss_kind,
+    setup_run,
+)
 from trainlab.engine.state import checkpoint_payload, epoch_row, restore_state
 from trainlab.errors import CheckpointError, ConfigError, DistributedError
 from trainlab.models import record_for
@@ -121,6 +127,9 @@ class Trainer:
         config: the run's settings, used as given (also on resume, where the fields that differ
             from the saved run's are reported).
         callbacks: observers of the run's events.
+        quiet: no progress output. By default a fit shows what the CLI shows (a bar per epoch
+            on a terminal or in Jupyter, plain lines when piped) unless ``callbacks`` has a
+            ``ConsoleLogger`` of its own.
         **overrides: config fields, e.g. ``Trainer(epochs=3, lr=0.1)``. Without ``config``, a
             resume starts from the saved run's config and applies only these.
 
@@ -133,8 +142,10 @@ class Trainer:
         config: TrainConfig | None = None,
         *,
         callbacks: list[Callback] | None = None,
+        quiet: bool = False,
         **overrides: Any,
     ):
+        self.quiet = quiet
         self._given = None if config is not None else dict(overrides)
         config = config or TrainConfig.from_dict(overrides, source="Trainer arguments")
         self._own_config = config.replace(**overrides) if overrides else config
@@ -190,6 +201,9 @@ class Trainer:
         position = None
         try:
             setup = setup_run(cfg, model, data, dist)
+            warning = amp_warning(setup.amp_dtype, setup.device)
+            if warning and dist.main:
+                print(warning, file=sys.stderr, flush=True)
             best = best_checkpoint(cfg, "val" in setup.splits, data.task == "classification")
             stopper = self._early_stopping(cfg, best)
             if stopper is not None:
@@ -239,7 +253,12 @@ class Trainer:
         return Path(found) if found else None
 
     def _config_callbacks(self, cfg: TrainConfig, live_plot: bool) -> list[Callback]:
+        from trainlab.report.console import ConsoleLogger
+
         added: list[Callback] = []
+        shown = any(isinstance(c, ConsoleLogger) for c in self.callbacks)
+        if self.dist.main and not self.quiet and not shown:
+            added.append(ConsoleLogger(cfg.log_every))
         if cfg.clip_grad:
             added.append(GradientClipping(cfg.clip_grad))
         if self.dist.main and cfg.tensorboard:

@@ -40,11 +40,79 @@ class Dataset:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for split in ("train", "test", "val"):
+            self._check_split(split)
+        if self.is_image and not self.mean and not self.std and len(self.train_x):
+            self.mean, self.std = channel_stats(self.train_x)  # the data's own, as the loaders
+        if self.mean or self.std:
+            channels = self.train_x.shape[1] if self.is_image else None
+            if len(self.mean) != len(self.std) or (
+                channels and len(self.mean) not in (1, channels)
+            ):
+                raise ConfigError(
+                    f"Dataset {self.name!r}: mean= has {len(self.mean)} value(s) and std= "
+                    f"{len(self.std)}; give one per channel ({channels}) or one for all."
+                )
         if not self.kind:
             if not self.classes:
                 self.kind = "regression"
             else:
                 self.kind = "images" if self.is_image else "tabular"
+
+    def _check_split(self, split: str) -> None:
+        """Images and labels of one split agree: the same count, labels within the classes,
+        images uint8 N×C×H×W (float images in [0, 1], as ToTensor gives, are converted)."""
+        x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+        if x is None and y is None:
+            return
+        arg = f"{split}_x="
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise ConfigError(
+                f"Dataset {self.name!r}: {arg} and {split}_y= must be torch tensors, got "
+                f"{type(x).__name__} and {type(y).__name__} (torch.as_tensor converts arrays)."
+            )
+        if len(x) != len(y):
+            raise ConfigError(
+                f"Dataset {self.name!r}: {arg} holds {len(x)} samples but {split}_y= holds "
+                f"{len(y)} labels; they must match one to one."
+            )
+        x = self._as_images(x, arg)
+        setattr(self, f"{split}_x", x)
+        if self.classes:
+            if y.dtype.is_floating_point or y.dtype == torch.bool or y.dim() != 1:
+                raise ConfigError(
+                    f"Dataset {self.name!r}: {split}_y= must be integer class indices (a 1-D "
+                    f"long tensor), got {y.dtype} of shape {list(y.shape)}."
+                )
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                raise ConfigError(
+                    f"Dataset {self.name!r}: {split}_y= has labels from {int(y.min())} to "
+                    f"{int(y.max())}, but classes= names {len(self.classes)} (labels 0 to "
+                    f"{len(self.classes) - 1})."
+                )
+            setattr(self, f"{split}_y", y.long())
+
+    def _as_images(self, x: torch.Tensor, arg: str) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            if x.dim() == 3:  # N×H×W: one channel
+                return x.unsqueeze(1)
+            if x.dim() != 4:
+                raise ConfigError(
+                    f"Dataset {self.name!r}: {arg} is uint8 of shape {list(x.shape)}; images "
+                    "are N×C×H×W (or N×H×W for one channel)."
+                )
+            return x
+        if x.dim() in (3, 4) and x.dtype.is_floating_point:
+            low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 1.0)
+            if low < 0 or high > 1:
+                raise ConfigError(
+                    f"Dataset {self.name!r}: {arg} holds float images with values from {low:.3g}"
+                    f" to {high:.3g}; give uint8 pixels (0-255) or floats in [0, 1] (ToTensor's"
+                    "), and the normalisation as mean= and std=, not applied to the images."
+                )
+            images = (x * 255).round().to(torch.uint8)
+            return images.unsqueeze(1) if images.dim() == 3 else images
+        return x  # tabular features (N×D) or other inputs, used as they are
 
     @property
     def task(self) -> str:

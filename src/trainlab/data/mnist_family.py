@@ -379,12 +379,32 @@ def read_split(name: str, files: dict[str, LocalFile]):
     return tuple(out)
 
 
+def _refuse_image_folders(name: str, root: Path) -> None:
+    """A data root that holds someone's photos in class folders, and none of the dataset's
+    files, was meant as the data itself: stop before fetching anything into it."""
+    from trainlab.data.root import image_folders
+
+    raw = raw_dir(name, root)
+    if raw.is_dir() and any(raw.iterdir()):
+        return
+    photos = image_folders(root)
+    if photos:
+        raise DataError(
+            f"the data root {root} holds {photos}, not the files of dataset '{name}'. The data "
+            "root is where trainlab keeps datasets it knows by name; a folder of your own "
+            "images is a dataset of its own, and trainlab does not train on image folders "
+            f"yet. Nothing was fetched into {root}. Point --data-dir at another folder (or "
+            f"leave it out) to train on {name}."
+        )
+
+
 def load_family(name: str, ctx) -> object:
     """One of the MNIST family from the data root (fetched when missing) as a ``Dataset``."""
     from trainlab.data.dataset import Dataset, channel_stats
     from trainlab.data.root import resolve_root
 
     root = resolve_root(ctx.data_dir, dataset=name)
+    _refuse_image_folders(name, root)
     files = ensure_files(name, root, ctx.sources or SOURCES, ctx.log, ctx.verify)
     train_x, train_y, test_x, test_y = read_split(name, files)
     mean, std = channel_stats(train_x)

@@ -43,3 +43,25 @@ def resolve_root(
         f"folder that holds your datasets (e.g. MNIST/raw/), or fetch into it: "
         f"`trainlab data fetch {dataset} --data-dir {root}`."
     )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def image_folders(root: Path) -> str | None:
+    """If ``root`` looks like a folder of photos sorted into class folders (``cats/``,
+    ``dogs/``), a short description of it; else None."""
+    if not root.is_dir():
+        return None
+    classes = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder.name in ("MNIST", "FashionMNIST", "KMNIST"):
+            return None  # a data root that holds datasets
+        images = sum(1 for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        if images:
+            classes[folder.name] = images
+    if not classes:
+        return None
+    shown = ", ".join(f"{name}/ ({n})" for name, n in list(classes.items())[:4])
+    more = f" and {len(classes) - 4} more" if len(classes) > 4 else ""
+    return f"{len(classes)} folder(s) of images: {shown}{more}"

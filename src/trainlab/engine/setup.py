@@ -42,6 +42,18 @@ def amp_policy(amp: str, model: nn.Module, task: str, device: torch.device) -> t
     return autocast_dtype(amp, device)
 
 
+def amp_warning(amp_dtype: torch.dtype | None, device: torch.device) -> str | None:
+    """What to tell someone who asked for bf16 on a CPU that only emulates it."""
+    from trainlab.engine.device import cpu_has_native_bf16
+
+    if amp_dtype is None or device.type != "cpu" or cpu_has_native_bf16():
+        return None
+    return (
+        "warning: --amp bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): it is emulated, "
+        "usually slower than float32 and no more accurate; --amp auto uses float32 here."
+    )
+
+
 def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig) -> InputTransform:
     """The per-batch preprocessing the model needs for this data, as the config asks."""
     if not data.is_image:

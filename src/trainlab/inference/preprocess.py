@@ -90,8 +90,8 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
         except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many kinds on bad data
             detail = "unknown format" if isinstance(e, UnidentifiedImageError) else _first_line(e)
             raise ImageError(
-                f"{label}: not an image Pillow can read ({detail}). Give a PNG, JPEG, BMP, GIF "
-                "or WebP file."
+                f"{label}: not an image Pillow can read ({detail}). Give a PNG, JPEG, BMP, GIF, "
+                "WebP or TIFF file."
             ) from None
         return _grey_from_pil(image, label, max_pixels)
 

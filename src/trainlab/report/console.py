@@ -53,10 +53,13 @@ class ConsoleLogger(Callback):
     def __init__(
         self, log_every: int = 0, stream=None, quiet: bool = False, bar: bool | None = None
     ):
+        from trainlab.report.live import in_notebook
+
         self.log_every, self.quiet = log_every, quiet
         self.stream = stream or sys.stderr
         isatty = getattr(self.stream, "isatty", lambda: False)()
-        self.bar_enabled = isatty if bar is None else bar
+        self.notebook = stream is None and in_notebook()  # a widget bar in Jupyter
+        self.bar_enabled = (isatty or self.notebook) if bar is None else bar
         self.epochs = 0
         self._bar = None
         self._last_refresh = 0.0
@@ -88,7 +91,10 @@ class ConsoleLogger(Callback):
         )
 
     def _open_bar(self, state, num_batches: int) -> None:
-        from tqdm import tqdm
+        if self.notebook:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         # Some pseudo-terminals (`script -qc`, some CI runners) report a 0×0 size, where tqdm
         # sizes the bar to nothing and hides it below "row 0": use a fixed 100×24 there.

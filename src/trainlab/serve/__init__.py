@@ -45,6 +45,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another program holds, before announcing anything."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise TrainlabError(
+                f"cannot serve on {host}:{port}: {e.strerror or e} (another program has the "
+                f"port?). Choose another with --port, e.g. --port {port + 1}."
+            ) from None
+
+
 def serve(
     checkpoint,
     *,
@@ -59,6 +75,7 @@ def serve(
     queue_wait_s: float = 0.5,
     log=None,
     trust_code: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Load the model once and serve until Ctrl-C (or SIGTERM) stops the server cleanly."""
     _need_serve_extra()
@@ -75,7 +92,8 @@ def serve(
         max_in_flight=max_in_flight,
         queue_wait_s=queue_wait_s,
     )
-    app = create_app(predictor, limits, api_key=api_key)
+    _check_port(host, port)  # before anything says "serving"
+    app = create_app(predictor, limits, api_key=api_key, log=None if quiet else log)
     if not is_loopback(host):
         log(
             f"warning: serving on {host}, reachable from other machines"

@@ -29,6 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab.inference import Prediction, Predictor
 
@@ -338,7 +339,12 @@ def batch_body(max_batch: int) -> dict[str, Any]:
     }
 
 
-def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None):
+def create_app(
+    predictor: Predictor,
+    limits: Limits | None = None,
+    api_key: str | None = None,
+    log: Any = None,
+):
     """The FastAPI app: the page at /, the API under /api, the schema at /openapi.json.
 
     FastAPI's /docs and /redoc pages load their scripts from a CDN, so they are off: nothing
@@ -359,6 +365,13 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError):
         return JSONResponse({"error": error.message}, error.status, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException):
+        # 404, 405 and the like answer in the same shape as every other error
+        return JSONResponse(
+            {"error": str(error.detail)}, error.status_code, headers=getattr(error, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):  # pragma: no cover - a bug
@@ -414,7 +427,32 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         }
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if log is not None:
+        app.add_middleware(RequestLog, log=log)
     return app
+
+
+class RequestLog:
+    """ASGI middleware: one line per request (method, path, status, milliseconds)."""
+
+    def __init__(self, app, log):
+        self.app, self.log = app, log
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        began, status = time.perf_counter(), [0]
+
+        async def noting_send(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_send)
+        finally:
+            ms = 1000 * (time.perf_counter() - began)
+            self.log(f"{scope['method']} {scope['path']} {status[0]} {ms:.1f} ms")
 
 
 async def read_images(request: Request, single: bool) -> tuple[list[bytes], list[str]]:
