@@ -164,3 +164,33 @@ def test_serve_on_a_port_in_use_says_so_before_announcing(default_run):
         proc = run_cli("serve", str(default_run), "--port", str(port), "--device", "cpu")
     assert_clean_error(proc, f"cannot serve on 127.0.0.1:{port}", "--port")
     assert "serving" not in proc.stderr and "Errno 98" not in proc.stderr.split("error:")[0]
+
+
+def test_listing_the_models_initialises_no_weights(monkeypatch):
+    from trainlab.models import describe_models
+
+    seen = []
+    real = torch.nn.init.kaiming_uniform_
+
+    def recording(tensor, *args, **kwargs):
+        seen.append(tensor.is_meta)
+        return real(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", recording)
+    rows = describe_models()
+    alexnet = next(r for r in rows if r["name"] == "alexnet")
+    assert alexnet["parameters"] == 57_044_810
+    assert seen and all(seen)  # every layer was made on the meta device: nothing allocated
+
+
+def test_linear_regression_progress_counts_samples_not_images(capsys, tmp_path):
+    argv = ["train", "--recipe", "d2l-linreg", "--epochs", "1", "--device", "cpu"]
+    assert main([*argv, "--runs-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "samples/s)" in err and "img/s" not in err
+
+
+def test_make_test_runs_the_whole_suite():
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    test_rule = makefile.split("\ntest: setup\n", 1)[1].split("\n\n", 1)[0]
+    assert "pytest" in test_rule and " -x" not in test_rule
