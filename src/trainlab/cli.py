@@ -590,7 +590,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from trainlab.inference import Predictor
+    from trainlab.inference import Predictor, picture_of
 
     predictor = Predictor(
         args.checkpoint,
@@ -603,8 +603,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files, problems = expand_inputs(args.inputs)
     results = predictor.predict(files, batch_size=args.batch_size) if files else []
     if args.preview:
-        from PIL import Image
-
         from trainlab.fsutil import atomic_write
 
         folder = Path(args.preview)
@@ -618,7 +616,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 i += 1
                 name = f"{stem}-{i}.png"
             used.add(name)
-            image = Image.fromarray(r.preview, mode="L")
+            image = picture_of(r.preview)
             atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
     failed = [r for r in results if not r.ok] + problems
     if args.json:

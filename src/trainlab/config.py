@@ -348,10 +348,12 @@ def fold_options(
     shorthand = shorthand_options()
     legacy = set(values) >= V1_OPTION_FIELDS
     out = {k: v for k, v in values.items() if k in known or k not in shorthand}
+    from trainlab.data.registry import spec_name
+
     context = context or {}
     owner = {
         "model_options": values.get("model", context.get("model", "cnn")),
-        "data_options": values.get("dataset", context.get("dataset", "mnist")),
+        "data_options": spec_name(values.get("dataset", context.get("dataset", "mnist"))),
     }
     for key in extra:
         if key not in shorthand:

@@ -75,6 +75,8 @@ def describe_run(cfg: Any, model: Any, data: Any, transform: Any) -> dict[str, A
             "std": list(data.std),
             "transform": transform.to_dict(),
             **({"root": data.info["root"]} if "root" in data.info else {}),
+            # how people's images become inputs (a folder dataset's resize policy)
+            **({"preprocess": data.info["preprocess"]} if "preprocess" in data.info else {}),
         },
     }
 

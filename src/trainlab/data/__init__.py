@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainlab.data import mnist_family, synthetic  # noqa: F401 - the built-ins register
+from trainlab.data import folder, mnist_family, synthetic  # noqa: F401 - built-ins register
 from trainlab.data.batches import Batches, InputTransform
 from trainlab.data.dataset import Dataset, stratified_pick
 

@@ -110,7 +110,20 @@ def registered() -> dict[str, DatasetSpec]:
     return dict(_REGISTRY)
 
 
+def is_folder(name: str) -> bool:
+    """A ``--dataset`` value that names a folder of images rather than a registered dataset."""
+    import os
+
+    return name not in _REGISTRY and ("/" in name or os.sep in name or os.path.isdir(name))
+
+
+def spec_name(name: str) -> str:
+    """The registry entry behind a dataset name (a folder path is the ``folder`` dataset)."""
+    return "folder" if is_folder(name) else name
+
+
 def get_dataset_spec(name: str) -> DatasetSpec:
+    name = spec_name(name)
     if name not in _REGISTRY:
         registered()
     if name not in _REGISTRY:
@@ -121,6 +134,12 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 def load(name: str, ctx: LoadContext, options: dict[str, Any]) -> Any:
     """Load a registered dataset with its options checked; the result records both."""
     spec = get_dataset_spec(name)
-    values = validate(spec.options, dict(options), f"dataset '{name}'")
+    options = dict(options)
+    if spec.name == "folder" and name != "folder":
+        options["path"] = name
+    values = validate(spec.options, options, f"dataset '{name}'")
     data = spec.loader(ctx, **values)
+    if spec.name == "folder":  # the folder is its name; its path is not an option to record
+        values.pop("path")
+        return replace(data, kind=spec.kind, options=values)
     return replace(data, name=name, kind=spec.kind, options=values)

@@ -78,14 +78,21 @@ class Prediction:
         return out
 
 
+def picture_of(image: np.ndarray):
+    """A PIL image of what the model saw: H×W grey, or C×H×W (grey or RGB)."""
+    from PIL import Image
+
+    if image.ndim == 3:
+        image = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+    return Image.fromarray(np.ascontiguousarray(image))
+
+
 def png_base64(image: np.ndarray) -> str:
     import base64
     import io
 
-    from PIL import Image
-
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    picture_of(image).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -128,6 +135,11 @@ class Predictor:
         self.dataset: str = data["name"]
         # what preprocessing people's images get: the MNIST family's, or a plain resize
         self.kind: str = data.get("kind") or ("digits" if self.dataset in V1_DIGITS else "images")
+        self.policy = None  # a folder dataset's resize policy: its images, made the same way
+        if data.get("preprocess"):
+            from trainlab.data.folder import ResizePolicy
+
+            self.policy = ResizePolicy.from_dict(data["preprocess"])
         self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
@@ -156,6 +168,11 @@ class Predictor:
 
     def prepare(self, source, name: str | None = None) -> Prepared:
         """Decode and preprocess one input (raises ``ImageError`` with the input's name)."""
+        if self.policy is not None:
+            from trainlab.data.folder import read_for
+
+            image = read_for(self.policy, source, name=name, max_pixels=self.max_pixels)
+            return Prepared(image, False, tuple(self.policy.size[::-1]))
         grey = read_image(source, max_pixels=self.max_pixels, name=name)
         if self.kind == "digits":
             return mnist_style(grey, name=name or "image")
@@ -166,7 +183,9 @@ class Predictor:
         """Class probabilities (N×K float32) for uint8 images N×H×W already preprocessed."""
         out = []
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[start : start + batch_size]).unsqueeze(1)
+            x = torch.from_numpy(images[start : start + batch_size])
+            if x.dim() == 3:  # N×H×W grey previews: one channel
+                x = x.unsqueeze(1)
             x = self.transform(x.to(self.device))
             outputs = self.model(x).float()
             probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)

@@ -49,7 +49,9 @@ class Prepared:
     source_size: tuple[int, int]  # (width, height) of the decoded image
 
 
-def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:
+def read_image(
+    source, *, max_pixels: int = MAX_PIXELS, name: str | None = None, colour: bool = False
+) -> np.ndarray:
     """Decode an image into a float32 grey array in [0, 1] (H×W), 1.0 being white.
 
     Args:
@@ -60,6 +62,7 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
 
     Applies the EXIF orientation, takes a GIF's first frame, composites transparency onto
     white (a transparent canvas must not turn black) and reads 16-bit and CMYK images.
+    With ``colour``, returns float32 H×W×3 in [0, 1] (RGB; grey repeated) instead.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -69,9 +72,11 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
         if source.ndim == 3 and source.shape[0] in (1, 3, 4):
             source = np.moveaxis(source, 0, -1)
     if isinstance(source, np.ndarray):
+        if colour:
+            return _rgb_from_array(source, label)
         return _grey_from_array(source, label)
     if isinstance(source, Image.Image):
-        return _grey_from_pil(source, label, max_pixels)
+        return _from_pil(source, label, max_pixels, colour)
     if isinstance(source, bytes | bytearray):
         stream = io.BytesIO(source)
     else:
@@ -93,7 +98,29 @@ def read_image(source, *, max_pixels: int = MAX_PIXELS, name: str | None = None)
                 f"{label}: not an image Pillow can read ({detail}). Give a PNG, JPEG, BMP, GIF, "
                 "WebP or TIFF file."
             ) from None
+        return _from_pil(image, label, max_pixels, colour)
+
+
+def _from_pil(image, label: str, max_pixels: int, colour: bool) -> np.ndarray:
+    if not colour:
         return _grey_from_pil(image, label, max_pixels)
+    grey_or_rgb = _grey_from_pil(image, label, max_pixels, keep_colour=True)
+    if grey_or_rgb.ndim == 2:
+        return np.repeat(grey_or_rgb[..., None], 3, axis=-1)
+    return grey_or_rgb
+
+
+def _rgb_from_array(array: np.ndarray, label: str) -> np.ndarray:
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        scale = 255.0 if array.dtype == np.uint8 else 65535.0 if array.dtype == np.uint16 else 1.0
+        rgb = array[..., :3].astype(np.float32) / scale
+        if array.shape[-1] == 4:
+            alpha = array[..., 3:4].astype(np.float32) / scale
+            rgb = rgb * alpha + (1 - alpha)
+        if not np.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
+            raise ImageError(f"{label}: a float image must hold values in [0, 1].")
+        return rgb
+    return np.repeat(_grey_from_array(array, label)[..., None], 3, axis=-1)
 
 
 def _first_line(error: Exception) -> str:
@@ -101,7 +128,7 @@ def _first_line(error: Exception) -> str:
     return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
-def _grey_from_pil(image, label: str, max_pixels: int) -> np.ndarray:
+def _grey_from_pil(image, label: str, max_pixels: int, keep_colour: bool = False) -> np.ndarray:
     from PIL import Image, ImageOps
 
     width, height = image.size
@@ -128,6 +155,8 @@ def _grey_from_pil(image, label: str, max_pixels: int) -> np.ndarray:
             image = image.convert("RGBA")
             white = Image.new("RGBA", image.size, (255, 255, 255, 255))
             image = Image.alpha_composite(white, image)
+        if keep_colour and image.mode not in ("L", "1"):
+            return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
         grey = image.convert("L")
     except MemoryError:
         raise ImageError(f"{label}: too large to decode in memory.") from None

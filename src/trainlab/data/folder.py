@@ -1,0 +1,365 @@
+"""A folder of your own images as a dataset: ``trainlab train --dataset path/to/photos``.
+
+Example:
+    >>> from trainlab.data import load_dataset
+    >>> data = load_dataset("photos/")          # photos/<class>/*.jpg, or photos/train/<class>/...
+    >>> data.classes, data.input_shape
+    (['cat', 'dog'], (3, 64, 64))
+
+Layout, as torchvision's ImageFolder reads it: ``PATH/<class>/...``, or ``PATH/train/<class>/``
+with ``val/`` and ``test/`` beside it. Without a test folder a stratified, seeded test split is
+cut (``--test-split``). Class names are the folder names as written. Hidden files, non-images,
+unreadable images, empty class folders and a class far smaller than the others are reported in
+one summary line, never a crash (``--strict`` makes them an error).
+
+Every image goes through one ``ResizePolicy`` (the shorter side to the size, then a centre crop;
+or ``pad``), recorded with the run, so eval, predict, export and serve see what training saw.
+Images are decoded once, in parallel, and cached as uint8 tensors keyed by each file's path,
+size and modification time: a second run decodes only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainlab.data.dataset import Dataset, stratified_pick
+from trainlab.data.registry import register_dataset
+from trainlab.data.root import IMAGE_SUFFIXES
+from trainlab.errors import DataError
+from trainlab.options import Opt
+
+MAX_DEFAULT_SIZE = 64  # the default size: the median shorter side, at most this (CPU-friendly)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ResizePolicy:
+    """How a picture becomes the model's input: the one function training and inference share.
+
+    Args:
+        size: (height, width) of the result.
+        channels: 1 (grey) or 3 (RGB).
+        mode: "crop" (shorter side to the size, centre crop) or "pad" (longer side to the size,
+            padded with black).
+    """
+
+    size: tuple[int, int]
+    channels: int
+    mode: str = "crop"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "size": list(self.size)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ResizePolicy:
+        return cls(tuple(values["size"]), int(values["channels"]), values.get("mode", "crop"))
+
+    def apply(self, picture: np.ndarray) -> np.ndarray:
+        """float H×W×3 (or H×W) in [0, 1] -> uint8 C×H×W."""
+        x = torch.from_numpy(np.ascontiguousarray(picture, dtype=np.float32))
+        x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
+        if self.channels == 1 and x.shape[1] == 3:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        elif self.channels == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        (h, w), (H, W) = x.shape[-2:], self.size
+        scale = max(H / h, W / w) if self.mode == "crop" else min(H / h, W / w)
+        new = (max(1, round(h * scale)), max(1, round(w * scale)))
+        x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)
+        if self.mode == "crop":
+            top, left = (new[0] - H) // 2, (new[1] - W) // 2
+            x = x[..., top : top + H, left : left + W]
+        else:
+            dh, dw = H - new[0], W - new[1]
+            x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+        return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def read_for(policy: ResizePolicy, source, *, name: str | None = None, max_pixels=None):
+    """Decode any image people give (path, bytes, PIL, array) and apply ``policy``."""
+    from trainlab.inference.preprocess import MAX_PIXELS, read_image
+
+    picture = read_image(source, max_pixels=max_pixels or MAX_PIXELS, name=name, colour=True)
+    return policy.apply(picture)
+
+
+@dataclass
+class Layout:
+    classes: list[str]
+    files: dict[str, list[tuple[Path, int]]]  # split -> (file, class index)
+    skipped: list[Path]  # hidden and non-image files
+    empty: list[str]  # class folders without images (left out)
+
+
+def scan(root: Path) -> Layout:
+    """The folder's splits, classes and files (sorted), and what is not an image."""
+    split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
+    if "train" not in split_dirs:
+        split_dirs = {"train": root}
+    skipped: list[Path] = []
+    found: dict[str, dict[str, list[Path]]] = {}
+    for split, folder in split_dirs.items():
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if class_dir.name.startswith("."):
+                continue
+            images = []
+            for f in sorted(class_dir.rglob("*")):
+                if not f.is_file():
+                    continue
+                hidden = any(part.startswith(".") for part in f.relative_to(class_dir).parts)
+                if hidden or f.suffix.lower() not in IMAGE_SUFFIXES:
+                    skipped.append(f)
+                else:
+                    images.append(f)
+            found.setdefault(split, {})[class_dir.name] = images
+        skipped += [f for f in folder.iterdir() if f.is_file()]
+    names = sorted({c for per in found.values() for c, images in per.items()})
+    train = found.get("train", {})
+    empty = [c for c in names if not train.get(c)]
+    classes = [c for c in names if c not in empty]
+    if len(classes) < 2:
+        raise DataError(
+            f"{root}: a folder dataset needs class folders with images in them (PATH/<class>/ "
+            f"or PATH/train/<class>/); found {len(classes)} with images"
+            + (f" ({', '.join(classes)})" if classes else "")
+            + ". Put each class's images in a folder of its own."
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    files = {
+        split: [(f, index[c]) for c in classes for f in per.get(c, [])]
+        for split, per in found.items()
+    }
+    return Layout(classes, files, skipped, empty)
+
+
+def _key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _default_size(paths: list[Path]) -> int:
+    from PIL import Image
+
+    sides = []
+    for path in paths[:: max(1, len(paths) // 200)]:  # headers only, up to ~200 of them
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except Exception:  # noqa: BLE001 - unreadable files are reported when decoded
+            continue
+    return int(min(MAX_DEFAULT_SIZE, max(8, np.median(sides)))) if sides else 32
+
+
+def _is_colour(paths: list[Path]) -> bool:
+    from PIL import Image
+
+    for path in paths[:: max(1, len(paths) // 200)]:
+        try:
+            with Image.open(path) as image:
+                if image.mode not in ("L", "1", "I;16", "I", "F", "LA"):
+                    rgb = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.int16)
+                    if np.abs(rgb - rgb.mean(-1, keepdims=True)).max() > 2:
+                        return True
+        except Exception:  # noqa: BLE001
+            continue
+    return False
+
+
+class _Cache:
+    """Decoded images of one folder and policy, kept under the data root, row per file."""
+
+    def __init__(self, folder: Path, policy: ResizePolicy, data_dir):
+        from trainlab.data.root import default_root, resolve_root
+
+        root = resolve_root(data_dir) if data_dir or os.environ.get("TRAINLAB_DATA") else None
+        if root is None or not os.access(root, os.W_OK):
+            root = default_root()
+        digest = hashlib.sha256(json.dumps([str(folder), policy.to_dict()]).encode()).hexdigest()
+        self.path = root / "folder-cache" / f"{digest[:24]}.pt"
+        self.rows: dict[tuple, np.ndarray] = {}
+        if self.path.is_file():
+            try:
+                saved = torch.load(self.path, weights_only=True)
+                for key, image in zip(saved["keys"], saved["images"], strict=True):
+                    self.rows[tuple(key)] = image.numpy()
+            except Exception:  # noqa: BLE001 - a damaged cache is only a cache: decode again
+                self.rows = {}
+
+    def save(self, keys: list[tuple], images: list[np.ndarray]) -> None:
+        from trainlab.fsutil import atomic_write
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"keys": [list(k) for k in keys], "images": torch.from_numpy(np.stack(images))}
+        atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
+
+
+def _decode_all(paths, policy, cache: _Cache, say) -> tuple[list, list[str], int]:
+    """Every file through ``policy`` (from the cache where unchanged), in parallel."""
+    from tqdm import tqdm
+
+    keys = [_key(p) for p in paths]
+    todo = [i for i, k in enumerate(keys) if k not in cache.rows]
+    images: list[np.ndarray | None] = [cache.rows.get(k) for k in keys]
+    problems: list[str] = []
+
+    def decode(i: int):
+        try:
+            return i, read_for(policy, paths[i]), None
+        except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal
+            return i, None, f"{paths[i]}: {str(e).split(': ', 1)[-1]}"
+
+    if todo:
+        bar = tqdm(
+            total=len(todo),
+            desc="decoding",
+            unit="img",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            leave=False,
+        )
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for i, image, problem in pool.map(decode, todo):
+                images[i] = image
+                if problem:
+                    problems.append(problem)
+                bar.update()
+        bar.close()
+    good = [i for i, im in enumerate(images) if im is not None]
+    if todo:
+        cache.save([keys[i] for i in good], [images[i] for i in good])
+    say(f"decoded {len(todo)} of {len(paths)} images ({len(paths) - len(todo)} from the cache)")
+    return images, problems, len(todo)
+
+
+@register_dataset("folder", kind="images", summary="a folder of your own images (--dataset PATH)")
+def load_folder(
+    ctx,
+    path: str = "",
+    image_size: Annotated[
+        list[int],
+        Opt(
+            "folders: image size N (or H W); default: the median side, at most 64",
+            low=4,
+            high=4096,
+            metavar="N",
+        ),
+    ] = (),
+    channels: Annotated[
+        int,
+        Opt(
+            "folders: 1 (grey) or 3 (RGB); default: 3 if any image is in colour", choices=(0, 1, 3)
+        ),
+    ] = 0,
+    resize: Annotated[
+        str, Opt("folders: crop (shorter side, centre crop) or pad", choices=("crop", "pad"))
+    ] = "crop",
+    test_split: Annotated[
+        float,
+        Opt("folders without test/: the stratified fraction held out to test", low=0.01, high=0.9),
+    ] = 0.2,
+    strict: Annotated[bool, Opt("folders: stray or unreadable files are an error")] = False,
+) -> Dataset:
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise DataError(f"--dataset {path}: no such folder.")
+    layout = scan(folder)
+    all_files = [f for split in layout.files.values() for f, _ in split]
+    size = list(image_size) or [_default_size(all_files)]
+    policy = ResizePolicy(
+        (size[0], size[-1]), channels or (3 if _is_colour(all_files) else 1), resize
+    )
+    say = ctx.say
+    say(
+        f"folder {folder}: {len(layout.classes)} classes, {len(all_files)} images, "
+        f"{policy.channels}×{policy.size[0]}×{policy.size[1]} ({policy.mode}"
+        + ("" if image_size else ", the median side" + f", capped at {MAX_DEFAULT_SIZE}")
+        + ")"
+    )
+    images, problems, _ = _decode_all(all_files, policy, _Cache(folder, policy, ctx.data_dir), say)
+    decoded = dict(zip(all_files, images, strict=True))
+    _report(layout, problems, strict, say, folder)
+    tensors = {}
+    for split, pairs in layout.files.items():
+        kept = [(decoded[f], label) for f, label in pairs if decoded[f] is not None]
+        x = (
+            torch.from_numpy(np.stack([im for im, _ in kept]))
+            if kept
+            else torch.zeros(0, policy.channels, *policy.size, dtype=torch.uint8)
+        )
+        tensors[split] = (x, torch.tensor([label for _, label in kept], dtype=torch.long))
+    train_x, train_y = tensors["train"]
+    if "test" in tensors:
+        test_x, test_y = tensors["test"]
+    else:
+        pick = stratified_pick(
+            train_y,
+            max(1, round(len(train_y) * test_split)),
+            ctx.seed + 3,
+            layout.classes,
+            "test_split",
+        )
+        is_test = torch.zeros(len(train_y), dtype=torch.bool)
+        is_test[pick] = True
+        train_x, train_y, test_x, test_y = (
+            train_x[~is_test],
+            train_y[~is_test],
+            train_x[is_test],
+            train_y[is_test],
+        )
+    val = tensors.get("val")
+    return Dataset(
+        str(folder),
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        classes=layout.classes,
+        val_x=val[0] if val else None,
+        val_y=val[1] if val else None,
+        info={
+            "preprocess": policy.to_dict(),
+            "folder": str(folder),
+            "settings": {"data_seed": ctx.seed},
+        },
+    )
+
+
+def _report(layout: Layout, problems: list[str], strict: bool, say, folder: Path) -> None:
+    """One summary line of what the folder holds besides good images (all with --strict)."""
+    counts = [
+        sum(1 for _, c in layout.files["train"] if c == i) for i in range(len(layout.classes))
+    ]
+    notes = []
+    if layout.skipped:
+        notes.append(f"{len(layout.skipped)} non-image or hidden file(s) skipped")
+    if problems:
+        notes.append(f"{len(problems)} unreadable image(s) left out")
+    if layout.empty:
+        notes.append(f"empty class folder(s) left out: {', '.join(layout.empty)}")
+    small = min(counts)
+    if small * 10 < max(counts):
+        notes.append(
+            f"class '{layout.classes[counts.index(small)]}' has {small} image(s), the largest "
+            f"{max(counts)}"
+        )
+    if not notes:
+        return
+    details = [str(p) for p in layout.skipped] + problems
+    if strict:
+        raise DataError(
+            f"{folder}: {'; '.join(notes)} (--strict). "
+            + "; ".join(details[:10])
+            + (" …" if len(details) > 10 else "")
+        )
+    say("note: " + "; ".join(notes) + " (--strict makes this an error)")

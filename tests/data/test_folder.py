@@ -1,0 +1,158 @@
+"""A folder of your own images, made from real Fashion-MNIST (Debian's package): RGB with a tint,
+random sizes, JPEG/PNG/WebP in both cases of extension, class names with spaces, and the
+strays people's folders hold. It trains, eval and predict agree image by image, and the decoded
+images are cached."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainlab.cli import main
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = pytest.mark.skipif(
+    not DEBIAN.is_dir(), reason="apt-get install dataset-fashion-mnist (.ci/run does)"
+)
+EXTENSIONS = (".jpg", ".PNG", ".webp", ".JPEG", ".png")
+
+
+def make_folder(root: Path, data_root: Path, train: int, test: int) -> Path:
+    from trainlab.data import load_dataset
+
+    data = load_dataset("fashion-mnist", data_root, sources=("local", "system"))
+    data = data.subset(train, test)
+    rng = np.random.default_rng(0)
+    names = [c.replace("/", " or ") for c in data.classes]  # "T-shirt/top": a folder name
+    for split, xs, ys in (
+        ("train", data.train_x, data.train_y),
+        ("test", data.test_x, data.test_y),
+    ):
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            ink = x[0].numpy().astype(np.float32)[..., None] / 255
+            tint = np.array([1.0, 0.7, 0.4]) if int(y) % 2 else np.array([0.5, 0.8, 1.0])
+            rgb = (255 - 255 * ink * tint).astype(np.uint8)  # coloured clothes on white
+            side = int(rng.integers(28, 97))
+            picture = Image.fromarray(rgb).resize((side, side), Image.BILINEAR)
+            folder = root / split / names[int(y)]
+            folder.mkdir(parents=True, exist_ok=True)
+            picture.save(folder / f"img{i:05d}{EXTENSIONS[i % 5]}", quality=95)
+    first = root / "train" / names[0]
+    (first / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (first / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (root / "train" / names[1] / "notes.txt").write_text("labels checked by hand\n")
+    (root / "train" / names[2] / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    data_root = tmp_path_factory.mktemp("fm-root")
+    return make_folder(tmp_path_factory.mktemp("photos") / "clothes", data_root, 1000, 250)
+
+
+@pytest.fixture(scope="module")
+def folder_run(folder, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("folder-runs")
+    args = ["train", "--dataset", str(folder), "--image-size", "28", "--epochs", "3"]
+    args += ["--device", "cpu", "--runs-dir", str(runs), "--run-name", "f", "--json"]
+    assert main(args) == 0
+    return runs / "f"
+
+
+def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    args = ["train", "--dataset", str(folder), "--image-size", "28", "--epochs", "1"]
+    args += ["--device", "cpu", "--runs-dir", str(tmp_path), "--data-dir", str(cache)]
+    assert main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "10 classes, 1251 images, 3×28×28" in captured.err
+    assert "3 non-image or hidden file(s) skipped; 1 unreadable image(s) left out" in captured.err
+    assert "decoded 1251 of 1251 images" in captured.err
+    summary = json.loads(captured.out)
+    assert summary["final"]["test_n"] == 250 and summary["final"]["test_acc"] > 0.5
+    # the second run decodes nothing but the unreadable file again; a touched file is noticed
+    assert main([*args, "--quiet"]) == 0
+    assert "decoded 1 of 1251 images (1250 from the cache)" in capsys.readouterr().err
+    picture = next((folder / "train" / "Bag").iterdir())
+    os.utime(picture, ns=(picture.stat().st_atime_ns, picture.stat().st_mtime_ns + 10**9))
+    assert main([*args, "--quiet"]) == 0
+    assert "decoded 2 of 1251 images (1249 from the cache)" in capsys.readouterr().err
+    assert main([*args, "--strict"]) == 2
+    assert "unreadable" in capsys.readouterr().err
+
+
+def test_the_class_names_are_the_folder_names(folder_run):
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    classes = load_checkpoint(folder_run)["data"]["classes"]
+    assert "T-shirt or top" in classes and "Ankle boot" in classes and len(classes) == 10
+
+
+def test_predict_on_the_test_files_agrees_with_eval_on_every_image(folder_run, folder, capsys):
+    from trainlab.workflow import evaluate_checkpoint
+
+    # in float32, as predict computes (bf16 autocast could flip a close call)
+    _, (outputs, _) = evaluate_checkpoint(
+        folder_run, device="cpu", amp="off", return_predictions=True
+    )
+    from trainlab.data.folder import scan
+
+    layout = scan(folder)
+    files = [str(f) for f, _ in layout.files["test"]]
+    assert main(["predict", str(folder_run), *files, "--json", "--min-confidence", "0"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p["index"] for p in predicted] == outputs.argmax(1).tolist()
+
+
+def test_the_exported_model_agrees(folder_run, capsys):
+    assert main(["export", str(folder_run), "--json"]) == 0
+    parity = json.loads(capsys.readouterr().out)["parity"]
+    assert parity["inputs"] == "test images" and parity["same_argmax"]
+    assert parity["max_abs_logit_diff"] <= 1e-4
+
+
+def test_the_server_names_the_class_of_a_posted_jpeg(folder_run, folder):
+    import io
+
+    import httpx
+
+    from serve.serving import Server
+    from trainlab.inference import Predictor
+
+    source = next((folder / "test" / "Trouser").iterdir())
+    buffer = io.BytesIO()
+    Image.open(source).convert("RGB").save(buffer, format="JPEG", quality=95)
+    expected = Predictor(folder_run, device="cpu").predict([buffer.getvalue()])[0].label
+    server = Server(folder_run)
+    try:
+        answer = httpx.post(
+            server.url + "/api/predict", files={"file": ("photo.jpg", buffer.getvalue())}
+        ).json()
+    finally:
+        server.stop()
+    assert answer["label"] == expected and expected in Predictor(folder_run).classes
+
+
+@pytest.mark.slow
+def test_it_trains_as_well_as_fashion_mnist_itself(folder, tmp_path, capsys):
+    """Within 2 points of `--dataset fashion-mnist` on the same images and settings (the mean
+    of three seeds: one run's spread on 250 test images is about as large)."""
+    accuracies = {"folder": [], "fashion-mnist": []}
+    for seed in ("1", "2", "3"):
+        common = ["--epochs", "3", "--device", "cpu", "--runs-dir", str(tmp_path), "--json"]
+        common += ["--seed", seed, "--data-seed", "0"]
+        assert main(["train", "--dataset", str(folder), "--image-size", "28", *common]) == 0
+        accuracies["folder"].append(json.loads(capsys.readouterr().out)["final"]["test_acc"])
+        argv = ["train", "--dataset", "fashion-mnist", "--subset", "1000", "--test-subset", "250"]
+        (tmp_path / "fm").mkdir(exist_ok=True)
+        assert main([*argv, "--data-dir", str(tmp_path / "fm"), *common]) == 0
+        accuracies["fashion-mnist"].append(json.loads(capsys.readouterr().out)["final"]["test_acc"])
+    gap = np.mean(accuracies["fashion-mnist"]) - np.mean(accuracies["folder"])
+    assert gap <= 0.02, accuracies
