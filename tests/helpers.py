@@ -65,7 +65,14 @@ def fuzz_target(target: str):
         def run(*args, **kwargs):
             counts = FUZZ_COUNTS.setdefault(target, [0, 0])
             counts[0] += 1
-            result = test(*args, **kwargs)
+            try:
+                result = test(*args, **kwargs)
+            except BaseException as e:
+                # Hypothesis abandons a draw that ran out of data (StopTest and the like):
+                # no input was tried, so it is not counted
+                if type(e).__module__.startswith("hypothesis"):
+                    counts[0] -= 1
+                raise
             counts[1] += 1
             return result
 

@@ -156,3 +156,42 @@ def test_it_trains_as_well_as_fashion_mnist_itself(folder, tmp_path, capsys):
         accuracies["fashion-mnist"].append(json.loads(capsys.readouterr().out)["final"]["test_acc"])
     gap = np.mean(accuracies["fashion-mnist"]) - np.mean(accuracies["folder"])
     assert gap <= 0.02, accuracies
+
+
+def test_a_browser_uploads_a_photo_on_the_page(folder_run, folder, tmp_path):
+    from helpers import ensure_chromium, launch_chromium
+    from serve.serving import Server
+
+    chromium = ensure_chromium()
+    if not chromium:
+        pytest.skip("Debian's chromium is not installed and could not be installed here")
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "coat.jpg"
+    Image.open(next((folder / "test" / "Coat").iterdir())).convert("RGB").save(photo)
+    server = Server(folder_run)
+    problems: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = launch_chromium(p, chromium)
+            page = browser.new_page(viewport={"width": 420, "height": 800})  # a phone's width
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(server.url + "/")
+            assert page.title() == "trainlab: classify a photo"
+            assert page.get_attribute("#camera", "capture") == "environment"
+            assert "upload a photo" in page.inner_text("#prob")
+            page.set_input_files("#upload", str(photo))
+            page.wait_for_function("document.getElementById('label').textContent !== '–'")
+            classes = json.loads(httpx_get(server.url + "/api/model"))["classes"]
+            assert page.inner_text("#label") in classes
+            assert page.evaluate("document.getElementById('preview').naturalWidth") == 28
+            browser.close()
+    finally:
+        server.stop()
+    assert problems == []
+
+
+def httpx_get(url: str) -> str:
+    import httpx
+
+    return httpx.get(url).text

@@ -114,6 +114,8 @@ def is_folder(name: str) -> bool:
     """A ``--dataset`` value that names a folder of images rather than a registered dataset."""
     import os
 
+    if not isinstance(name, str) or not name:
+        return False
     return name not in _REGISTRY and ("/" in name or os.sep in name or os.path.isdir(name))
 
 

@@ -159,6 +159,7 @@ class Predictor:
             "run": Path(self.path).parent.name,
             "model": self.checkpoint["model"].get("name"),
             "dataset": self.dataset,
+            "kind": self.kind,
             "classes": self.classes,
             "input_shape": list(self.input_shape),
             "epoch": self.checkpoint.get("epoch"),

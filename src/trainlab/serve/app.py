@@ -78,6 +78,7 @@ class ModelResponse(BaseModel):
     checkpoint: str
     model: str | None
     dataset: str
+    kind: str  # digits (the page draws) or images (the page takes photos)
     classes: list[str]
     input_shape: list[int]
     epoch: int | None
@@ -304,6 +305,7 @@ class Service:
         metrics = described.get("metrics") or {}
         return {
             **{k: described[k] for k in ("run", "checkpoint", "model", "dataset", "classes")},
+            "kind": described["kind"],
             "input_shape": described["input_shape"],
             "epoch": described.get("epoch"),
             "test_accuracy": metrics.get("test_acc"),

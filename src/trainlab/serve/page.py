@@ -1,4 +1,5 @@
-"""The draw-a-digit page: one self-contained HTML document (no CDN, no fonts, no network).
+"""The page: draw a digit, or for a model of photos upload or take one; one self-contained HTML
+document (no CDN, no fonts, no network).
 
 Drawing (mouse, touch or pen, through pointer events) sends the canvas as a PNG to
 /api/predict, debounced; the answer shows the class, a bar per class and the 28×28 image the
@@ -18,7 +19,7 @@ BLANK = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAA
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>trainlab: draw a digit</title>
+<title>trainlab: __TITLE__</title>
 <link rel="icon" href="data:,">
 <style>
 :root { color-scheme: light; }
@@ -62,14 +63,15 @@ input[type=file] { position: absolute; opacity: 0; width: 1px; height: 1px; }
       <button id="clear" type="button">Clear</button>
       <label class="upload">Upload an image<input id="upload" type="file"
         accept="image/*"></label>
+      __CAMERA__
     </div>
   </div>
   <div class="answer" aria-live="polite">
     <div id="label">–</div>
-    <div id="prob">draw, or upload an image</div>
+    <div id="prob">__HINT__</div>
     <div class="bars" id="bars"></div>
     <div class="seen"><img id="preview" alt="what the model saw" src="__BLANK__">
-      <span>what the model saw (28×28)</span></div>
+      <span>what the model saw (__SIZE__)</span></div>
     <div id="status" role="status"></div>
   </div>
 </div>
@@ -93,12 +95,23 @@ function point(e) {
   const r = pad.getBoundingClientRect();
   return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
 }
-pad.addEventListener("pointerdown", e => {
-  drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e);
-});
-pad.addEventListener("pointermove", e => { if (drawing) stroke(e); });
-for (const ev of ["pointerup", "pointercancel", "pointerleave"])
-  pad.addEventListener(ev, () => { if (drawing) { drawing = false; schedule(0); } });
+if (!MODEL.photos) {  // digits are drawn; photos are uploaded or taken with the camera
+  pad.addEventListener("pointerdown", e => {
+    drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e);
+  });
+  pad.addEventListener("pointermove", e => { if (drawing) stroke(e); });
+  for (const ev of ["pointerup", "pointercancel", "pointerleave"])
+    pad.addEventListener(ev, () => { if (drawing) { drawing = false; schedule(0); } });
+}
+function showPhoto(file) {  // the photo as given, fitted into the pad
+  if (!window.createImageBitmap) return;
+  createImageBitmap(file).then(img => {
+    blank();
+    const s = Math.min(pad.width / img.width, pad.height / img.height);
+    const w = img.width * s, h = img.height * s;
+    ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  }).catch(() => {});
+}
 function stroke(e) {
   const p = point(e);
   ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
@@ -112,10 +125,17 @@ function schedule(ms) {
 document.getElementById("clear").addEventListener("click", () => {
   blank(); show(null); status("");
 });
-document.getElementById("upload").addEventListener("change", e => {
-  const file = e.target.files[0]; if (file) send(file, file.type || "application/octet-stream");
-  e.target.value = "";
-});
+for (const id of ["upload", "camera"]) {
+  const input = document.getElementById(id);
+  if (!input) continue;
+  input.addEventListener("change", e => {
+    const file = e.target.files[0];
+    if (!file) return;
+    if (MODEL.photos) showPhoto(file);
+    send(file, file.type || "application/octet-stream");
+    e.target.value = "";
+  });
+}
 document.getElementById("key-save").addEventListener("click", () => {
   apiKey = document.getElementById("key-input").value; status("key set");
 });
@@ -138,7 +158,7 @@ function show(data) {
   document.getElementById("prob").textContent = data
     ? (100 * data.probability).toFixed(1) + "% sure" + (data.low_confidence ? " (unsure)" : "")
       + " · " + data.milliseconds.toFixed(0) + " ms"
-    : "draw, or upload an image";
+    : MODEL.hint;
   const rows = bars.querySelectorAll(".bar");
   rows.forEach((row, i) => {
     const p = data ? data.probabilities[i] : 0;
@@ -165,8 +185,17 @@ def render_page(model: dict[str, Any]) -> str:
         + (f" · test accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
         + f" · classes {html.escape(', '.join(model['classes']))}"
     )
-    public = {"classes": model["classes"], "run": model.get("run")}
+    photos = model.get("kind", "digits") != "digits"
+    hint = "upload a photo, or take one" if photos else "draw, or upload an image"
+    public = {"classes": model["classes"], "run": model.get("run"), "photos": photos, "hint": hint}
     # </script> inside JSON would end the script early; escape the slash
     script_json = json.dumps(public).replace("</", "<\\/")
+    h, w = (model.get("input_shape") or [1, 28, 28])[-2:]
+    camera = (
+        '<label class="upload">Take a photo<input id="camera" type="file" accept="image/*" '
+        'capture="environment"></label>'
+    )
     page = PAGE.replace("__RUN__", run).replace("__MODEL__", script_json)
-    return page.replace("__BLANK__", BLANK)
+    page = page.replace("__TITLE__", "classify a photo" if photos else "draw a digit")
+    page = page.replace("__CAMERA__", camera if photos else "").replace("__HINT__", hint)
+    return page.replace("__SIZE__", f"{h}×{w}").replace("__BLANK__", BLANK)
