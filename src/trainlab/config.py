@@ -148,7 +148,10 @@ class TrainConfig:
         shown="0.1 with a cross-entropy loss, 0 for NLL and MSE",
     )
     augment: bool = _f(
-        False, "random rotations (±10°) and shifts (±10%) per batch, on the device", "optim"
+        False,
+        "augment each batch on the device: rotations (±10°) and shifts (±10%) for digits, "
+        "random crops and left-right flips for other images (recorded)",
+        "optim",
     )
     clip_grad: float = _f(
         0.0, "clip the gradients' global L2 norm to this before each step (0: off)", "optim"

@@ -294,6 +294,9 @@ class Trainer:
             if dist.main:
                 runs.restore_metrics(position.run_dir, checkpoint, position.epoch)
         self.description = runs.describe_run(cfg, model, data, setup.transform)
+        augment = setup.train.transform.augment if setup.train.transform else None
+        if augment is not None:  # what --augment chose for this data
+            self.description["data"]["augment"] = augment.describe()
         if self._notes:  # what the plan adjusted (a rounded default), in config.toml too
             self.description["notes"] = self._notes
         if dist.launched:

@@ -108,3 +108,23 @@ def test_augment_moves_pixels_keeps_shape_and_follows_the_seed(mnist_small):
     moved = (a * transform.std[0] + transform.mean[0]).sum((1, 2, 3))
     assert ((moved - ink).abs() / ink).median() < 0.1
     assert transform.augment is None  # evaluation batches are never augmented
+
+
+def test_crop_flip_moves_or_mirrors_each_image_of_a_batch():
+    import torch.nn.functional as F
+
+    from trainlab.data.batches import CropFlip, augmentation_for
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 8, 8)
+    flipped = CropFlip(pad=0, flip=True)(x)
+    mirrored = [torch.equal(a, b.flip(-1)) for a, b in zip(flipped, x, strict=True)]
+    kept = [torch.equal(a, b) for a, b in zip(flipped, x, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and 10 < sum(mirrored) < 54
+    shifted = CropFlip(pad=2, flip=False)(x)
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    windows = {(i, j) for i in range(5) for j in range(5)}
+    for image, source in zip(shifted, padded, strict=True):
+        assert any(torch.equal(image, source[:, i : i + 8, j : j + 8]) for i, j in windows)
+    assert "rotations" in augmentation_for("digits", (28, 28)).describe()
+    assert augmentation_for("images", (32, 32)).describe().startswith("random crop (±4 px")

@@ -73,6 +73,16 @@ def test_it_trains_evaluates_and_predicts_with_unverified_data(cifar_root, tmp_p
     assert final["test_n"] == 200 and final["test_acc"] > 0.5
     config = (tmp_path / "c" / "config.toml").read_text()
     assert "unverified_data = true" in config
+    if form == "folder":  # --augment picks crops and flips for colour images, and says so
+        aug = ["train", "--dataset", "cifar10", "--data-dir", str(cifar_root), "--augment"]
+        aug += ["--unverified-data", "--device", "cpu", "--runs-dir", str(tmp_path), "--quiet"]
+        aug += ["--run-name", "aug"]
+        assert main(aug) == 0
+        capsys.readouterr()
+        assert (
+            'augment = "random crop (±4 px, reflected) and left-right flip"'
+            in (tmp_path / "aug" / "config.toml").read_text()
+        )
     assert main(["eval", str(tmp_path / "c"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(final["test_acc"])
     from PIL import Image

@@ -109,6 +109,9 @@ class Augment:
     def __init__(self, degrees: float = 10.0, shift: float = 0.1):
         self.degrees, self.shift = degrees, shift
 
+    def describe(self) -> str:
+        return f"rotations (±{self.degrees:g}°) and shifts (±{100 * self.shift:g}%)"
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         angle = (torch.rand(n) * 2 - 1) * math.radians(self.degrees)
@@ -119,6 +122,44 @@ class Augment:
         ).to(x.device, x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class CropFlip:
+    """Natural images' augmentation, a whole batch at once on its device: each image moved by
+    up to ``pad`` pixels (reflected at the border, as a random crop of the padded image) and
+    flipped left-right with probability 1/2. Never for digits (a flipped 2 is no 2).
+    Draws come from torch's global RNG, which checkpoints save."""
+
+    def __init__(self, pad: int = 4, flip: bool = True):
+        self.pad, self.flip = pad, flip
+
+    def describe(self) -> str:
+        return f"random crop (±{self.pad} px, reflected)" + (" and left-right flip" * self.flip)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        p = self.pad
+        if p:
+            padded = F.pad(x, (p, p, p, p), mode="reflect")
+            dy = torch.randint(0, 2 * p + 1, (n,)).to(x.device)
+            dx = torch.randint(0, 2 * p + 1, (n,)).to(x.device)
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            batch = torch.arange(n, device=x.device)[:, None, None, None]
+            channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = padded[batch, channel, rows, cols]
+        if self.flip:
+            flipped = (torch.rand(n) < 0.5).to(x.device).view(n, 1, 1, 1)
+            x = torch.where(flipped, x.flip(-1), x)
+        return x
+
+
+def augmentation_for(kind: str, size: tuple[int, ...]):
+    """``--augment``'s choice for the data's kind: rotations and shifts for digits, crops and
+    flips for other images."""
+    if kind == "digits":
+        return Augment()
+    return CropFlip(pad=max(1, round(min(size) / 8)))
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

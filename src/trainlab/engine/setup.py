@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from trainlab.config import TrainConfig
-from trainlab.data.batches import Augment, Batches, InputTransform
+from trainlab.data.batches import Batches, InputTransform, augmentation_for
 from trainlab.data.dataset import Dataset
 from trainlab.engine.device import autocast_dtype, resolve_device
 from trainlab.engine.distributed import Dist, wrap
@@ -181,6 +181,7 @@ def setup_run(
     if cfg.augment and not data.is_image:
         raise ConfigError(f"--augment rotates and shifts images; dataset '{data.name}' is tabular.")
     transform = scoring.transform
+    augment = augmentation_for(data.kind, data.input_shape[1:]) if cfg.augment else None
     train = Batches(
         data.train_x,
         data.train_y,
@@ -189,7 +190,7 @@ def setup_run(
         seed=cfg.seed,
         drop_last=cfg.drop_last,
         device=scoring.device,
-        transform=transform.with_augment(Augment()) if cfg.augment else transform,
+        transform=transform.with_augment(augment) if augment else transform,
         shard=(dist.rank, dist.world),
     )
     if len(train) == 0:
