@@ -495,6 +495,12 @@ CASES = {
             and a.record["data"]["train"] == 800
         ),
     ),
+    # the effect on a minority class's recall: tests/test_new_user.py
+    "class_weights": (
+        MLP,
+        "balanced",
+        lambda a, b, v: v == "balanced" and differ(a.weights, b.weights),
+    ),
     "clip_grad": (
         MLP,
         1e-4,
@@ -553,6 +559,14 @@ ELSEWHERE = {
     "freeze_features": "test_weights_and_freeze_features_start_and_hold_the_weights",
     "runs_dir": "test_runs_dir_is_where_the_run_is_written",
     "dropout": "tests/models/test_models.py::test_alexnets_dropout_is_an_option_with_an_effect",
+    "image_size": "tests/data/test_folder.py::test_a_folders_size_channels_resize_and_split",
+    "channels": "tests/data/test_folder.py::test_a_folders_size_channels_resize_and_split",
+    "resize": "tests/data/test_folder.py::test_a_folders_size_channels_resize_and_split",
+    "test_split": "tests/data/test_folder.py::test_a_folders_size_channels_resize_and_split",
+    "strict": "tests/data/test_folder.py::test_it_trains_and_reports_the_strays",
+    "unverified_data": (
+        "tests/data/test_cifar.py::test_it_trains_evaluates_and_predicts_with_unverified_data"
+    ),
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"
         "test_sync_bn_computes_batch_statistics_over_all_processes"
@@ -573,7 +587,10 @@ def test_no_setting_is_left_out():
 
     # every field, and every option of a built-in model or dataset (their flags)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
-    assert MODEL_OPTIONS | DATA_OPTIONS | {"dropout"} == set(shorthand_options())
+    elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
+    assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
+        shorthand_options()
+    )
     assert set(CASES) | set(ELSEWHERE) == fields
     assert not set(CASES) & set(ELSEWHERE)
     tests = Path(__file__).parent

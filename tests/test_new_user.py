@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -194,3 +195,40 @@ def test_make_test_runs_the_whole_suite():
     makefile = (Path(__file__).parents[1] / "Makefile").read_text()
     test_rule = makefile.split("\ntest: setup\n", 1)[1].split("\n\n", 1)[0]
     assert "pytest" in test_rule and " -x" not in test_rule
+
+
+def test_balanced_class_weights_raise_a_small_classs_recall(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+
+    def blobs(n_big: int, n_small: int):  # two overlapping Gaussian classes, one far smaller
+        x = torch.cat(
+            [
+                torch.randn(n_big, 2, generator=generator),
+                torch.randn(n_small, 2, generator=generator) + 1.5,
+            ]
+        )
+        return x, torch.cat([torch.zeros(n_big), torch.ones(n_small)]).long()
+
+    train_x, train_y = blobs(950, 50)
+    test_x, test_y = blobs(500, 500)
+    data = Dataset("blobs", train_x, train_y, test_x, test_y, classes=["big", "small"])
+    recall = {}
+    for weights in ("none", "balanced"):
+        Trainer(
+            epochs=5,
+            runs_dir=str(tmp_path),
+            device="cpu",
+            quiet=True,
+            lr=0.05,
+            class_weights=weights,
+            run_name=weights,
+        ).fit(build_model("mlp", data, hidden=[16]), data)
+        from trainlab.report import make_report
+
+        make_report(tmp_path / weights)  # the per-class table a user reads
+        html = (tmp_path / weights / "report.html").read_text()
+        predictions = np.load(tmp_path / weights / "predictions.npz")
+        small = predictions["labels"] == 1
+        recall[weights] = float((predictions["pred"][small] == 1).mean())
+        assert f"{recall[weights]:.4f}" in html
+    assert recall["balanced"] > recall["none"] + 0.2, recall

@@ -153,6 +153,12 @@ class TrainConfig:
         "random crops and left-right flips for other images (recorded)",
         "optim",
     )
+    class_weights: str = _f(
+        "none",
+        "weight the training loss per class: none, or balanced (inverse class frequency, for "
+        "folders where one class has far fewer images)",
+        "optim",
+    )
     clip_grad: float = _f(
         0.0, "clip the gradients' global L2 norm to this before each step (0: off)", "optim"
     )
@@ -212,6 +218,7 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("init", self.init, INITS)
         _choice("amp", self.amp, AMPS)
+        _choice("class_weights", self.class_weights, ("none", "balanced"))
         for name, kind in field_types().items():
             value = getattr(self, name)
             values = value if isinstance(value, list) else [value]

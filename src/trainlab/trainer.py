@@ -395,7 +395,7 @@ class Trainer:
             setup.train_model,
             setup.train,
             setup.optimizer,
-            setup.loss_fn,
+            setup.train_loss_fn,
             state,
             lambda step: lr_at(cfg, step, setup.steps),
             self._batch_hook(setup.steps),

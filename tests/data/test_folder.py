@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from trainlab.cli import main
@@ -195,3 +196,23 @@ def httpx_get(url: str) -> str:
     import httpx
 
     return httpx.get(url).text
+
+
+def test_a_folders_size_channels_resize_and_split(folder):
+    from trainlab.data import load_dataset
+
+    train_only = folder / "train"  # class folders straight under the path, no test/
+    data = load_dataset(
+        str(train_only), image_size=[20, 24], channels=1, resize="pad", test_split=0.3, seed=5
+    )
+    assert data.input_shape == (1, 20, 24) and data.info["preprocess"]["mode"] == "pad"
+    assert len(data.test_y) == 300 and len(data.train_y) == 700  # the 1,000 readable images
+    again = load_dataset(
+        str(train_only), image_size=[20, 24], channels=1, resize="pad", test_split=0.3, seed=5
+    )
+    assert torch.equal(again.test_x, data.test_x)  # the same seed cuts the same test split
+    # padding keeps the whole picture: its border rows are the black padding
+    wide = load_dataset(str(train_only), image_size=[20, 40], resize="pad", channels=1)
+    assert int(wide.train_x[:, :, :, :5].max()) == 0
+    crop = load_dataset(str(train_only), image_size=[20, 40], channels=1)
+    assert int(crop.train_x[:, :, :, :5].max()) > 0

@@ -245,7 +245,6 @@ def _decode_all(paths, policy, cache: _Cache, say) -> tuple[list, list[str], int
 @register_dataset("folder", kind="images", summary="a folder of your own images (--dataset PATH)")
 def load_folder(
     ctx,
-    path: str = "",
     image_size: Annotated[
         list[int],
         Opt(
@@ -270,9 +269,12 @@ def load_folder(
     ] = 0.2,
     strict: Annotated[bool, Opt("folders: stray or unreadable files are an error")] = False,
 ) -> Dataset:
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
-        raise DataError(f"--dataset {path}: no such folder.")
+    folder = Path(ctx.path).expanduser().resolve()
+    if not ctx.path or not folder.is_dir():
+        raise DataError(
+            f"--dataset {ctx.path or 'folder'}: no such folder; give the path of a folder of "
+            "class folders (PATH/<class>/...)."
+        )
     layout = scan(folder)
     all_files = [f for split in layout.files.values() for f, _ in split]
     size = list(image_size) or [_default_size(all_files)]

@@ -42,6 +42,7 @@ class LoadContext:
     log: Callable[[str], None] | None = None
     sources: tuple[str, ...] | None = None  # for datasets fetched from several places
     verify: bool = False  # hash files again instead of trusting a verification stamp
+    path: str = ""  # the folder of a folder dataset (--dataset PATH)
 
     def say(self, line: str) -> None:
         if self.log is not None:
@@ -136,12 +137,9 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 def load(name: str, ctx: LoadContext, options: dict[str, Any]) -> Any:
     """Load a registered dataset with its options checked; the result records both."""
     spec = get_dataset_spec(name)
-    options = dict(options)
-    if spec.name == "folder" and name != "folder":
-        options["path"] = name
-    values = validate(spec.options, options, f"dataset '{name}'")
-    data = spec.loader(ctx, **values)
-    if spec.name == "folder":  # the folder is its name; its path is not an option to record
-        values.pop("path")
+    values = validate(spec.options, dict(options), f"dataset '{name}'")
+    if spec.name == "folder":  # the folder's path is its name (made absolute by the loader)
+        data = spec.loader(replace(ctx, path=name), **values)
         return replace(data, kind=spec.kind, options=values)
+    data = spec.loader(ctx, **values)
     return replace(data, name=name, kind=spec.kind, options=values)

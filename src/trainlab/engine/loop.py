@@ -16,8 +16,20 @@ from trainlab.engine.metrics import Counts, EpochMetrics
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # returns the SUM over the batch
 
 
-def loss_function(kind: str, label_smoothing: float = 0.0) -> LossFn:
-    """A loss returning the sum over the batch (the mean is taken for the gradient step)."""
+def loss_function(
+    kind: str, label_smoothing: float = 0.0, weight: torch.Tensor | None = None
+) -> LossFn:
+    """A loss returning the sum over the batch (the mean is taken for the gradient step).
+
+    ``weight`` (cross-entropy and NLL) scales each sample's loss by its class's weight."""
+    if weight is not None and kind not in ("cross-entropy", "nll"):
+        from trainlab.errors import ConfigError
+
+        raise ConfigError("--class-weights applies to classification losses, not to MSE.")
+    if weight is not None:
+        return lambda out, y: F.cross_entropy(
+            out, y, reduction="sum", label_smoothing=label_smoothing, weight=weight.to(out.device)
+        )
     if kind == "cross-entropy":
         return lambda out, y: F.cross_entropy(
             out, y, reduction="sum", label_smoothing=label_smoothing

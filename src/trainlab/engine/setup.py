@@ -117,6 +117,25 @@ def eval_splits(
     return splits
 
 
+def class_weights(cfg: TrainConfig, data: Dataset) -> torch.Tensor | None:
+    """--class-weights balanced: n / (K · n_c) for each class c, as scikit-learn's."""
+    if cfg.class_weights == "none":
+        return None
+    if not data.classes:
+        raise ConfigError("--class-weights applies to classification; this data is regression.")
+    counts = torch.bincount(data.train_y, minlength=data.num_classes).double()
+    weights = len(data.train_y) / (data.num_classes * counts.clamp(min=1))
+    return weights.float()
+
+
+def _train_loss(cfg: TrainConfig, model: nn.Module, data: Dataset, scoring: LossFn) -> LossFn:
+    weight = class_weights(cfg, data)
+    if weight is None:
+        return scoring
+    kind = loss_kind(cfg, model, data.task)
+    return loss_function(kind, label_smoothing_for(cfg, kind), weight)
+
+
 @dataclass
 class EvalSetup:
     """How a model is scored on a dataset: the same for training's epochs and `trainlab eval`."""
@@ -162,6 +181,7 @@ class RunSetup(EvalSetup):
     optimizer: torch.optim.Optimizer | SGD = None  # SGD: engine.optim's, without torch._dynamo
     dist: Dist = None  # this process's place in a torchrun job (Dist(): a single process)
     train_model: nn.Module = None  # the model, or DistributedDataParallel around it
+    train_loss_fn: LossFn = None  # the loss steps take (class weights apply here only)
     shards: dict[str, Batches] = None  # this rank's part of each split (the splits on one process)
 
     @property
@@ -208,6 +228,7 @@ def setup_run(
         shards = eval_splits(data, cfg, scoring.device, transform, dist)
     return RunSetup(
         **scoring.__dict__,
+        train_loss_fn=_train_loss(cfg, model, data, scoring.loss_fn),
         train=train,
         optimizer=build_optimizer(model, cfg),
         dist=dist,
