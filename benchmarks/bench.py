@@ -250,6 +250,40 @@ def bench_distributed(repeats: int, root: str) -> dict:
     return out
 
 
+def bench_folder(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
+    """The Fashion-MNIST folder at 32×32 RGB: trainlab (decode once, cache) against ImageFolder
+    + transforms + DataLoader(num_workers=2), per epoch after the first."""
+    import tempfile
+
+    import folder_pipeline
+
+    images = int(os.environ.get("TRAINLAB_BENCH_FOLDER_IMAGES", "10000"))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fm_root = tmp / "fm"
+        fm_root.mkdir()
+        folder = folder_pipeline.make_folder(tmp / "clothes", str(fm_root), images, images // 5)
+        first = folder_pipeline.trainlab_epochs(folder, tmp / "runs", tmp / "cache")
+        again = [
+            folder_pipeline.trainlab_epochs(folder, tmp / "runs", tmp / "cache")
+            for _ in range(repeats)
+        ]
+        peer = [folder_pipeline.imagefolder_epochs(folder) for _ in range(repeats)]
+    ours = stats([s for r in again for s in r["epoch_seconds"][1:]])
+    theirs = stats([s for r in peer for s in r["epoch_seconds"][1:]])
+    return {
+        "images": images,
+        "first_run_loading_seconds": first["loading_seconds"],
+        "cached_run_loading_seconds": stats([r["loading_seconds"] for r in again]),
+        "first_folder_load_seconds": first["folder_load_seconds"],
+        "cached_folder_load_seconds": stats([r["folder_load_seconds"] for r in again]),
+        "trainlab_epoch_seconds": ours,
+        "imagefolder_epoch_seconds": theirs,
+        "speedup": round(theirs["median"] / ours["median"], 2),
+        "trainlab_test_acc": again[-1]["test_acc"],
+    }
+
+
 BENCHES = {
     "time-to-99": bench_time_to_99,
     "seed-mlp": bench_seed_mlp,
@@ -261,6 +295,7 @@ BENCHES = {
     "serve": bench_serve,
     "distributed": bench_distributed,
     "default-seeds": bench_default_seeds,
+    "folder": bench_folder,
 }
 DEFAULT = [
     "time-to-99",
@@ -272,6 +307,7 @@ DEFAULT = [
     "predict",
     "serve",
     "distributed",
+    "folder",
 ]
 
 

@@ -114,10 +114,7 @@ def scan(root: Path) -> Layout:
             if class_dir.name.startswith("."):
                 continue
             images = []
-            for f in sorted(class_dir.rglob("*")):
-                if not f.is_file():
-                    continue
-                hidden = any(part.startswith(".") for part in f.relative_to(class_dir).parts)
+            for f, hidden in _walk(class_dir):
                 if hidden or f.suffix.lower() not in IMAGE_SUFFIXES:
                     skipped.append(f)
                 else:
@@ -143,7 +140,27 @@ def scan(root: Path) -> Layout:
     return Layout(classes, files, skipped, empty)
 
 
+_STATS: dict[str, tuple[str, int, int]] = {}  # what the last scan saw of each file
+
+
+def _walk(folder: Path, hidden: bool = False):
+    """(file, hidden) below ``folder``, sorted, each file's stat kept from the directory scan."""
+    with os.scandir(folder) as entries:
+        entries = sorted(entries, key=lambda e: e.name)
+    for entry in entries:
+        inside = hidden or entry.name.startswith(".")
+        if entry.is_dir(follow_symlinks=True):
+            yield from _walk(Path(entry.path), inside)
+        elif entry.is_file(follow_symlinks=True):
+            stat = entry.stat()
+            _STATS[entry.path] = (entry.path, stat.st_size, stat.st_mtime_ns)
+            yield Path(entry.path), inside
+
+
 def _key(path: Path) -> tuple[str, int, int]:
+    known = _STATS.get(str(path))
+    if known is not None:
+        return known
     stat = path.stat()
     return (str(path), stat.st_size, stat.st_mtime_ns)
 
@@ -191,8 +208,9 @@ class _Cache:
         if self.path.is_file():
             try:
                 saved = torch.load(self.path, weights_only=True)
-                for key, image in zip(saved["keys"], saved["images"], strict=True):
-                    self.rows[tuple(key)] = image.numpy()
+                images = saved["images"].numpy()
+                keys = json.loads(saved["keys"])
+                self.rows = {tuple(key): images[i] for i, key in enumerate(keys)}
             except Exception:  # noqa: BLE001 - a damaged cache is only a cache: decode again
                 self.rows = {}
 
@@ -200,7 +218,7 @@ class _Cache:
         from trainlab.fsutil import atomic_write
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"keys": [list(k) for k in keys], "images": torch.from_numpy(np.stack(images))}
+        payload = {"keys": json.dumps(keys), "images": torch.from_numpy(np.stack(images))}
         atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -269,6 +287,9 @@ def load_folder(
     ] = 0.2,
     strict: Annotated[bool, Opt("folders: stray or unreadable files are an error")] = False,
 ) -> Dataset:
+    import time
+
+    began = time.perf_counter()
     folder = Path(ctx.path).expanduser().resolve()
     if not ctx.path or not folder.is_dir():
         raise DataError(
@@ -320,6 +341,7 @@ def load_folder(
             train_y[is_test],
         )
     val = tensors.get("val")
+    say(f"folder loaded in {time.perf_counter() - began:.2f} s")
     return Dataset(
         str(folder),
         train_x,
