@@ -564,6 +564,10 @@ ELSEWHERE = {
     "resize": "tests/data/test_folder.py::test_a_folders_size_channels_resize_and_split",
     "test_split": "tests/data/test_folder.py::test_a_folders_size_channels_resize_and_split",
     "strict": "tests/data/test_folder.py::test_it_trains_and_reports_the_strays",
+    "memory_budget_mb": (
+        "tests/data/test_folder.py::"
+        "test_past_the_memory_budget_it_trains_from_a_mapped_file_to_the_same_weights"
+    ),
     "unverified_data": (
         "tests/data/test_cifar.py::test_it_trains_evaluates_and_predicts_with_unverified_data"
     ),
@@ -588,6 +592,7 @@ def test_no_setting_is_left_out():
     # every field, and every option of a built-in model or dataset (their flags)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
     elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
+    elsewhere |= {"memory_budget_mb"}
     assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
         shorthand_options()
     )

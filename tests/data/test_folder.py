@@ -114,8 +114,12 @@ def test_predict_on_the_test_files_agrees_with_eval_on_every_image(folder_run, f
 
 def test_the_exported_model_agrees(folder_run, capsys):
     assert main(["export", str(folder_run), "--json"]) == 0
-    parity = json.loads(capsys.readouterr().out)["parity"]
+    info = json.loads(capsys.readouterr().out)
+    parity = info["parity"]
     assert parity["inputs"] == "test images" and parity["same_argmax"]
+    meta = info["metadata"]
+    assert json.loads(meta["classes"])[-1] == "Trouser" and "3×28×28" in meta["input"]
+    assert json.loads(meta["resize_policy"]) == {"size": [28, 28], "channels": 3, "mode": "crop"}
     assert parity["max_abs_logit_diff"] <= 1e-4
 
 
@@ -216,3 +220,23 @@ def test_a_folders_size_channels_resize_and_split(folder):
     assert int(wide.train_x[:, :, :, :5].max()) == 0
     crop = load_dataset(str(train_only), image_size=[20, 40], channels=1)
     assert int(crop.train_x[:, :, :, :5].max()) > 0
+
+
+def test_past_the_memory_budget_it_trains_from_a_mapped_file_to_the_same_weights(
+    folder, tmp_path, capsys
+):
+    import torch
+
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    weights = {}
+    for budget in ("0", "1"):  # 0: the default (half the memory); 1 MB: far too small
+        args = ["train", "--dataset", str(folder), "--image-size", "28", "--epochs", "1"]
+        args += ["--device", "cpu", "--amp", "off", "--runs-dir", str(tmp_path)]
+        args += ["--run-name", budget, "--memory-budget-mb", budget, "--data-dir", str(tmp_path)]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert ("kept in a memory-mapped cache file" in err) == (budget == "1")
+        weights[budget] = load_checkpoint(tmp_path / budget / "last.pt")["state_dict"]
+    assert all(torch.equal(weights["0"][k], weights["1"][k]) for k in weights["0"])
+    assert list((tmp_path / "folder-cache").glob("*.ordered.u8"))  # the rows it trained from

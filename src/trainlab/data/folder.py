@@ -196,14 +196,19 @@ def _is_colour(paths: list[Path]) -> bool:
 class _Cache:
     """Decoded images of one folder and policy, kept under the data root, row per file."""
 
-    def __init__(self, folder: Path, policy: ResizePolicy, data_dir):
+    @staticmethod
+    def where(folder: Path, policy: ResizePolicy, data_dir) -> Path:
+        """The cache's path (without suffix) for this folder and policy, under the data root."""
         from trainlab.data.root import default_root, resolve_root
 
         root = resolve_root(data_dir) if data_dir or os.environ.get("TRAINLAB_DATA") else None
         if root is None or not os.access(root, os.W_OK):
             root = default_root()
         digest = hashlib.sha256(json.dumps([str(folder), policy.to_dict()]).encode()).hexdigest()
-        self.path = root / "folder-cache" / f"{digest[:24]}.pt"
+        return root / "folder-cache" / digest[:24]
+
+    def __init__(self, folder: Path, policy: ResizePolicy, data_dir):
+        self.path = self.where(folder, policy, data_dir).with_suffix(".pt")
         self.rows: dict[tuple, np.ndarray] = {}
         if self.path.is_file():
             try:
@@ -286,6 +291,14 @@ def load_folder(
         Opt("folders without test/: the stratified fraction held out to test", low=0.01, high=0.9),
     ] = 0.2,
     strict: Annotated[bool, Opt("folders: stray or unreadable files are an error")] = False,
+    memory_budget_mb: Annotated[
+        int,
+        Opt(
+            "folders: past this many MB of decoded images, a memory-mapped cache file "
+            "(default: half the memory available)",
+            low=0,
+        ),
+    ] = 0,
 ) -> Dataset:
     import time
 
@@ -309,37 +322,56 @@ def load_folder(
         + ("" if image_size else ", the median side" + f", capped at {MAX_DEFAULT_SIZE}")
         + ")"
     )
-    images, problems, _ = _decode_all(all_files, policy, _Cache(folder, policy, ctx.data_dir), say)
-    decoded = dict(zip(all_files, images, strict=True))
-    _report(layout, problems, strict, say, folder)
-    tensors = {}
-    for split, pairs in layout.files.items():
-        kept = [(decoded[f], label) for f, label in pairs if decoded[f] is not None]
-        x = (
-            torch.from_numpy(np.stack([im for im, _ in kept]))
-            if kept
-            else torch.zeros(0, policy.channels, *policy.size, dtype=torch.uint8)
+    labels = np.array([label for split in layout.files.values() for _, label in split])
+    split_of = [split for split, pairs in layout.files.items() for _ in pairs]
+    estimate = len(all_files) * policy.channels * policy.size[0] * policy.size[1]
+    budget = memory_budget_mb * 1_000_000 if memory_budget_mb else _default_budget()
+    mapped = estimate > budget
+    say(
+        f"decoded size {estimate / 1e6:,.0f} MB: "
+        + (
+            f"over the memory budget ({budget / 1e6:,.0f} MB): kept in a memory-mapped cache file"
+            if mapped
+            else f"in memory (budget {budget / 1e6:,.0f} MB)"
         )
-        tensors[split] = (x, torch.tensor([label for _, label in kept], dtype=torch.long))
-    train_x, train_y = tensors["train"]
-    if "test" in tensors:
-        test_x, test_y = tensors["test"]
+    )
+    if mapped:
+        store = _Mapped(folder, policy, ctx.data_dir, all_files)
+        readable, problems = store.fill(policy, say)
     else:
+        images, problems, _ = _decode_all(
+            all_files, policy, _Cache(folder, policy, ctx.data_dir), say
+        )
+        readable = [im is not None for im in images]
+    _report(layout, problems, strict, say, folder)
+    index = {
+        split: np.array([i for i, s in enumerate(split_of) if s == split and readable[i]], int)
+        for split in layout.files
+    }
+    if "test" not in index:
+        train = index["train"]
         pick = stratified_pick(
-            train_y,
-            max(1, round(len(train_y) * test_split)),
+            torch.from_numpy(labels[train]),
+            max(1, round(len(train) * test_split)),
             ctx.seed + 3,
             layout.classes,
             "test_split",
-        )
-        is_test = torch.zeros(len(train_y), dtype=torch.bool)
+        ).numpy()
+        is_test = np.zeros(len(train), bool)
         is_test[pick] = True
-        train_x, train_y, test_x, test_y = (
-            train_x[~is_test],
-            train_y[~is_test],
-            train_x[is_test],
-            train_y[is_test],
-        )
+        index["train"], index["test"] = train[~is_test], train[is_test]
+    order = [name for name in ("train", "val", "test") if name in index]
+    if mapped:
+        parts = store.ordered([index[name] for name in order])
+    else:
+        parts = [_stack([images[i] for i in index[name]], policy) for name in order]
+    tensors = {
+        name: (x, torch.from_numpy(labels[index[name]]).long())
+        for name, x in zip(order, parts, strict=True)
+    }
+    train_x, train_y = tensors["train"]
+    test_x, test_y = tensors["test"]
+    mean, std = chunked_stats(train_x)
     val = tensors.get("val")
     say(f"folder loaded in {time.perf_counter() - began:.2f} s")
     return Dataset(
@@ -349,6 +381,8 @@ def load_folder(
         test_x,
         test_y,
         classes=layout.classes,
+        mean=mean,
+        std=std,
         val_x=val[0] if val else None,
         val_y=val[1] if val else None,
         info={
@@ -357,6 +391,116 @@ def load_folder(
             "settings": {"data_seed": ctx.seed},
         },
     )
+
+
+def _stack(images: list[np.ndarray], policy: ResizePolicy) -> torch.Tensor:
+    if not images:
+        return torch.zeros(0, policy.channels, *policy.size, dtype=torch.uint8)
+    return torch.from_numpy(np.stack(images))
+
+
+def _default_budget() -> int:
+    """Half the memory available now (Linux), else 4 GB."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 4_000_000_000
+
+
+def chunked_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and std on the [0, 1] scale, as ``channel_stats``, a chunk of
+    images at a time (a memory-mapped folder is never read into memory whole)."""
+    channels = images.shape[1]
+    hist = torch.zeros(channels, 256, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk]
+        for c in range(channels):
+            values = part[:, c].reshape(-1).to(torch.int32)
+            hist[c] += torch.bincount(values, minlength=256).double()
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for c in range(channels):
+        total = hist[c].sum().clamp(min=1)
+        mean = (hist[c] * levels).sum() / total
+        var = (hist[c] * (levels - mean) ** 2).sum() / total
+        means.append(round(float(mean), 6))
+        stds.append(round(float(var.sqrt()), 6))
+    return means, stds
+
+
+class _Mapped:
+    """Decoded images in a file, memory-mapped: the rows are read as batches ask for them.
+
+    ``FOLDER-KEY.u8`` holds every file's row in the folder's order, ``.json`` the files' keys
+    (a second run with the same files decodes nothing); ``.ordered.u8`` the rows of the splits,
+    one after the other, so each split is a view into the file."""
+
+    def __init__(self, folder: Path, policy: ResizePolicy, data_dir, files: list[Path]):
+        base = _Cache.where(folder, policy, data_dir)
+        self.path, self.keys_path = base.with_suffix(".u8"), base.with_suffix(".json")
+        self.files, self.shape = files, (len(files), policy.channels, *policy.size)
+
+    def fill(self, policy: ResizePolicy, say) -> tuple[list[bool], list[str]]:
+        keys = [list(_key(f)) for f in self.files]
+        if self.keys_path.is_file() and self.path.is_file():
+            saved = json.loads(self.keys_path.read_text())
+            if saved["keys"] == keys and saved["shape"] == list(self.shape):
+                say(f"decoded 0 of {len(keys)} images (all from the memory-mapped cache)")
+                return saved["readable"], saved["problems"]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8, shape=self.shape)
+        readable, problems = [False] * len(keys), []
+
+        def decode(i: int):
+            try:
+                return i, read_for(policy, self.files[i]), None
+            except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal
+                return i, None, f"{self.files[i]}: {str(e).split(': ', 1)[-1]}"
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for i, image, problem in pool.map(decode, range(len(keys))):
+                if image is None:
+                    problems.append(problem)
+                else:
+                    rows[i], readable[i] = image, True
+        rows.flush()
+        del rows
+        state = {
+            "keys": keys,
+            "shape": list(self.shape),
+            "readable": readable,
+            "problems": problems,
+        }
+        self.keys_path.write_text(json.dumps(state))
+        say(f"decoded {len(keys)} of {len(keys)} images into {self.path}")
+        return readable, problems
+
+    def ordered(self, parts: list[np.ndarray]) -> list[torch.Tensor]:
+        """The splits' rows copied, a chunk at a time, into one file; a view of it per split."""
+        rows = np.load(self.path, mmap_mode="r")
+        total = sum(len(p) for p in parts)
+        out_path = self.path.with_suffix(".ordered.u8")
+        out = np.lib.format.open_memmap(
+            out_path, mode="w+", dtype=np.uint8, shape=(total, *self.shape[1:])
+        )
+        at = 0
+        for part in parts:
+            for start in range(0, len(part), 4096):
+                chunk = part[start : start + 4096]
+                out[at : at + len(chunk)] = rows[chunk]
+                at += len(chunk)
+        out.flush()
+        del out, rows
+        mapped = torch.from_numpy(np.load(out_path, mmap_mode="r+"))
+        views, at = [], 0
+        for part in parts:
+            views.append(mapped[at : at + len(part)])
+            at += len(part)
+        return views
 
 
 def _report(layout: Layout, problems: list[str], strict: bool, say, folder: Path) -> None:

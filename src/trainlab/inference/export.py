@@ -97,6 +97,11 @@ def metadata(predictor) -> dict[str, str]:
         + "; batch size N is dynamic",
         "output": "log-probabilities" if predictor.output == "log_probs" else "logits",
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
+        **(
+            {"resize_policy": json.dumps(predictor.policy.to_dict())}
+            if predictor.policy is not None
+            else {}
+        ),
         "preprocessing_in_graph": "normalisation"
         + (", bilinear resize" if transform.size else "")
         + (", channel repeat" if transform.channels else ""),
