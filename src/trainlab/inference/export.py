@@ -257,9 +257,18 @@ def check_parity(path, format: str, model: nn.Module, images: torch.Tensor) -> d
     same_argmax = bool(
         (run_exported(path, format, images, session).argmax(1) == expected.argmax(1)).all()
     )
-    if worst > 1e-4 or not same_argmax:
+    # float32 kernels differ in their last bits, and deep networks add them up: the bound is
+    # 1e-4 of the logits' scale (1e-4 absolute for logits within ±1)
+    tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
+    if worst > tolerance or not same_argmax:
         raise ExportError(
             f"{path}: the exported model differs from the checkpoint's (max |logit diff| "
-            f"{worst:.2e}, same argmax: {same_argmax}). Report this with the command you ran."
+            f"{worst:.2e}, allowed {tolerance:.2e}, same argmax: {same_argmax}). Report this "
+            "with the command you ran."
         )
-    return {"images": len(images), "max_abs_logit_diff": worst, "same_argmax": same_argmax}
+    return {
+        "images": len(images),
+        "max_abs_logit_diff": worst,
+        "tolerance": tolerance,
+        "same_argmax": same_argmax,
+    }

@@ -42,6 +42,10 @@ _RECORDS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKey
 def get_spec(name: str, *, trust_code: bool = True, log: Any = None) -> ModelSpec:
     """The spec of a registry name, or of a code reference (``file.py:Class``,
     ``package.module:factory``), which is imported only with ``trust_code``."""
+    if name.startswith("torchvision:"):
+        from trainlab.models import tv
+
+        return tv.spec(name)
     if ":" in name:
         from trainlab.models.usercode import reference_spec
 
@@ -109,7 +113,7 @@ def build_model(
 
 def _check_task(spec: ModelSpec, data: Any) -> None:
     wants_regression = spec.output_for({}) == "regression"
-    if spec.source["kind"] != "builtin" and not wants_regression:
+    if spec.source["kind"] not in ("builtin", "torchvision") and not wants_regression:
         return  # a user's model says nothing of its task; the loss follows the data
     if wants_regression != (data.task == "regression"):
         kind = "regression" if wants_regression else "classification"

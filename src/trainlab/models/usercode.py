@@ -52,7 +52,7 @@ def split_reference(name: str) -> tuple[str, str, str]:
 
 def normalise(name: str) -> str:
     """A file reference with its path made absolute, so a resume from elsewhere finds it."""
-    if not is_reference(name):
+    if not is_reference(name) or name.startswith("torchvision:"):
         return name
     kind, where, attr = split_reference(name)
     return f"{Path(where).resolve()}:{attr}" if kind == "file" else name
