@@ -501,6 +501,16 @@ CASES = {
         "balanced",
         lambda a, b, v: v == "balanced" and differ(a.weights, b.weights),
     ),
+    "backbone_lr_mult": (
+        MLP,
+        0.0,
+        lambda a, b, v: (
+            v == 0.0
+            and torch.equal(b.weights["1.weight"], b.probe.initial["1.weight"])  # backbone
+            and not torch.equal(b.weights["3.weight"], b.probe.initial["3.weight"])  # head
+            and not torch.equal(a.weights["1.weight"], a.probe.initial["1.weight"])
+        ),
+    ),
     "clip_grad": (
         MLP,
         1e-4,

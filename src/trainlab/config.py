@@ -123,7 +123,18 @@ class TrainConfig:
         "model",
     )
     weights: str | None = _f(None, "load a local state_dict (.pt/.pth) before training", "model")
-    freeze_features: bool = _f(False, "train the classifier head only (transfer learning)", "model")
+    freeze_features: bool = _f(
+        False,
+        "train the classifier head only (transfer learning): the backbone's weights and its "
+        "batch-norm statistics stay as they are",
+        "model",
+    )
+    backbone_lr_mult: float = _f(
+        1.0,
+        "the backbone's learning rate as a fraction of --lr (e.g. 0.1 when fine-tuning a "
+        "pretrained model; the head keeps --lr)",
+        "model",
+    )
     # --- optimisation ---------------------------------------------------------------------
     epochs: int = _f(1, "number of passes over the training set", "optim")
     batch_size: int = _f(64, "training batch size", "optim")
@@ -252,6 +263,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.weight_decay < 0 or self.momentum < 0:
             raise ConfigError("weight_decay and momentum must not be negative")
+        if not 0.0 <= self.backbone_lr_mult <= 1e3:
+            raise ConfigError(f"backbone_lr_mult must be in [0, 1000], got {self.backbone_lr_mult}")
         for name in ("early_stop", "min_delta", "clip_grad"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")

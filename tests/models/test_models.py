@@ -100,3 +100,25 @@ def test_alexnets_dropout_is_an_option_with_an_effect():
 def test_options_are_checked_against_the_builder(options, needle):
     with pytest.raises(ConfigError, match=needle):
         build_model("mlp", input_shape=(1, 28, 28), outputs=10, **options)
+
+
+def test_frozen_features_keep_their_batch_norm_statistics_and_only_the_head_learns(
+    tmp_path, mnist_small
+):
+    from trainlab import Trainer
+    from trainlab.config import TrainConfig
+    from trainlab.engine.optim import build_optimizer
+    from trainlab.models.pretrained import freeze_features
+
+    model = build_model("cnn", mnist_small, widths=[4, 4])
+    freeze_features(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = build_optimizer(model, TrainConfig())
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == 2  # the head's W and b
+    Trainer(epochs=1, runs_dir=str(tmp_path), device="cpu", quiet=True).fit(
+        model, mnist_small.subset(300, 100)
+    )
+    after = model.state_dict()
+    for name in ("2.running_mean", "2.running_var", "6.running_mean", "0.weight"):
+        assert torch.equal(after[name].cpu(), before[name]), name
+    assert not torch.equal(after["9.weight"].cpu(), before["9.weight"])

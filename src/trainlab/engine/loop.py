@@ -120,8 +120,8 @@ def train_one_epoch(
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if lr_for_step is not None and is_optimizer:
             lr = lr_for_step(state.epoch * steps_per_epoch + state.batch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            for group in optimizer.param_groups:  # a backbone's group may learn slower
+                group["lr"] = lr * group.get("lr_mult", 1.0)
         with autocast(device, amp_dtype):
             outputs = model(x)
             loss_sum = loss_fn(outputs, y)

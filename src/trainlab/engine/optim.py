@@ -15,8 +15,25 @@ from trainlab.config import TrainConfig
 from trainlab.errors import unknown_name
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | SGD:
+def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The trainable parameters; with ``--backbone-lr-mult``, the head's in a group of their
+    own and the backbone's at that fraction of the learning rate (``lr_mult``, which the loop
+    applies at every step)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.backbone_lr_mult == 1.0:
+        return [{"params": params, "lr_mult": 1.0}]
+    from trainlab.models.pretrained import head_of
+
+    head = {id(p) for p in head_of(model).parameters()}
+    groups = [
+        {"params": [p for p in params if id(p) not in head], "lr_mult": cfg.backbone_lr_mult},
+        {"params": [p for p in params if id(p) in head], "lr_mult": 1.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer | SGD:
+    params = parameter_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return SGD(
             params,
@@ -89,7 +106,9 @@ class SGD:
             "differentiable": False,
             "fused": None,
         }
-        self.param_groups = [{"params": list(params), **self.defaults}]
+        params = list(params)
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = [{**self.defaults, **g, "params": list(g["params"])} for g in groups]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -206,21 +206,39 @@ def load_weights_file(model: nn.Module, path: str | Path) -> list[str]:
     return load_matching(model, _read_state_dict(path), str(path))
 
 
-def freeze_features(model: nn.Module) -> int:
-    """Train only the head: ``model.classifier`` if there is one, else the last linear layer.
-
-    Returns the number of parameters left trainable.
-    """
+def head_of(model: nn.Module) -> nn.Module:
+    """The classifier head: ``model.classifier`` if there is one, else the last linear layer."""
     head = getattr(model, "classifier", None)
     if head is None:
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not linears:
-            raise ConfigError("--freeze-features: this model has no linear head to train alone.")
+            raise ConfigError(
+                "this model has no linear head (--freeze-features, --backbone-lr-mult)"
+            )
         head = linears[-1]
+    return head
+
+
+def _stay_in_eval(module: nn.Module, mode: bool = True) -> nn.Module:  # noqa: ARG001
+    return nn.Module.train(module, False)
+
+
+def freeze_features(model: nn.Module) -> int:
+    """Train only the head. The backbone's parameters are frozen and its batch-norm layers stay
+    in eval mode (their running statistics are the pretrained ones, not re-estimated from a few
+    images). Returns the number of parameters left trainable."""
+    import types
+
+    head = head_of(model)
     for p in model.parameters():
         p.requires_grad_(False)
     for p in head.parameters():
         p.requires_grad_(True)
+    in_head = {id(m) for m in head.modules()}
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in in_head:
+            module.train = types.MethodType(_stay_in_eval, module)
+            module.eval()
     return sum(p.numel() for p in head.parameters())
 
 
