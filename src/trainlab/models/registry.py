@@ -42,6 +42,8 @@ class ModelSpec:
         builder: ``builder(input_shape, outputs, **options) -> nn.Module``.
         options: the options' schema (``trainlab.options``), from the builder's signature.
         size: the spatial input size it needs (the data is resized per batch); None: any.
+        size_option: the option that sets that size's side, if it can be chosen (e.g.
+            ``resolution``: a pretrained backbone at 96×96 costs a sixth of 224×224).
         channels: the input channels it needs (grey is repeated); None: any.
         output: "logits", "log_probs" or "regression", or a function of the options.
         min_size: the smallest spatial size it accepts when ``size`` is None.
@@ -54,6 +56,7 @@ class ModelSpec:
     summary: str = ""
     options: Schema = field(default_factory=dict)
     size: tuple[int, int] | None = None
+    size_option: str | None = None
     channels: int | None = None
     output: str | Callable[[dict[str, Any]], str] = "logits"
     min_size: int = 1
@@ -65,8 +68,17 @@ class ModelSpec:
     def output_for(self, options: dict[str, Any]) -> str:
         return self.output(options) if callable(self.output) else self.output
 
-    def input_for(self, data_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The input shape the model is built for, given the data's."""
+    def size_for(self, options: dict[str, Any] | None = None) -> tuple[int, int] | None:
+        """The spatial size the model takes with these options."""
+        if self.size_option and options and options.get(self.size_option):
+            side = int(options[self.size_option])
+            return (side, side)
+        return self.size
+
+    def input_for(
+        self, data_shape: tuple[int, ...], options: dict[str, Any] | None = None
+    ) -> tuple[int, ...]:
+        """The input shape the model is built for, given the data's (and the options)."""
         if self.flat or len(data_shape) != 3:
             if not self.flat and (self.size or self.channels or self.source["kind"] == "builtin"):
                 raise ConfigError(
@@ -76,7 +88,7 @@ class ModelSpec:
             return data_shape
         c, h, w = data_shape
         c = self.channels or c
-        h, w = self.size or (h, w)
+        h, w = self.size_for(options) or (h, w)
         if min(h, w) < self.min_size:
             raise ConfigError(
                 f"model '{self.name}' needs images of at least {self.min_size}×{self.min_size}, "
