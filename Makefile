@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e '.[dev,d2l]' $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[dev,d2l,sweep]' $(TORCH_PINS)
 	touch $(STAMP)
 
 data: setup
@@ -46,7 +46,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench: setup
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,sweep]' $(TORCH_PINS)
 	$(BIN)/python benchmarks/bench.py
 
 # The d2l book's chapters at the book's epochs on Fashion-MNIST, beside its recorded figures.

@@ -589,6 +589,14 @@ ELSEWHERE = {
         "tests/engine/test_features.py::"
         "test_the_head_from_cached_features_equals_the_head_through_the_frozen_network"
     ),
+    "folds": (
+        "tests/tune/test_lrfind_cv.py::"
+        "test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
+    ),
+    "fold": (
+        "tests/tune/test_lrfind_cv.py::"
+        "test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
+    ),
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"
         "test_sync_bn_computes_batch_statistics_over_all_processes"

@@ -69,12 +69,26 @@ def _add_flag(group, name, kind, is_list, help_text, shown, metavar=None) -> Non
     }
     if kind is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
+    elif name == "lr":  # a number, or auto: the learning-rate range test chooses it
+        kwargs["type"] = _lr_value
+        kwargs["metavar"] = "LR|auto"
     else:
         kwargs["type"] = kind
         kwargs["metavar"] = metavar or name.upper()
         if is_list:
             kwargs["nargs"] = "+"
     group.add_argument(flag_name(name), **kwargs)
+
+
+def _lr_value(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: a number (e.g. 0.1) or auto (trainlab lr-find chooses it)"
+        ) from None
 
 
 def _add_option_flags(model_group, data_group) -> None:
@@ -394,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_serve(sub)
     _add_runs(sub)
+    from trainlab.tune.commands import add_parsers
+
+    add_parsers(sub, add_config_flags, _trust_flag)
     return parser
 
 
@@ -414,7 +431,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = given_settings(args)
     main = Dist.from_env().main  # under torchrun, rank 0 speaks for the job
     log = _err if main else (lambda _line: None)
+    note = None
+    if given.get("lr") == "auto":
+        given["lr"], note = _auto_lr(args, given, log)
     plan = plan_run(given, resume=args.resume, config_file=args.config, source="command line")
+    if note:
+        plan.notes["lr"] = note
     cfg = plan.config
     logger = ConsoleLogger(cfg.log_every, quiet=args.quiet)
     # the code a fresh run names on the command line is the user's own choice; a resume (or a
@@ -456,6 +478,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{result.extra['sklearn_test_acc']:.4f} (trainlab: {final['test_acc']:.4f})"
             )
     return 130 if result.status == "interrupted" else 0
+
+
+def _auto_lr(args, given: dict[str, Any], log) -> tuple[float, str]:
+    """--lr auto: the range test (trainlab lr-find) on this run's settings, first."""
+    from trainlab.errors import ConfigError
+    from trainlab.tune.lrfind import RULE, range_test
+
+    if args.resume:
+        raise ConfigError("--lr auto with --resume: a resume keeps its run's learning rate.")
+    log("--lr auto: running the learning-rate range test first (trainlab lr-find)")
+    found = range_test(given, config_file=args.config)
+    lr = float(f"{found.suggestion:.3g}")
+    note = f"--lr auto: {lr:g} from the learning-rate range test ({RULE}; {found.stopped})"
+    log(note)
+    return lr, note
 
 
 def _as_flags(message: str) -> str:
@@ -854,7 +891,14 @@ def main(argv: list[str] | None = None) -> int:
         "export": cmd_export,
         "serve": cmd_serve,
     }
+    from trainlab.tune import commands as tune
+
+    tuning = {"sweep": tune.cmd_sweep, "lr-find": tune.cmd_lr_find, "cv": tune.cmd_cv}
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command in tuning:  # the sweep's workers rerun its own arguments
+            rest = argv[argv.index(args.command) + 1 :]
+            return tuning[args.command](args, rest, given_settings(args))
         return handlers[args.command](args)
     except TrainlabError as e:
         if args.debug:

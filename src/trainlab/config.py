@@ -82,6 +82,18 @@ class TrainConfig:
     val_split: float = _f(
         0.0, "hold out this fraction of the training set for validation (stratified)", "data"
     )
+    folds: int = _f(
+        0,
+        "cross-validation (trainlab cv --folds K sets it): K stratified folds of the training set",
+        "data",
+        cli=False,
+    )
+    fold: int = _f(
+        0,
+        "cross-validation: which fold (1..K) is the validation split; the rest trains",
+        "data",
+        cli=False,
+    )
     data_seed: int | None = _f(
         None,
         "seed of the synthetic data, the stratified subsets and the validation split",
@@ -250,6 +262,17 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.data_seed is not None and self.data_seed < 0:
             raise ConfigError(f"data_seed must be 0 or more, got {self.data_seed}")
+        if self.folds or self.fold:
+            if self.folds < 2 or not 1 <= self.fold <= self.folds:
+                raise ConfigError(
+                    f"folds {self.folds}, fold {self.fold}: cross-validation needs folds >= 2 "
+                    "and 1 <= fold <= folds."
+                )
+            if self.val_split:
+                raise ConfigError(
+                    "val_split and folds: in cross-validation the fold is the validation split; "
+                    "drop --val-split."
+                )
         for name, most in UPPER_BOUNDS.items():
             values = getattr(self, name)
             for value in values if isinstance(values, list) else [values]:
@@ -297,6 +320,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @property
+    def cv_fold(self) -> tuple[int, int] | None:
+        """(folds, fold) when this run is a cross-validation fold."""
+        return (self.folds, self.fold) if self.folds else None
+
+    @property
     def effective_data_seed(self) -> int:
         """The seed the data side uses: ``data_seed``, else ``seed``."""
         return self.seed if self.data_seed is None else self.data_seed
@@ -328,6 +356,8 @@ FROZEN_ON_RESUME = {
     "test_subset": "the data split",
     "val_split": "the data split that chooses best.pt",
     "data_seed": "the data split",
+    "folds": "the data split that chooses best.pt",
+    "fold": "the data split that chooses best.pt",
 }
 # The fields a version-1 config (trainlab before the registries) had for one model or dataset;
 # such a config names them all, also those its model or dataset did not use.

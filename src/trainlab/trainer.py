@@ -198,7 +198,7 @@ class Trainer:
         self._notes = dict(plan.notes)
         cfg = plan.config
         seed = cfg.effective_data_seed
-        data = data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=seed)
+        data = data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=seed, fold=cfg.cv_fold)
         cfg = self.config = run_config(cfg, model, data)
         if plan.checkpoint is not None:
             check_resumable(plan.checkpoint, cfg)

@@ -84,7 +84,9 @@ def prepare_data(cfg: TrainConfig, log=_log) -> Dataset:
     data = load_dataset(
         cfg.dataset, cfg.data_dir, seed=cfg.effective_data_seed, log=log, **cfg.data_options
     )
-    return data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=cfg.effective_data_seed)
+    return data.cut(
+        cfg.subset, cfg.test_subset, cfg.val_split, seed=cfg.effective_data_seed, fold=cfg.cv_fold
+    )
 
 
 def resumed_config(resume: str | Path, **changes: Any) -> Plan:

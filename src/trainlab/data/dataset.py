@@ -149,11 +149,27 @@ class Dataset:
         return replace(out, origin=origin)
 
     def cut(
-        self, subset: int = 0, test_subset: int = 0, val_split: float = 0.0, seed: int = 0
+        self,
+        subset: int = 0,
+        test_subset: int = 0,
+        val_split: float = 0.0,
+        seed: int = 0,
+        fold: tuple[int, int] | None = None,
     ) -> Dataset:
-        """The splits a run uses: stratified subsets, then a validation split, each applied
-        once (a cut the data already has is kept; a different one is refused)."""
+        """The splits a run uses: stratified subsets, then a validation split (a fraction, or
+        fold ``i`` of ``k`` stratified folds: ``fold=(k, i)``), each applied once (a cut the
+        data already has is kept; a different one is refused)."""
         origin = self.origin
+        if fold:
+            have = origin.get("fold")
+            if have and tuple(have) != tuple(fold):
+                raise ConfigError(
+                    f"fold {fold[1]} of {fold[0]}, but the dataset given was already cut into "
+                    f"fold {have[1]} of {have[0]}. Give the full dataset."
+                )
+            if not have:
+                data = self.cut(subset, test_subset, 0.0, seed)
+                return data.split_fold(*fold, seed=seed)
         for name, flag, have, want in (
             ("subset", "--subset", origin["subset"], subset),
             ("test_subset", "--test-subset", origin["test_subset"], test_subset),
@@ -168,6 +184,38 @@ class Dataset:
             0 if origin["subset"] else subset, 0 if origin["test_subset"] else test_subset, seed
         )
         return data if origin["val_split"] else data.split_validation(val_split, seed=seed)
+
+    def split_fold(self, folds: int, fold: int, seed: int = 0) -> Dataset:
+        """Fold ``fold`` (1..``folds``) of a stratified K-fold split of the training set as the
+        validation split, the other folds as training data (scikit-learn's StratifiedKFold,
+        shuffled with a seed of the data seed: the same folds on every run)."""
+        import numpy as np
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        if folds < 2 or not 1 <= fold <= folds:
+            raise ConfigError(f"fold {fold} of {folds}: need 2 or more folds and 1 <= fold <= K.")
+        if self.origin.get("val_split"):
+            raise ConfigError("this dataset already has a validation split; cut folds instead.")
+        labels = self.train_y.numpy()
+        splitter = (StratifiedKFold if self.classes else KFold)(folds, shuffle=True,
+                                                                random_state=seed + 3)  # fmt: skip
+        if self.classes and np.bincount(labels).min(initial=folds) < folds:
+            raise ConfigError(
+                f"--folds {folds}: a class has fewer than {folds} training images; use fewer "
+                "folds or more data (--subset)."
+            )
+        _, val = list(splitter.split(np.zeros(len(labels)), labels))[fold - 1]
+        val_idx = torch.from_numpy(np.sort(val))
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        keep[val_idx] = False
+        return replace(
+            self,
+            train_x=self.train_x[keep],
+            train_y=self.train_y[keep],
+            val_x=self.train_x[val_idx],
+            val_y=self.train_y[val_idx],
+            origin={**self.origin, "fold": [folds, fold], "seed": seed},
+        )
 
     def split_validation(self, fraction: float, seed: int = 0) -> Dataset:
         """Move a stratified ``fraction`` of the training set into a validation split."""

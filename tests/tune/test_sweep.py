@@ -1,0 +1,215 @@
+"""trainlab sweep on Optuna: exact trial counts across workers, best.toml that retrains to the
+same figure, a killed worker's trial re-queued, PostgreSQL for real, and a test metric refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_clean_error, run_cli
+
+SPACE = """\
+[space]
+lr = { low = 0.01, high = 0.5, log = true }
+hidden = { choices = [[32], [64], [128]] }
+epochs = 2
+"""
+FLAGS = ["--model", "mlp", "--subset", "2000", "--test-subset", "200", "--device", "cpu"]
+
+
+def _trials(directory: Path, name: str, storage: str | None = None):
+    import optuna
+
+    url = storage or f"sqlite:///{directory / 'study.db'}"
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+@pytest.fixture
+def space(tmp_path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
+    env = {"TRAINLAB_DATA": str(mnist_root)}
+    sweeps = tmp_path / "sweeps"
+    proc = run_cli(
+        "sweep", str(space), *FLAGS, "--trials", "6", "--workers", "2",
+        "--sweeps-dir", str(sweeps), "--json", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    directory = sweeps / "space"
+    trials = _trials(directory, "space")
+    assert len(trials) == 6 and sorted(t.number for t in trials) == list(range(6))
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
+    params = [json.dumps(t.params, sort_keys=True) for t in trials]
+    assert len(set(params)) == 6  # no trial run twice
+    runs = sorted(p.name for p in (directory / "trials").iterdir())
+    assert runs == [f"trial-{i:04d}" for i in range(6)]
+    for t in trials:  # each run directory says how its trial ended
+        record = json.loads(
+            (directory / "trials" / f"trial-{t.number:04d}" / "trial.json").read_text()
+        )
+        assert (
+            record["state"]
+            == {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[t.state.name]
+        )
+    assert summary["counted"] == 6 and summary["states"].get("complete", 0) >= 1
+    page = (directory / "sweep.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "http" not in page.split("<h2>")[0]
+
+    # best.toml retrains to the best trial's validation figure
+    best = summary["best"][0]
+    retrain = run_cli(
+        "train", "--config", summary["best_toml"], "--runs-dir", str(tmp_path / "again"),
+        "--json", "--quiet", env=env,
+    )  # fmt: skip
+    assert retrain.returncode == 0, retrain.stderr
+    again = json.loads(retrain.stdout)["best"]
+    assert again["monitor"] == "val_acc" and again["value"] == best["value"]
+    settings = tomllib.loads(Path(summary["best_toml"]).read_text())
+    assert (
+        settings["lr"] == best["params"]["lr"]
+        and settings["model_options"]["hidden"] == (best["params"]["hidden"])
+    )
+
+    # the same command again: the sweep is complete, nothing more runs
+    more = run_cli(
+        "sweep", str(space), *FLAGS, "--trials", "6", "--sweeps-dir", str(sweeps), env=env
+    )
+    assert more.returncode == 0, more.stderr
+    assert len(_trials(directory, "space")) == 6
+
+
+def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path, mnist_root):
+    space = tmp_path / "long.toml"
+    space.write_text("[space]\nlr = { low = 0.01, high = 0.2, log = true }\nepochs = 60\n")
+    env = {**os.environ, "TRAINLAB_DATA": str(mnist_root)}
+    env |= {"TRAINLAB_SWEEP_HEARTBEAT": "1", "TRAINLAB_SWEEP_GRACE": "5"}
+    sweeps = tmp_path / "sweeps"
+    command = [sys.executable, "-m", "trainlab", "sweep", str(space), *FLAGS, "--trials", "3",
+               "--pruner", "none", "--sweeps-dir", str(sweeps)]  # fmt: skip
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = sweeps / "long" / "trials" / "trial-0000" / "metrics.jsonl"
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):  # mid-trial
+        assert worker.poll() is None, worker.communicate()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert [t.state.name for t in _trials(sweeps / "long", "long")] == ["RUNNING"]
+
+    rerun = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True,
+                           timeout=1800, check=False)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    trials = _trials(sweeps / "long", "long")
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and "WAITING" not in states
+    killed = [t for t in trials if t.state.name == "FAIL" and "error" not in t.user_attrs]
+    assert [t.number for t in killed] == [0]
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retried) == 1 and retried[0].params == killed[0].params  # queued again
+    assert states.count("COMPLETE") == 3  # the requested number, the killed one not counted
+    record = json.loads((sweeps / "long" / "trials" / "trial-0000" / "trial.json").read_text())
+    assert record["state"] == "failed" and "heartbeats" in record["reason"]
+
+
+def test_a_test_metric_is_refused_and_the_reason_given(space, tmp_path):
+    proc = run_cli("sweep", str(space), "--monitor", "test_acc", cwd=tmp_path)
+    assert_clean_error(proc, "--monitor test_acc", "optimistic", "val_acc")
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_without_optuna_the_error_says_how_to_install_it(space, tmp_path):
+    code = (
+        "import sys; sys.modules['optuna'] = None\n"
+        "from trainlab.cli import main\n"
+        f"sys.exit(main(['sweep', {str(space)!r}]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, check=False)  # fmt: skip
+    assert_clean_error(proc, "pip install 'trainlab[sweep]'")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[space]\nlrr = { low = 0.1, high = 1.0 }\n", "Did you mean 'lr'"),
+        ("[space]\nlr = { low = 1.0, high = 0.1 }\n", "low (1.0) must be below high (0.1)"),
+        ("[space]\nlr = { low = 0, high = 1.0, log = true }\n", "log scale needs low > 0"),
+        ("[space]\nlr = { choices = [] }\n", "non-empty list"),
+        ("[space]\nlr = { low = 0.1 }\n", "a range is { low = ..., high = ... }"),
+        ("[space\n", "not a readable TOML file"),
+    ],
+)
+def test_a_bad_space_gets_a_clear_error(tmp_path, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert_clean_error(run_cli("sweep", str(path), cwd=tmp_path), needle)
+
+
+def _postgres_cluster(tmp_path: Path):
+    """A temporary PostgreSQL cluster, owned by the postgres user when run as root (in a
+    folder of its own under /tmp: pytest's folders are closed to other users)."""
+    bindir = Path("/usr/lib/postgresql")
+    initdb = shutil.which("initdb") or next(iter(sorted(bindir.glob("*/bin/initdb"))), None)
+    if initdb is None:
+        pytest.skip("apt-get install postgresql (.ci/run does)")
+    pg_ctl = str(Path(initdb).parent / "pg_ctl")
+    data, sock = tmp_path / "pgdata", tmp_path / "pgsock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(tmp_path, "postgres")
+        shutil.chown(sock, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*prefix, str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)  # fmt: skip
+    port = "54329"
+    options = f"-p {port} -k {sock} -c listen_addresses=''"
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "start",
+                    "-l", str(tmp_path / "pg.log")], check=True, capture_output=True)  # fmt: skip
+    return prefix, pg_ctl, data, f"postgresql+psycopg2://postgres@/postgres?host={sock}&port={port}"
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study_on_a_real_postgresql(space, tmp_path, mnist_root):
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
+    prefix, pg_ctl, data, url = _postgres_cluster(home)
+    try:
+        env = {**os.environ, "TRAINLAB_DATA": str(mnist_root)}
+        command = [sys.executable, "-m", "trainlab", "sweep", str(space), *FLAGS, "--trials",
+                   "8", "--storage", url, "--sweep-name", "shared"]  # fmt: skip
+        machines = [  # two "machines": separate folders, one database
+            subprocess.Popen(
+                command + ["--sweeps-dir", str(tmp_path / f"m{i}")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            for i in range(2)
+        ]
+        for machine in machines:
+            _, err = machine.communicate(timeout=1800)
+            assert machine.returncode == 0, err.decode()
+        trials = _trials(tmp_path, "shared", storage=url)
+        assert len(trials) == 8 and sorted(t.number for t in trials) == list(range(8))
+        assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
+        ran = [len(list((tmp_path / f"m{i}" / "shared" / "trials").iterdir())) for i in range(2)]
+        assert sum(ran) == 8 and min(ran) >= 1  # both took part
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
