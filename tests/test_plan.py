@@ -166,3 +166,23 @@ def test_a_second_fit_does_not_inherit_the_first(tmp_path, mnist):
         {},
     )
     assert trainer.config.model == "cnn" and trainer.config.subset == 0  # its own settings again
+
+
+def test_under_torchrun_a_default_batch_is_rounded_and_a_chosen_one_kept():
+    """What the 3-process torchrun tests (slow) check end to end, here without processes."""
+    import torch
+
+    from trainlab.data.batches import Batches
+    from trainlab.errors import ConfigError
+    from trainlab.resolve import plan_run
+
+    lines = []
+    plan = plan_run({})
+    plan.fit_processes(3, lines.append)
+    assert plan.config.batch_size == 63 and "rounded to 63" in plan.notes["batch_size"]
+    assert lines and "a multiple of the 3 processes" in lines[0]
+    chosen = plan_run({"batch_size": 64})
+    chosen.fit_processes(3)
+    assert chosen.config.batch_size == 64 and not chosen.notes
+    with pytest.raises(ConfigError, match="must divide evenly among 3 processes"):
+        Batches(torch.zeros(10, 1), torch.zeros(10), 64, shard=(0, 3))

@@ -276,6 +276,7 @@ def test_a_resume_on_another_number_of_processes_reshards_exactly(tmp_path, env)
     assert max_diff(weights(runs / "moved"), weights(runs / "straight")) <= 1e-5
 
 
+@pytest.mark.slow  # three processes on two cores; the rounding has a unit test in test_plan.py
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, env):
     code, out = launch(tmp_path, env, *MLP, "--batch-size", "101", "--epochs", "1")
     assert code != 0
@@ -284,6 +285,7 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, env):
     assert "src/trainlab/" not in out and "site-packages/trainlab/" not in out, out  # no traceback
 
 
+@pytest.mark.slow  # three processes on two cores; the rounding has a unit test in test_plan.py
 def test_the_default_batch_size_is_rounded_for_three_processes(tmp_path, env):
     launcher = ["--standalone", "--nproc-per-node", "3"]
     args = ["--subset", "600", "--test-subset", "100", "--epochs", "1", "--run-name", "r"]

@@ -92,6 +92,7 @@ def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
     assert len(_trials(directory, "space")) == 6
 
 
+@pytest.mark.slow  # waits out the heartbeat's grace period (5 s here) and trains 4 trials
 def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path, mnist_root):
     space = tmp_path / "long.toml"
     space.write_text("[space]\nlr = { low = 0.01, high = 0.2, log = true }\nepochs = 60\n")

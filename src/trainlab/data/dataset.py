@@ -205,17 +205,7 @@ class Dataset:
                 "folds or more data (--subset)."
             )
         _, val = list(splitter.split(np.zeros(len(labels)), labels))[fold - 1]
-        val_idx = torch.from_numpy(np.sort(val))
-        keep = torch.ones(len(labels), dtype=torch.bool)
-        keep[val_idx] = False
-        return replace(
-            self,
-            train_x=self.train_x[keep],
-            train_y=self.train_y[keep],
-            val_x=self.train_x[val_idx],
-            val_y=self.train_y[val_idx],
-            origin={**self.origin, "fold": [folds, fold], "seed": seed},
-        )
+        return self._held_out(torch.from_numpy(np.sort(val)), fold=[folds, fold], seed=seed)
 
     def split_validation(self, fraction: float, seed: int = 0) -> Dataset:
         """Move a stratified ``fraction`` of the training set into a validation split."""
@@ -226,17 +216,21 @@ class Dataset:
             raise ConfigError("this dataset already has a validation split; split it once.")
         n_val = max(1, round(len(self.train_y) * fraction))
         val_idx = stratified_pick(self.train_y, n_val, seed + 2, self.classes, "val_split")
+        if n_val >= len(self.train_y):
+            raise ConfigError("val_split leaves no training data; use a smaller fraction.")
+        return self._held_out(val_idx, val_split=fraction, seed=seed)
+
+    def _held_out(self, val_idx: torch.Tensor, **origin: Any) -> Dataset:
+        """The training images at ``val_idx`` as the validation split, the rest training."""
         keep = torch.ones(len(self.train_y), dtype=torch.bool)
         keep[val_idx] = False
-        if not keep.any():
-            raise ConfigError("val_split leaves no training data; use a smaller fraction.")
         return replace(
             self,
             train_x=self.train_x[keep],
             train_y=self.train_y[keep],
             val_x=self.train_x[val_idx],
             val_y=self.train_y[val_idx],
-            origin={**self.origin, "val_split": fraction, "seed": seed},
+            origin={**self.origin, **origin},
         )
 
     def _check_recut(self, seed: int, what: str, cutting: Any) -> None:
