@@ -302,7 +302,8 @@ class Trainer:
             if dist.main:
                 runs.restore_metrics(position.run_dir, checkpoint, position.epoch)
         # the backbone's weights are final now (pretrained, or the resumed checkpoint's)
-        setup, self._features = try_cache(cfg, model, data, setup, self._say)
+        speaking = self.dist.main and not self.quiet
+        setup, self._features = try_cache(cfg, model, data, setup, self._say if speaking else None)
         if self._features is not None:
             self._say(self._features.line())
         self.description = runs.describe_run(cfg, model, data, setup.transform)

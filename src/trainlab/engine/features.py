@@ -20,6 +20,7 @@ the run trains through the frozen network and says why.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -72,7 +73,9 @@ def why_not(cfg, data, setup) -> str | None:
     return None
 
 
-def _head_inputs(model: nn.Module, head: nn.Module, batches: Batches, amp_dtype) -> torch.Tensor:
+def _head_inputs(
+    model: nn.Module, head: nn.Module, batches: Batches, amp_dtype, bar=None
+) -> torch.Tensor:
     """What the head receives for every sample of ``batches``, in order (float32)."""
     seen: list[torch.Tensor] = []
 
@@ -85,6 +88,8 @@ def _head_inputs(model: nn.Module, head: nn.Module, batches: Batches, amp_dtype)
         with torch.inference_mode(), autocast(batches.device, amp_dtype):
             for x, _ in batches:
                 model(x)
+                if bar is not None:
+                    bar.update(len(x))
     finally:
         handle.remove()
     return torch.cat(seen)
@@ -144,16 +149,21 @@ def try_cache(cfg, model: nn.Module, data, setup, log=None) -> tuple[Any, Featur
         data.train_x, data.train_y, cfg.eval_batch_size, device=setup.device,
         transform=setup.transform,
     )  # fmt: skip
-    train_features = _head_inputs(model, head, in_order, setup.amp_dtype)
-    splits = {
-        name: Batches(
-            _head_inputs(model, head, batches, setup.amp_dtype),
-            batches.y,
-            batches.batch_size,
-            device=setup.device,
-        )
-        for name, batches in setup.shards.items()
-    }
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="features", unit="img", file=sys.stderr, leave=False,
+               disable=log is None or not sys.stderr.isatty())  # fmt: skip
+    with bar:
+        train_features = _head_inputs(model, head, in_order, setup.amp_dtype, bar)
+        splits = {
+            name: Batches(
+                _head_inputs(model, head, batches, setup.amp_dtype, bar),
+                batches.y,
+                batches.batch_size,
+                device=setup.device,
+            )
+            for name, batches in setup.shards.items()
+        }
     t = setup.train
     train = Batches(
         train_features, t.y, t.batch_size, shuffle=t.shuffle, seed=t.seed,
