@@ -180,7 +180,7 @@ def _postgres_cluster(tmp_path: Path):
     options = f"-p {port} -k {sock} -c listen_addresses=''"
     subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "start",
                     "-l", str(tmp_path / "pg.log")], check=True, capture_output=True)  # fmt: skip
-    return prefix, pg_ctl, data, f"postgresql+psycopg2://postgres@/postgres?host={sock}&port={port}"
+    return prefix, pg_ctl, data, f"postgresql://postgres@/postgres?host={sock}&port={port}"
 
 
 @pytest.mark.slow

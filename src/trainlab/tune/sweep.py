@@ -215,8 +215,9 @@ def make_storage(sweep: Sweep):
         )
     except ImportError as e:
         raise ConfigError(
-            f"--storage {url}: its database driver is not installed ({e}); for PostgreSQL, "
-            "pip install psycopg2-binary."
+            f"--storage {url}: its database driver is not installed ({e.__cause__ or e}); for "
+            "PostgreSQL, pip install 'psycopg[binary]' (or name another driver: "
+            "postgresql+psycopg2://...)."
         ) from None
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors name the database's problem
         raise ConfigError(f"--storage {url}: cannot open the study's storage ({e}).") from None
@@ -249,14 +250,15 @@ def open_study(sweep: Sweep, worker: int = 0):
         "none": lambda: optuna.pruners.NopPruner(),
     }[sweep.pruner]()
     sampler = optuna.samplers.TPESampler(seed=sweep.seed * 1000 + worker + os.getpid())
-    return optuna.create_study(
-        storage=make_storage(sweep),
-        sampler=sampler,
-        pruner=pruner,
-        study_name=sweep.study_name,
-        direction=sweep.direction,
-        load_if_exists=True,
-    )
+    with claim_lock(sweep):  # two machines starting at once must not both create the tables
+        return optuna.create_study(
+            storage=make_storage(sweep),
+            sampler=sampler,
+            pruner=pruner,
+            study_name=sweep.study_name,
+            direction=sweep.direction,
+            load_if_exists=True,
+        )
 
 
 @contextlib.contextmanager
