@@ -176,7 +176,10 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
                 f"(trainlab train --config {result['best_toml']})"
             )
             print(f"report: {result['html']}")
-    return 0 if result["counted"] >= setup.trials else 1
+    if result["counted"] < setup.trials:
+        print("the sweep is not finished: run the same command again to continue it")
+    # --timeout ends a sweep early by choice; otherwise a short count means workers failed
+    return 0 if result["counted"] >= setup.trials or args.timeout else 1
 
 
 def cmd_lr_find(args: argparse.Namespace, _argv: list[str], given: dict[str, Any]) -> int:
