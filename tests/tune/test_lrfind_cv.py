@@ -92,3 +92,18 @@ def test_cv_refuses_a_validation_split_and_too_few_images(tmp_path, mnist_root):
     proc = run_cli("cv", "--folds", "5", "--model", "mlp", "--subset", "20",
                    "--runs-dir", str(tmp_path), env=env)  # fmt: skip
     assert_clean_error(proc, "a class has fewer than 5 training images")
+
+
+def test_lr_find_takes_its_range_steps_and_output(tmp_path, mnist_root):
+    env = {"TRAINLAB_DATA": str(mnist_root)}
+    out = tmp_path / "curve.png"
+    proc = run_cli(
+        "lr-find", *DATA, "--steps", "30", "--start-lr", "1e-4", "--end-lr", "1",
+        "--output", str(out), "--json", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["steps"] <= 30 and 1e-5 <= found["suggested_lr"] <= 0.1  # a tenth of <= 1
+    assert found["png"] == str(out) and out.stat().st_size > 1000
+    bad = run_cli("lr-find", "--start-lr", "1", "--end-lr", "0.1", env=env, cwd=tmp_path)
+    assert_clean_error(bad, "need 0 < start < end")

@@ -214,3 +214,17 @@ def test_two_processes_share_one_study_on_a_real_postgresql(space, tmp_path, mni
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True, check=False)  # fmt: skip
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_timeout_stops_claiming_and_says_how_to_continue(space, tmp_path, mnist_root):
+    env = {"TRAINLAB_DATA": str(mnist_root)}
+    sweeps = tmp_path / "sweeps"
+    proc = run_cli(
+        "sweep", str(space), *FLAGS, "--trials", "50", "--timeout", "0.5",
+        "--sweeps-dir", str(sweeps), env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "--timeout 0.5 s reached; no new trials" in proc.stderr
+    assert "run the same command again to continue it" in proc.stdout
+    trials = _trials(sweeps / "space", "space")
+    assert 1 <= len(trials) < 50 and all(t.state.name != "RUNNING" for t in trials)
