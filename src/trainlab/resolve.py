@@ -77,16 +77,21 @@ def _show(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def read_toml(path: Path, label: str, missing: str) -> dict[str, Any]:
+    """A TOML file's tables; a missing or unreadable file is a ConfigError starting ``label``."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: {missing}.") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{label}: not a readable TOML file ({e}).") from None
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A run's settings from a TOML file: a ``[config]`` table (a run's own config.toml works
     as it is) or the settings at the top level (``best.toml``, hand-written)."""
     path = Path(path)
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file.") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"--config {path}: not a readable TOML file ({e}).") from None
+    values = read_toml(path, f"--config {path}", "no such file")
     values = values.get("config", values)
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: [config] must be a table of settings.")

@@ -16,7 +16,6 @@ decoded for the run).
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,13 +81,10 @@ def settings_names() -> list[str]:
 
 def read_space(path: str | Path) -> dict[str, Param]:
     """The ``[space]`` table of ``path``, checked: every name a setting, every range sound."""
+    from trainlab.resolve import read_toml
+
     path = Path(path)
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such search-space file.") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: not a readable TOML file ({e}).") from None
+    table = read_toml(path, str(path), "no such search-space file")
     space = table.get("space", table)
     if not isinstance(space, dict) or not space:
         raise ConfigError(
