@@ -6,6 +6,11 @@ ImageFolder's layout, trained at 32×32. The peer: torchvision's ``ImageFolder``
 ``DataLoader(num_workers=2, shuffle=True)``, the same model (trainlab's default ``cnn``), batch
 (64), optimizer (SGD 0.1, Nesterov momentum 0.9, weight decay 5e-4) and loss (cross-entropy,
 label smoothing 0.1). Both are timed per epoch; trainlab's first run also reports its decode.
+
+The peer runs in a process of its own, as a user's script would: with glibc's malloc as it comes
+(``tuned=False``), and again with the thresholds trainlab sets for itself (engine/allocator.py)
+given through glibc's environment variables (``tuned=True``), which shows how much of the gap is
+the allocator and how much the pipeline.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +84,31 @@ def trainlab_epochs(folder: Path, runs: Path, cache: Path, epochs: int = 3) -> d
         # training only, as the peer's loop (which evaluates nothing) is timed
         "epoch_seconds": [r["train_seconds"] for r in rows],
         "test_acc": rows[-1]["test_acc"],
+        "allocator": tomllib.loads((Path(result["run_dir"]) / "config.toml").read_text())[
+            "environment"
+        ]["allocator"],
     }
 
 
-def imagefolder_epochs(folder: Path, epochs: int = 3) -> dict:
+PEER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def imagefolder_epochs(folder: Path, epochs: int = 3, tuned: bool = False) -> dict:
+    """The peer in a fresh process: its per-epoch seconds."""
+    import os
+
+    env = {**os.environ, "TRAINLAB_MALLOC": "system", **(PEER_MALLOC if tuned else {})}
+    if not tuned:
+        for name in PEER_MALLOC:
+            env.pop(name, None)
+    command = [sys.executable, __file__, "--peer", str(folder), str(epochs)]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=3600, env=env
+    )
+    return json.loads(proc.stdout)
+
+
+def _imagefolder_loop(folder: Path, epochs: int) -> dict:
     import torch
     import torch.nn.functional as F
     from torchvision import datasets, transforms
@@ -113,3 +140,10 @@ def imagefolder_epochs(folder: Path, epochs: int = 3) -> dict:
             optimizer.step()
         seconds.append(round(time.perf_counter() - began, 3))
     return {"epoch_seconds": seconds}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--peer":
+        print(json.dumps(_imagefolder_loop(Path(sys.argv[2]), int(sys.argv[3]))))
+    else:
+        sys.exit(f"usage: {sys.argv[0]} --peer FOLDER EPOCHS (bench.py's folder measure runs it)")

@@ -8,6 +8,7 @@ import torch
 from trainlab import Trainer, build_model
 from trainlab.config import TrainConfig
 from trainlab.data import load_dataset
+from trainlab.engine.allocator import allocator
 from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.errors import CheckpointError, TrainingDiverged
@@ -53,6 +54,7 @@ def test_config_toml_records_config_and_environment(tmp_path, mnist_small):
     written = tomllib.loads((result.run_dir / "config.toml").read_text())
     assert written["config"]["seed"] == 5 and written["config"]["epochs"] == 1
     assert written["environment"]["torch"] == torch.__version__
+    assert written["environment"]["allocator"] == allocator()  # e.g. "glibc 2.36, mmap ..."
     assert written["run"]["monitor"] == "test_acc"
     assert "test split" in written["run"]["best_checkpoint_chosen_on"]
 

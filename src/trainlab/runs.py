@@ -102,6 +102,7 @@ def environment(device: str) -> dict[str, Any]:
     import torch
 
     from trainlab import __version__
+    from trainlab.engine.allocator import allocator
 
     env = {
         "trainlab": __version__,
@@ -112,6 +113,7 @@ def environment(device: str) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count() or 0,
         "torch_threads": torch.get_num_threads(),
+        "allocator": allocator(),
         "device": device,
         "hostname": platform.node(),
         "command": " ".join(sys.argv),

@@ -32,6 +32,7 @@ from torch import nn
 from trainlab import runs
 from trainlab.config import FROZEN_ON_RESUME, TrainConfig
 from trainlab.data.dataset import Dataset
+from trainlab.engine.allocator import keep_freed_memory
 from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
 from trainlab.engine.checkpoint import BestCheckpoint, load_checkpoint, save_checkpoint
 from trainlab.engine.device import resolve_device
@@ -191,6 +192,7 @@ class Trainer:
                 in place in Jupyter; a PNG in the run directory elsewhere).
         """
         self.model = model  # for callbacks, as Lightning's trainer.model
+        keep_freed_memory()  # before the data and the first batch: see engine/allocator.py
         dist = self.dist = Dist.from_env()
         dist.join(dist.device(resolve_device(self._own_config.device)))
         plan = self._plan(resume, dist)

@@ -18,6 +18,7 @@ import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data import Batches, Dataset, InputTransform, load_dataset
+from trainlab.engine.allocator import keep_freed_memory
 from trainlab.engine.callbacks import Callback, FitResult
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
@@ -109,6 +110,7 @@ def train(
             (then ``resume`` names the run to continue).
         trust_code: on resume, import the run's model code if it is the user's own.
     """
+    keep_freed_memory()  # see engine/allocator.py; Trainer.fit does it for the Python API
     if isinstance(plan, TrainConfig):
         plan = (
             plan_run(given_settings(plan), resume=resume, source=str(resume))
