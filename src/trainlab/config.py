@@ -184,6 +184,13 @@ class TrainConfig:
         "random crops and left-right flips for other images (recorded)",
         "optim",
     )
+    tta: str = _f(
+        "none",
+        "test-time augmentation: none, or flip (score each image and its left-right mirror, "
+        "outputs averaged; natural images only). Recorded: eval, predict, export and serve "
+        "score the same way",
+        "optim",
+    )
     class_weights: str = _f(
         "none",
         "weight the training loss per class: none, or balanced (inverse class frequency, for "
@@ -250,6 +257,7 @@ class TrainConfig:
         _choice("init", self.init, INITS)
         _choice("amp", self.amp, AMPS)
         _choice("class_weights", self.class_weights, ("none", "balanced"))
+        _choice("tta", self.tta, ("none", "flip"))
         for name, kind in field_types().items():
             value = getattr(self, name)
             values = value if isinstance(value, list) else [value]

@@ -536,7 +536,7 @@ def finish_classification(cfg, model, data, setup, result) -> None:
     cached = setup.score_model is not None  # the head on the test split's cached features
     arrays = write_predictions(
         result.run_dir / "predictions.npz",
-        setup.score_model if cached else model,
+        setup.score_model if cached else setup.scorer,
         setup.shards["test"] if cached else setup.splits["test"],
         data.test_x,
         data.classes,

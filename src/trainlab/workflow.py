@@ -199,7 +199,8 @@ def evaluate_checkpoint(
         x, y, batch_size or cfg.eval_batch_size, device=scoring.device, transform=scoring.transform
     )
     amp_dtype = scoring.amp_dtype
-    metrics = evaluate(model, batches, scoring.loss_fn, data.num_classes, amp_dtype)
+    scorer = scoring.scorer  # the model, flip-averaged if the run used --tta flip
+    metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype)
     report = EvalReport(
         checkpoint=ckpt["path"],
         split=split,
@@ -215,8 +216,8 @@ def evaluate_checkpoint(
 
         path = Path(ckpt["path"])
         write_predictions(
-            path.parent / "predictions.npz", model, batches, x, data.classes, path.name, amp_dtype
+            path.parent / "predictions.npz", scorer, batches, x, data.classes, path.name, amp_dtype
         )
     if return_predictions:
-        return report, predict(model, batches, amp_dtype)
+        return report, predict(scorer, batches, amp_dtype)
     return report

@@ -66,6 +66,8 @@ def why_not(cfg, data, setup) -> str | None:
         return "--no-feature-cache"
     if cfg.augment:
         return "--augment changes the images every epoch"
+    if cfg.tta != "none":
+        return "--tta flip scores the mirrored images too"
     if setup.dist.world > 1:
         return "a torchrun job shards the data (one process caches)"
     if not data.classes:

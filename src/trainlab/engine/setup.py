@@ -22,6 +22,7 @@ from trainlab.engine.loop import LossFn, loss_function
 from trainlab.engine.optim import SGD, build_optimizer
 from trainlab.errors import ConfigError
 from trainlab.models import record_of
+from trainlab.models.tta import check_tta, scoring_model
 
 
 def model_record(model: nn.Module) -> dict | None:
@@ -150,6 +151,7 @@ class EvalSetup:
     transform: InputTransform  # evaluation (and the checkpoint's record)
     loss_fn: LossFn
     splits: dict[str, Batches]  # "val" (if held out) and "test", whole
+    scorer: nn.Module  # what scores them: the model, or it flip-averaged (--tta flip)
 
 
 def setup_eval(
@@ -164,6 +166,7 @@ def setup_eval(
     Args:
         transform: the transform a checkpoint recorded; None decides it from the config.
     """
+    check_tta(cfg.tta, data.kind, data.is_image, data.name)
     model.to(device)
     transform = transform or input_transform(model, data, cfg)
     if transform.channels_last and data.is_image:
@@ -175,6 +178,7 @@ def setup_eval(
         transform=transform,
         loss_fn=loss_function(kind, label_smoothing_for(cfg, kind)),
         splits=eval_splits(data, cfg, device, transform),
+        scorer=scoring_model(model, cfg.tta, (model_record(model) or {}).get("output", "logits")),
     )
 
 

@@ -120,6 +120,7 @@ class Predictor:
     ):
         from trainlab.engine.device import resolve_device
         from trainlab.models.loading import load_model
+        from trainlab.models.tta import scoring_model
 
         if isinstance(checkpoint, str) and not Path(checkpoint).exists():
             from trainlab.models.pretrained import WHEELS, pretrained_checkpoint
@@ -149,7 +150,9 @@ class Predictor:
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
         self.transform = InputTransform.from_dict(data["transform"])
-        self.model = model.to(self.device).eval()
+        # scored as the run was: flip-averaged under --tta flip (eval, serve and export too)
+        self.tta = (ckpt.get("config") or {}).get("tta", "none")
+        self.model = scoring_model(model, self.tta, self.output).to(self.device).eval()
         if self.transform.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.max_pixels, self.top_k, self.low_confidence = max_pixels, top_k, low_confidence
