@@ -201,7 +201,15 @@ class Dist:
             self.barrier()
 
     def leave(self) -> None:
+        """Every rank, after the last collective: wait for the others, then tear down.
+
+        Without the barrier a rank that finished first (the others still writing files) tore
+        its group down and exited while its peers' connections were open, and once, under
+        load, gloo's threads aborted that process at exit ("terminate called without an active
+        exception", SIGABRT after a completed run)."""
         if self.active:
+            with contextlib.suppress(RuntimeError):  # a peer gone already: nothing to wait for
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
