@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli, run_here
 
 QUICK = ["--subset", "2000", "--test-subset", "500", "--epochs", "1", "--device", "cpu"]
 
@@ -139,7 +139,7 @@ def test_data_info_and_models(env):
 )
 def test_bad_names_and_values(tmp_path, env, args, needle):
     assert_clean_error(
-        run_cli("train", *QUICK, "--runs-dir", str(tmp_path), *args, env=env), needle
+        run_here("train", *QUICK, "--runs-dir", str(tmp_path), *args, env=env), needle
     )
     assert not list(tmp_path.iterdir())  # no half-made run left behind
 
@@ -151,7 +151,7 @@ def test_debug_shows_the_traceback(tmp_path, env):
 
 def test_missing_data_root(tmp_path):
     missing = tmp_path / "no-such-dir"
-    proc = run_cli("train", *QUICK, "--runs-dir", str(tmp_path), "--data-dir", str(missing))
+    proc = run_here("train", *QUICK, "--runs-dir", str(tmp_path), "--data-dir", str(missing))
     assert_clean_error(proc, "does not exist", "trainlab data fetch mnist")
     assert not missing.exists()
 
@@ -172,7 +172,7 @@ def test_corrupt_mnist_file_fails_its_md5(tmp_path, mnist_root):
     victim.unlink()
     (raw / "t10k-images-idx3-ubyte").write_bytes(content[:-5000])
     before = {p.name: p.read_bytes() for p in raw.iterdir()}
-    proc = run_cli(
+    proc = run_here(
         "train", *QUICK, "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "root")
     )
     assert_clean_error(
@@ -205,7 +205,7 @@ def test_corrupt_idx_files(tmp_path, stem, damage, needle):
     raw = write_family(tmp_path / "root", "KMNIST", n_train=60, n_test=20)
     (raw / stem).write_bytes(damage((raw / stem).read_bytes()))
     before = {p.name: p.read_bytes() for p in raw.iterdir()}
-    proc = run_cli(
+    proc = run_here(
         "train",
         "--dataset",
         "kmnist",
@@ -231,7 +231,7 @@ def test_wrong_count_between_images_and_labels(tmp_path, mnist_root):
     for p in raw.glob("t10k-labels*"):
         p.unlink()
     (raw / "t10k-labels-idx1-ubyte").write_bytes(encode_idx(np.zeros(9999, dtype=np.uint8)))
-    proc = run_cli("data", "info", "mnist", "--data-dir", str(tmp_path / "root"))
+    proc = run_here("data", "info", "mnist", "--data-dir", str(tmp_path / "root"))
     assert_clean_error(proc, "t10k-labels-idx1-ubyte", "md5", "27ae3e4e09519cfbb04c329615203637")
 
 
@@ -240,26 +240,26 @@ def test_checkpoint_errors(tmp_path, trained_run, env):
     run_dir, _ = trained_run
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((run_dir / "last.pt").read_bytes()[:1000])
-    assert_clean_error(run_cli("eval", str(corrupt), env=env), "not a readable checkpoint")
+    assert_clean_error(run_here("eval", str(corrupt), env=env), "not a readable checkpoint")
 
     class Evil:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'ran'}",))
 
     torch.save({"format": "trainlab-checkpoint", "evil": Evil()}, tmp_path / "evil.pt")
-    assert_clean_error(run_cli("eval", str(tmp_path / "evil.pt"), env=env), "refused")
+    assert_clean_error(run_here("eval", str(tmp_path / "evil.pt"), env=env), "refused")
     assert not (tmp_path / "ran").exists()
 
     before = (run_dir / "last.pt").read_bytes()
-    proc = run_cli("train", "--resume", str(run_dir), "--model", "mlp", "--epochs", "3", env=env)
+    proc = run_here("train", "--resume", str(run_dir), "--model", "mlp", "--epochs", "3", env=env)
     assert_clean_error(proc, "cannot resume with --model mlp", "model = cnn")
     assert (run_dir / "last.pt").read_bytes() == before
-    proc = run_cli("train", "--resume", str(run_dir), "--dataset", "kmnist", env=env)
+    proc = run_here("train", "--resume", str(run_dir), "--dataset", "kmnist", env=env)
     assert_clean_error(proc, "cannot resume with --dataset kmnist", "dataset = mnist")
 
     readme = tmp_path / "README.md"
     readme.write_text("# not a checkpoint\n")
-    assert_clean_error(run_cli("eval", str(readme), env=env), "this is not a checkpoint")
+    assert_clean_error(run_here("eval", str(readme), env=env), "this is not a checkpoint")
 
 
 def test_version():

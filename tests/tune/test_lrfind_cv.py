@@ -8,7 +8,7 @@ import tomllib
 
 from PIL import Image
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli, run_here
 
 DATA = ["--subset", "10000", "--test-subset", "1000", "--device", "cpu"]
 
@@ -87,9 +87,9 @@ def test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure(tmp_path, m
 def test_cv_refuses_a_validation_split_and_too_few_images(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     assert_clean_error(
-        run_cli("cv", "--folds", "3", "--val-split", "0.1", env=env), "drop --val-split"
+        run_here("cv", "--folds", "3", "--val-split", "0.1", env=env), "drop --val-split"
     )
-    proc = run_cli("cv", "--folds", "5", "--model", "mlp", "--subset", "20",
+    proc = run_here("cv", "--folds", "5", "--model", "mlp", "--subset", "20",
                    "--runs-dir", str(tmp_path), env=env)  # fmt: skip
     assert_clean_error(proc, "a class has fewer than 5 training images")
 
@@ -105,5 +105,5 @@ def test_lr_find_takes_its_range_steps_and_output(tmp_path, mnist_root):
     found = json.loads(proc.stdout)
     assert found["steps"] <= 30 and 1e-5 <= found["suggested_lr"] <= 0.1  # a tenth of <= 1
     assert found["png"] == str(out) and out.stat().st_size > 1000
-    bad = run_cli("lr-find", "--start-lr", "1", "--end-lr", "0.1", env=env, cwd=tmp_path)
+    bad = run_here("lr-find", "--start-lr", "1", "--end-lr", "0.1", env=env, cwd=tmp_path)
     assert_clean_error(bad, "need 0 < start < end")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli, run_here
 
 SPACE = """\
 [space]
@@ -126,7 +126,7 @@ def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_pat
 
 
 def test_a_test_metric_is_refused_and_the_reason_given(space, tmp_path):
-    proc = run_cli("sweep", str(space), "--monitor", "test_acc", cwd=tmp_path)
+    proc = run_here("sweep", str(space), "--monitor", "test_acc", cwd=tmp_path)
     assert_clean_error(proc, "--monitor test_acc", "optimistic", "val_acc")
     assert not (tmp_path / "sweeps").exists()
 
@@ -156,7 +156,7 @@ def test_without_optuna_the_error_says_how_to_install_it(space, tmp_path):
 def test_a_bad_space_gets_a_clear_error(tmp_path, text, needle):
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    assert_clean_error(run_cli("sweep", str(path), cwd=tmp_path), needle)
+    assert_clean_error(run_here("sweep", str(path), cwd=tmp_path), needle)
 
 
 def _postgres_cluster(tmp_path: Path):
