@@ -41,7 +41,7 @@ def trained_run(tmp_path_factory, mnist_root):
 
 
 def test_help_explains_defaults():
-    proc = run_cli("train", "--help")
+    proc = run_here("train", "--help")
     assert proc.returncode == 0
     for text in (
         "--model MODEL",
@@ -51,7 +51,7 @@ def test_help_explains_defaults():
         "(default: 0.1)",
     ):
         assert text in proc.stdout
-    top = run_cli("--help")
+    top = run_here("--help")
     assert "trainlab train" in top.stdout and "eval" in top.stdout
 
 
@@ -118,10 +118,10 @@ def test_eval_matches_scikit_learn(trained_run, env):
 
 
 def test_data_info_and_models(env):
-    proc = run_cli("data", "info", "mnist", env=env)
+    proc = run_here("data", "info", "mnist", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "60000 train + 10000 test" in proc.stdout and "verified: yes" in proc.stdout
-    models = run_cli("models")
+    models = run_here("models")
     assert models.returncode == 0 and "cnn" in models.stdout and "alexnet" in models.stdout
 
 
