@@ -5,8 +5,9 @@ raises that threshold only up to 32 MiB and only after such a block comes back. 
 frees and reallocates its activations (a few MiB each) every batch, so every step faults its pages
 in again and the kernel zeroes them: 1.2 million page faults in four epochs of the default CNN on
 10,000 32×32 colour images, and about 30% of each epoch on a 2-core machine. Serving blocks up to
-64 MiB from the heap and keeping up to 1 GiB of freed heap before returning it cuts the faults
-eightfold (what Intel's PyTorch CPU guide gets by preloading jemalloc or tcmalloc).
+64 MiB from the heap and keeping up to 1 GiB of freed heap (at most a sixteenth of the machine's
+memory) before returning it cuts the faults eightfold (what Intel's PyTorch CPU guide gets by
+preloading jemalloc or tcmalloc).
 
 The setting is process-wide and made once. It is left alone where the environment already chose
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES`` with a malloc
@@ -16,12 +17,14 @@ glibc (macOS, Windows, musl) there is nothing to do.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 
 MMAP_THRESHOLD = 64 << 20  # blocks above this are still mapped (and returned) one by one
-TRIM_THRESHOLD = 1 << 30  # freed memory at the heap's top kept for reuse, up to this much
+TRIM_THRESHOLD = 1 << 30  # freed memory at the heap's top kept for reuse, at most this much...
+TRIM_SHARE = 16  # ...and at most 1/16 of the machine's memory (256 MiB on a 4 GiB machine)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
 _state: str | None = None
@@ -65,8 +68,11 @@ def keep_freed_memory() -> str:
         _state = "system"
         return _state
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD):
-        _state = f"glibc {version}, mmap threshold 64 MiB, trim threshold 1 GiB"
+    trim = TRIM_THRESHOLD
+    with contextlib.suppress(ValueError, OSError):
+        trim = min(trim, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // TRIM_SHARE)
+    if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, trim):
+        _state = f"glibc {version}, mmap threshold 64 MiB, trim threshold {trim >> 20} MiB"
     else:
         _state = f"glibc {version} (mallopt refused the thresholds)"
     return _state
