@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import assert_clean_error, run_cli, run_here
+from helpers import assert_clean_error, run_here
 from trainlab.errors import ConfigError
 from trainlab.recipes import RECIPES
 from trainlab.resolve import recipe_config
@@ -75,7 +75,7 @@ def test_recipes_are_listed():
     ],
 )
 def test_every_recipe_runs(tmp_path, env, name, extra):
-    proc = run_cli(
+    proc = run_here(
         "train", "--recipe", name, *extra, "--runs-dir", str(tmp_path), "--json", env=env
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -96,7 +96,7 @@ def test_every_recipe_runs(tmp_path, env, name, extra):
 
 
 def test_linreg_recipe_learns_w_and_b(tmp_path, env):
-    proc = run_cli("train", "--recipe", "d2l-linreg", "--runs-dir", str(tmp_path), env=env)
+    proc = run_here("train", "--recipe", "d2l-linreg", "--runs-dir", str(tmp_path), env=env)
     assert proc.returncode == 0, proc.stderr
     rows = [
         json.loads(line)
@@ -163,7 +163,7 @@ def test_weights_flag_loads_a_local_file(tmp_path, env, mnist_small):
     )
     assert torch.equal(model.features[0].weight, state["features.0.weight"])
     torch.save({"something": torch.zeros(3)}, tmp_path / "unrelated.pt")
-    proc = run_cli(
+    proc = run_here(
         "train",
         "--model",
         "alexnet",

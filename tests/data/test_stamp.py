@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_here
 from trainlab.data import idx, mnist_family
 from trainlab.data.mnist_family import STAMP, local_files
 from trainlab.errors import DataError
@@ -70,7 +70,7 @@ def test_a_file_changed_after_its_stamp_is_caught_even_with_its_mtime_restored(r
 
 def test_data_info_verify_hashes_again_whatever_the_stamp_says(root):
     env = {"TRAINLAB_DATA": str(root)}
-    assert run_cli("data", "info", "mnist", env=env).returncode == 0
+    assert run_here("data", "info", "mnist", env=env).returncode == 0
     raw = root / "MNIST" / "raw"
     path = raw / "train-labels-idx1-ubyte"
     data = bytearray(path.read_bytes())
@@ -80,6 +80,6 @@ def test_data_info_verify_hashes_again_whatever_the_stamp_says(root):
     stamp = json.loads((raw / STAMP).read_text())
     stamp[path.name].update(mnist_family._identity(path))
     (raw / STAMP).write_text(json.dumps(stamp))
-    assert run_cli("data", "info", "mnist", env=env).returncode == 0  # trusted: not hashed
-    proc = run_cli("data", "info", "mnist", "--verify", env=env)
+    assert run_here("data", "info", "mnist", env=env).returncode == 0  # trusted: not hashed
+    proc = run_here("data", "info", "mnist", "--verify", env=env)
     assert_clean_error(proc, "train-labels-idx1-ubyte", "md5")

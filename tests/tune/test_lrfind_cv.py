@@ -8,14 +8,14 @@ import tomllib
 
 from PIL import Image
 
-from helpers import assert_clean_error, run_cli, run_here
+from helpers import assert_clean_error, run_here
 
 DATA = ["--subset", "10000", "--test-subset", "1000", "--device", "cpu"]
 
 
 def test_lr_find_suggests_a_rate_that_trains_well_and_leaves_no_weights(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
-    proc = run_cli("lr-find", *DATA, "--json", env=env, cwd=tmp_path)
+    proc = run_here("lr-find", *DATA, "--json", env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
     assert found["rule"].startswith("a tenth of the lr where the smoothed loss is lowest")
@@ -26,7 +26,7 @@ def test_lr_find_suggests_a_rate_that_trains_well_and_leaves_no_weights(tmp_path
 
     # training with the suggestion works: one epoch of the default CNN
     lr = f"{found['suggested_lr']:.3g}"
-    trained = run_cli(
+    trained = run_here(
         "train", *DATA, "--lr", lr, "--runs-dir", str(tmp_path / "runs"), "--json", "--quiet",
         env=env,
     )  # fmt: skip
@@ -38,7 +38,7 @@ def test_lr_find_suggests_a_rate_that_trains_well_and_leaves_no_weights(tmp_path
 
 def test_lr_auto_runs_the_range_test_first_and_records_the_value(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
-    proc = run_cli(
+    proc = run_here(
         "train", *DATA, "--lr", "auto", "--runs-dir", str(tmp_path), "--run-name", "auto",
         "--json", env=env,
     )  # fmt: skip
@@ -47,7 +47,7 @@ def test_lr_auto_runs_the_range_test_first_and_records_the_value(tmp_path, mnist
     config = tomllib.loads((tmp_path / "auto" / "config.toml").read_text())
     assert "--lr auto" in config["notes"]["lr"]
     assert f"{config['config']['lr']:g}" in config["notes"]["lr"]
-    bad = run_cli("train", "--lr", "fast", env=env)
+    bad = run_here("train", "--lr", "fast", env=env)
     assert bad.returncode == 2 and "a number (e.g. 0.1) or auto" in bad.stderr
 
 
@@ -55,7 +55,7 @@ def test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure(tmp_path, m
     env = {"TRAINLAB_DATA": str(mnist_root)}
     flags = ["--model", "mlp", "--subset", "900", "--test-subset", "200", "--device", "cpu"]
     flags += ["--runs-dir", str(tmp_path), "--run-name", "cv"]
-    proc = run_cli("cv", "--folds", "3", *flags, "--json", env=env)
+    proc = run_here("cv", "--folds", "3", *flags, "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     values = [r["value"] for r in result["results"]]
@@ -72,11 +72,11 @@ def test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure(tmp_path, m
     assert [c["data"]["val"] for c in folds] == [300, 300, 300]
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["mean"] == result["mean"]
 
-    again = run_cli("cv", "--folds", "3", "--only-fold", "2", *flags, "--json", env=env)
+    again = run_here("cv", "--folds", "3", "--only-fold", "2", *flags, "--json", env=env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["results"][0]["value"] == values[1]
     # a fold's own config reruns it too
-    rerun = run_cli(
+    rerun = run_here(
         "train", "--config", str(tmp_path / "cv" / "fold-2" / "config.toml"),
         "--runs-dir", str(tmp_path / "more"), "--json", "--quiet", env=env,
     )  # fmt: skip
@@ -97,7 +97,7 @@ def test_cv_refuses_a_validation_split_and_too_few_images(tmp_path, mnist_root):
 def test_lr_find_takes_its_range_steps_and_output(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     out = tmp_path / "curve.png"
-    proc = run_cli(
+    proc = run_here(
         "lr-find", *DATA, "--steps", "30", "--start-lr", "1e-4", "--end-lr", "1",
         "--output", str(out), "--json", env=env, cwd=tmp_path,
     )  # fmt: skip
