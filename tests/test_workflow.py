@@ -6,7 +6,7 @@ import tomllib
 import pytest
 import torch
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli, run_here
 from trainlab import Trainer, build_model
 from trainlab.config import TrainConfig
 from trainlab.engine.checkpoint import load_checkpoint
@@ -40,7 +40,7 @@ def test_a_python_api_run_records_what_ran(api_run):
 
 def test_eval_scores_the_runs_own_images(api_run, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
-    proc = run_cli("eval", str(api_run.run_dir), "--json", "--no-save", env=env)
+    proc = run_here("eval", str(api_run.run_dir), "--json", "--no-save", env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["n"] == 1000
@@ -50,7 +50,7 @@ def test_eval_scores_the_runs_own_images(api_run, mnist_root):
 
 def test_the_python_api_run_resumes_from_the_cli_and_from_python(api_run, mnist_root, mnist):
     env = {"TRAINLAB_DATA": str(mnist_root)}
-    proc = run_cli("train", "--resume", str(api_run.run_dir), "--epochs", "2", "--json", env=env)
+    proc = run_here("train", "--resume", str(api_run.run_dir), "--epochs", "2", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["final"]["epoch"] == 2 and summary["changed"] == {"epochs": [1, 2]}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli, run_here
 from trainlab.data import mnist_family
 from trainlab.data.mnist_family import SPLIT_FILES, ensure_files
 from trainlab.errors import DataError
@@ -29,13 +29,13 @@ def _with_system_dirs(monkeypatch, *folders: Path) -> None:
 
 @needs_debian
 def test_fetch_copies_the_debian_files_and_verifies_all_four(tmp_path):
-    proc = run_cli("data", "fetch", "fashion-mnist", "--data-dir", str(tmp_path))
+    proc = run_here("data", "fetch", "fashion-mnist", "--data-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count(f"from {DEBIAN}") == 4
     assert "verified: yes" in proc.stdout
     raw = tmp_path / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.glob("*-ubyte")) == sorted(SPLIT_FILES)
-    info = run_cli("data", "info", "fashion-mnist", "--data-dir", str(tmp_path), "--json")
+    info = run_here("data", "info", "fashion-mnist", "--data-dir", str(tmp_path), "--json")
     assert '"verified": true' in info.stdout and '"train": 60000' in info.stdout
 
 

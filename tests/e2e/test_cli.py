@@ -96,7 +96,7 @@ def test_seed_recipe_command_reports_accuracy(tmp_path, env):
 @pytest.mark.slow  # make test: tests/engine/test_metrics.py checks against scikit-learn
 def test_eval_matches_scikit_learn(trained_run, env):
     run_dir, _ = trained_run
-    proc = run_cli("eval", str(run_dir / "best.pt"), "--json", env=env)
+    proc = run_here("eval", str(run_dir / "best.pt"), "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     ours = json.loads(proc.stdout)
     from trainlab.workflow import evaluate_checkpoint
@@ -105,7 +105,9 @@ def test_eval_matches_scikit_learn(trained_run, env):
     _, (outputs, targets) = evaluate_checkpoint(run_dir / "best.pt", return_predictions=True)
     pred = outputs.argmax(1)
     assert ours["n"] == 500  # the run's own --test-subset
-    whole = json.loads(run_cli("eval", str(run_dir / "best.pt"), "--json", "--all", env=env).stdout)
+    whole = json.loads(
+        run_here("eval", str(run_dir / "best.pt"), "--json", "--all", env=env).stdout
+    )
     assert whole["n"] == 10000
     assert ours["accuracy"] == pytest.approx(accuracy_score(targets, pred))
     assert ours["confusion"] == confusion_matrix(targets, pred).tolist()
@@ -113,7 +115,7 @@ def test_eval_matches_scikit_learn(trained_run, env):
     assert ours["per_class"]["precision"] == pytest.approx(p.tolist())
     assert ours["per_class"]["recall"] == pytest.approx(r.tolist())
     assert ours["per_class"]["f1"] == pytest.approx(f.tolist())
-    text = run_cli("eval", str(run_dir), env=env).stdout
+    text = run_here("eval", str(run_dir), env=env).stdout
     assert "accuracy" in text and "confusion matrix" in text and "precision" in text
 
 
@@ -278,13 +280,13 @@ def _weights_of(path):
 def test_resume_with_more_epochs_equals_an_uninterrupted_run(tmp_path, env):
     # a schedule that does not depend on --epochs, so the first epoch is the same in both runs
     base = [*QUICK, "--schedule", "constant", "--runs-dir", str(tmp_path), "--augment"]
-    straight = run_cli("train", *base, "--epochs", "2", "--run-name", "straight", env=env)
+    straight = run_here("train", *base, "--epochs", "2", "--run-name", "straight", env=env)
     assert straight.returncode == 0, straight.stderr
-    short = run_cli("train", *base, "--epochs", "1", "--run-name", "short", env=env)
+    short = run_here("train", *base, "--epochs", "1", "--run-name", "short", env=env)
     assert short.returncode == 0, short.stderr
-    done = run_cli("train", "--resume", str(tmp_path / "short"), env=env)
+    done = run_here("train", "--resume", str(tmp_path / "short"), env=env)
     assert_clean_error(done, "already finished 1 epoch(s)", "--epochs 2")
-    more = run_cli("train", "--resume", str(tmp_path / "short"), "--epochs", "2", env=env)
+    more = run_here("train", "--resume", str(tmp_path / "short"), "--epochs", "2", env=env)
     assert more.returncode == 0, more.stderr
     assert "resume: changed --epochs 1 -> 2" in more.stderr
     a, b = (

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from helpers import run_cli
+from helpers import run_cli, run_here
 from trainlab.inference import Predictor, predict
 from trainlab.inference.preprocess import naive_resize, read_image
 
@@ -58,7 +58,7 @@ def sklearn_digit_files(tmp_path_factory):
 
 def test_scikit_learn_digits_in_a_folder(default_run, sklearn_digit_files):
     folder, labels = sklearn_digit_files
-    proc = run_cli("predict", str(default_run), str(folder), "--json")
+    proc = run_here("predict", str(default_run), str(folder), "--json")
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)["predictions"]
     assert len(results) == 1797
@@ -118,7 +118,7 @@ def test_one_bad_file_in_a_hundred(default_run, sklearn_digit_files, tmp_path):
     for name in sorted(labels)[:99]:
         shutil.copy(folder / name, tmp_path / name)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    proc = run_cli("predict", str(default_run), str(tmp_path), "--preview", str(tmp_path / "seen"))
+    proc = run_here("predict", str(default_run), str(tmp_path), "--preview", str(tmp_path / "seen"))
     assert proc.returncode == 1
     assert proc.stdout.count(".png") == 99  # one table row per good file
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
@@ -165,7 +165,7 @@ def test_a_regression_checkpoint_is_not_a_classifier(tmp_path):
     result = train(cfg, log=lambda _line: None)
     with pytest.raises(CheckpointError, match="not a classifier"):
         Predictor(result.run_dir)
-    proc = run_cli("predict", str(result.run_dir), str(tmp_path))
+    proc = run_here("predict", str(result.run_dir), str(tmp_path))
     assert proc.returncode != 0 and "not a classifier" in proc.stderr
 
 

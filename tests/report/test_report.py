@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import ensure_chromium, launch_chromium, read_pty, run_cli
+from helpers import ensure_chromium, launch_chromium, read_pty, run_cli, run_here
 
 QUICK = ["--subset", "3000", "--test-subset", "1000", "--device", "cpu"]
 
@@ -50,13 +50,13 @@ def test_report_figures_show_what_eval_reports(runs):
 
     root, env = runs
     run_dir = root / "a"
-    proc = run_cli("report", str(run_dir), env=env)
+    proc = run_here("report", str(run_dir), env=env)
     assert proc.returncode == 0, proc.stderr
     for name in ("curves.png", "confusion.png", "mistakes.png", "report.html"):
         assert (run_dir / name).read_bytes()[:4] in (b"\x89PNG", b"<!DO")
 
     evaluated = json.loads(
-        run_cli("eval", str(run_dir / "best.pt"), "--json", "--no-save", env=env).stdout
+        run_here("eval", str(run_dir / "best.pt"), "--json", "--no-save", env=env).stdout
     )
     pred = load_predictions(run_dir / "predictions.npz")
     k = len(pred["classes"])
@@ -92,7 +92,7 @@ def test_report_figures_show_what_eval_reports(runs):
     for other_data in ("true_w", "true_b", "samples", "num_classes", "features", "hidden"):
         assert f"<td>{other_data}</td>" not in settings
     assert "<td>widths</td>" in settings and "<td>val_split</td>" in settings
-    assert run_cli("report", str(root / "b"), env=env).returncode == 0
+    assert run_here("report", str(root / "b"), env=env).returncode == 0
     assert "best.pt chosen on the test split (no validation split" in (
         (root / "b" / "report.html").read_text()
     )
@@ -107,7 +107,7 @@ def test_eval_writes_predictions(runs, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(root / "b", copy)
     (copy / "predictions.npz").unlink()
-    assert run_cli("eval", str(copy / "last.pt"), env=env).returncode == 0
+    assert run_here("eval", str(copy / "last.pt"), env=env).returncode == 0
     from trainlab.engine.predictions import load_predictions
 
     pred = load_predictions(copy / "predictions.npz")
@@ -139,7 +139,7 @@ def test_compare_lists_differences_and_draws_overlaid_curves(runs, tmp_path):
 
 def test_compare_writes_its_picture_beside_the_runs(runs, tmp_path):
     root, env = runs
-    proc = run_cli("compare", str(root / "a"), str(root / "b"), env=env, cwd=tmp_path)
+    proc = run_here("compare", str(root / "a"), str(root / "b"), env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"curves: {root / 'compare.png'}" in proc.stdout
     assert (root / "compare.png").is_file() and not (tmp_path / "compare.png").exists()
@@ -276,7 +276,7 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     from playwright.sync_api import sync_playwright
 
     root, env = runs
-    assert run_cli("report", str(root / "a"), env=env).returncode == 0
+    assert run_here("report", str(root / "a"), env=env).returncode == 0
     errors: list[str] = []
     with sync_playwright() as p:
         browser = launch_chromium(p, chromium)
