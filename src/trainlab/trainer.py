@@ -533,11 +533,10 @@ def finish_classification(cfg, model, data, setup, result) -> None:
     if result.best.get("epoch") != result.final.get("epoch"):
         last = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(load_checkpoint(result.best_path)["state_dict"])
-    cached = setup.score_model is not None  # the head on the test split's cached features
     arrays = write_predictions(
         result.run_dir / "predictions.npz",
-        setup.score_model if cached else setup.scorer,
-        setup.shards["test"] if cached else setup.splits["test"],
+        setup.scorer,
+        setup.splits["test"],
         data.test_x,
         data.classes,
         "best.pt",

@@ -177,4 +177,8 @@ def try_cache(cfg, model: nn.Module, data, setup, log=None) -> tuple[Any, Featur
         {"train": len(t.y)} | {name: b.num_samples for name, b in splits.items()},
         time.perf_counter() - began,
     )
-    return replace(setup, train=train, shards=splits, train_model=head, score_model=head), cache
+    # one process: the splits are the shards; the head scores them from here on
+    cached = replace(
+        setup, train=train, shards=splits, splits=splits, train_model=head, scorer=head
+    )
+    return cached, cache

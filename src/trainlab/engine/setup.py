@@ -151,7 +151,9 @@ class EvalSetup:
     transform: InputTransform  # evaluation (and the checkpoint's record)
     loss_fn: LossFn
     splits: dict[str, Batches]  # "val" (if held out) and "test", whole
-    scorer: nn.Module  # what scores them: the model, or it flip-averaged (--tta flip)
+    scorer: (
+        nn.Module
+    )  # what scores them: the model, flip-averaged (--tta) or its head (cached features)
 
 
 def setup_eval(
@@ -192,7 +194,6 @@ class RunSetup(EvalSetup):
     train_model: nn.Module = None  # the model, or DistributedDataParallel around it
     train_loss_fn: LossFn = None  # the loss steps take (class weights apply here only)
     shards: dict[str, Batches] = None  # this rank's part of each split (the splits on one process)
-    score_model: nn.Module = None  # what scores ``shards`` (the head, on cached features)
 
     @property
     def steps(self) -> int:

@@ -33,9 +33,10 @@ def epoch_row(
     train_seconds = time.perf_counter() - began
     row: dict[str, Any] = {"epoch": epoch + 1, **train_metrics.as_row("train")}
     dist.broadcast_buffers(model)  # every rank scores rank 0's model, the checkpointed one
-    scorer = setup.scorer if setup.score_model is None else setup.score_model
     for name, batches in setup.shards.items():
-        split = evaluate_counts(scorer, batches, setup.loss_fn, data.num_classes, setup.amp_dtype)
+        split = evaluate_counts(
+            setup.scorer, batches, setup.loss_fn, data.num_classes, setup.amp_dtype
+        )
         total = dist.sum_counts(split)  # exact: unpadded shards, summed counts
         row.update(total.read().as_row(name))
         row[f"{name}_n"] = total.n
