@@ -228,3 +228,35 @@ def test_timeout_stops_claiming_and_says_how_to_continue(space, tmp_path, mnist_
     assert "run the same command again to continue it" in proc.stdout
     trials = _trials(sweeps / "space", "space")
     assert 1 <= len(trials) < 50 and all(t.state.name != "RUNNING" for t in trials)
+
+
+def test_the_halving_pruner_stops_worse_trials_at_its_first_rung(tmp_path, mnist_root):
+    """``--pruner halving`` (Optuna's successive halving): once a first trial has set the rungs,
+    a trial goes on past its first rung (epoch 2 of 3 here) only if it is among the best that
+    reached it; a pruned trial's run stops at that epoch and says so."""
+    space = tmp_path / "wide.toml"  # a range where the rate matters and nothing diverges
+    space.write_text("[space]\nlr = { low = 1e-3, high = 0.2, log = true }\nepochs = 3\n")
+    sweeps = tmp_path / "sweeps"
+    proc = run_here(
+        "sweep", str(space), *FLAGS, "--trials", "8", "--pruner", "halving",
+        "--sweeps-dir", str(sweeps), "--json", env={"TRAINLAB_DATA": str(mnist_root)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    trials = _trials(sweeps / "wide", "wide")
+    assert len(trials) == 8
+    # Trial 0 sets the rungs and trial 1 has no rival yet; after that a trial survives only as
+    # the best so far, so none pruned among 8 random rates is a 1-in-5040 chance.
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned, [(t.state.name, t.intermediate_values) for t in trials]
+    at_rung = {t.number: t.intermediate_values[1] for t in trials if 1 in t.intermediate_values}
+    for t in pruned:
+        assert sorted(t.intermediate_values) == [0, 1]  # stopped at epoch 2, before epoch 3
+        assert at_rung[t.number] < max(v for n, v in at_rung.items() if n != t.number)
+        run_dir = sweeps / "wide" / "trials" / f"trial-{t.number:04d}"
+        rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+        assert json.loads((run_dir / "trial.json").read_text())["state"] == "pruned"
+        assert f"trial {t.number}: " in proc.stderr and "pruned at epoch 2" in proc.stderr
+    for t in trials:
+        if t.state.name == "COMPLETE":  # ran all its epochs
+            assert sorted(t.intermediate_values) == [0, 1, 2]
