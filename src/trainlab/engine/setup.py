@@ -151,9 +151,8 @@ class EvalSetup:
     transform: InputTransform  # evaluation (and the checkpoint's record)
     loss_fn: LossFn
     splits: dict[str, Batches]  # "val" (if held out) and "test", whole
-    scorer: (
-        nn.Module
-    )  # what scores them: the model, flip-averaged (--tta) or its head (cached features)
+    # what scores them: the model, flip-averaged (--tta), or its head (cached features)
+    scorer: nn.Module
 
 
 def setup_eval(
