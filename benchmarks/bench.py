@@ -264,12 +264,16 @@ def bench_folder(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* sha
         fm_root.mkdir()
         folder = folder_pipeline.make_folder(tmp / "clothes", str(fm_root), images, images // 5)
         first = folder_pipeline.trainlab_epochs(folder, tmp / "runs", tmp / "cache")
-        again, peer, peer_tuned = [], [], []
-        for _ in range(repeats):  # interleaved, so the machine's drift falls on all three
+        again, unfused, peer, peer_tuned = [], [], [], []
+        for _ in range(repeats):  # interleaved, so the machine's drift falls on all four
             again.append(folder_pipeline.trainlab_epochs(folder, tmp / "runs", tmp / "cache"))
+            unfused.append(
+                folder_pipeline.trainlab_epochs(folder, tmp / "runs", tmp / "cache", fused=False)
+            )
             peer.append(folder_pipeline.imagefolder_epochs(folder))
             peer_tuned.append(folder_pipeline.imagefolder_epochs(folder, tuned=True))
     ours = stats([s for r in again for s in r["epoch_seconds"][1:]])
+    ours_unfused = stats([s for r in unfused for s in r["epoch_seconds"][1:]])
     theirs = stats([s for r in peer for s in r["epoch_seconds"][1:]])
     theirs_tuned = stats([s for r in peer_tuned for s in r["epoch_seconds"][1:]])
     return {
@@ -280,6 +284,9 @@ def bench_folder(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* sha
         "cached_folder_load_seconds": stats([r["folder_load_seconds"] for r in again]),
         "trainlab_epoch_seconds": ours,
         "trainlab_allocator": again[-1]["allocator"],
+        "trainlab_stage_kernel": again[-1]["stage_kernel"],
+        "trainlab_unfused_epoch_seconds": ours_unfused,
+        "speedup_unfused": round(theirs["median"] / ours_unfused["median"], 2),
         "imagefolder_epoch_seconds": theirs,
         "speedup": round(theirs["median"] / ours["median"], 2),
         "imagefolder_tuned_malloc_epoch_seconds": theirs_tuned,
@@ -501,6 +508,12 @@ def render_table(r: dict) -> str:
             tuned = (
                 f"; {f['speedup_vs_tuned_malloc']}x against it with trainlab's malloc thresholds "
                 f"({_fmt(f['imagefolder_tuned_malloc_epoch_seconds']['median'], ' s', 2)})"
+            )
+        if "speedup_unfused" in f:
+            tuned += (
+                f"; without the fused stage kernel (TRAINLAB_FUSED=0) trainlab takes "
+                f"{_fmt(f['trainlab_unfused_epoch_seconds']['median'], ' s', 2)}, "
+                f"{f['speedup_unfused']}x"
             )
         lines.append(
             f"| a folder of {f['images']:,} training PNGs (Fashion-MNIST, 32×32 RGB), default "

@@ -47,8 +47,14 @@ def make_folder(root: Path, data_root: str, train: int, test: int) -> Path:
     return root
 
 
-def trainlab_epochs(folder: Path, runs: Path, cache: Path, epochs: int = 3) -> dict:
-    """One `trainlab train` process; its decode (or cache) time and each epoch's seconds."""
+def trainlab_epochs(
+    folder: Path, runs: Path, cache: Path, epochs: int = 3, fused: bool = True
+) -> dict:
+    """One `trainlab train` process; its decode (or cache) time and each epoch's seconds.
+    ``fused=False`` runs it with TRAINLAB_FUSED=0 (PyTorch's pool, batch-norm and ReLU kernels
+    instead of models/stage.c), to show what the fused kernel adds."""
+    import os
+
     cache.mkdir(exist_ok=True)
     began = time.perf_counter()
     command = [
@@ -71,11 +77,16 @@ def trainlab_epochs(folder: Path, runs: Path, cache: Path, epochs: int = 3) -> d
         "--json",
         "--quiet",
     ]
-    proc = subprocess.run(command, capture_output=True, text=True, check=True, timeout=3600)
+    env = {**os.environ, "TRAINLAB_FUSED": "1" if fused else "0"}
+    proc = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=3600, env=env
+    )
     total = time.perf_counter() - began
     result = json.loads(proc.stdout)
     loaded = re.search(r"folder loaded in ([\d.]+) s", proc.stderr)
     rows = [json.loads(line) for line in (Path(result["run_dir"]) / "metrics.jsonl").open()]
+    config = tomllib.loads((Path(result["run_dir"]) / "config.toml").read_text())
+    environment = config["environment"]
     training = sum(r["seconds"] for r in rows)
     return {
         "process_seconds": round(total, 2),
@@ -84,9 +95,8 @@ def trainlab_epochs(folder: Path, runs: Path, cache: Path, epochs: int = 3) -> d
         # training only, as the peer's loop (which evaluates nothing) is timed
         "epoch_seconds": [r["train_seconds"] for r in rows],
         "test_acc": rows[-1]["test_acc"],
-        "allocator": tomllib.loads((Path(result["run_dir"]) / "config.toml").read_text())[
-            "environment"
-        ]["allocator"],
+        "allocator": environment["allocator"],
+        "stage_kernel": environment["stage_kernel"],
     }
 
 

@@ -103,6 +103,7 @@ def environment(device: str) -> dict[str, Any]:
 
     from trainlab import __version__
     from trainlab.engine.allocator import allocator
+    from trainlab.models.fused import describe as stage_kernel
 
     env = {
         "trainlab": __version__,
@@ -115,6 +116,7 @@ def environment(device: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator(),
         "device": device,
+        "stage_kernel": stage_kernel() if device == "cpu" else "native (not on the CPU)",
         "hostname": platform.node(),
         "command": " ".join(sys.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
