@@ -137,10 +137,19 @@ def test_a_seed_gives_the_same_weights_twice():
         assert torch.equal(a, b)
 
 
-def test_the_process_shares_pytorchs_openmp_runtime():
-    maps = Path("/proc/self/maps").read_text()
-    gomp = {line.split()[-1] for line in maps.splitlines() if "libgomp" in line}
-    assert len(gomp) <= 1, gomp
+def test_the_kernel_shares_pytorchs_openmp_runtime():
+    """A second OpenMP runtime would bring a second team of threads to the same cores."""
+    code = (
+        "import json, torch; from pathlib import Path; from trainlab.models import fused;"
+        "assert not isinstance(fused.library(), str);"
+        "maps = Path('/proc/self/maps').read_text().splitlines();"
+        "print(json.dumps(sorted({m.split()[-1] for m in maps if 'gomp' in m})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
+    )
+    gomp = json.loads(out.stdout)
+    assert len(gomp) == 1 and Path(gomp[0]).parent == Path(torch.__file__).parent / "lib", gomp
 
 
 def test_the_kernel_is_built_once_into_the_cache_whole(tmp_path):
@@ -188,3 +197,8 @@ def test_runs_record_the_kernel_and_train_alike_without_it(tmp_path, mnist_root)
     accuracy = {k: v[1]["final"]["test_acc"] for k, v in results.items()}
     assert accuracy["off"] == accuracy["no compiler"]  # both PyTorch's kernels
     assert abs(accuracy["fused"] - accuracy["off"]) <= 0.02, accuracy
+
+
+def test_other_cpus_are_left_to_pytorchs_kernels(monkeypatch):
+    monkeypatch.setattr(fused.platform, "machine", lambda: "aarch64")
+    assert fused._cpu_problem() == "off: the kernel is built for x86-64 CPUs, this is aarch64"

@@ -4,9 +4,9 @@ PyTorch runs each of the three as its own kernel, forward and backward, and the 
 zero-fills its whole input-sized gradient before scattering into it. On a 2-core CPU these
 memory passes are a fifth of the default cnn's training step at 32×32. ``stage.c`` does the
 stage in two passes over the convolution's output (one each way) and a few over the pooled
-quarter, and it is built at first use with the machine's C compiler (``$CC``, else ``cc`` or
-``gcc``), cached under ``$XDG_CACHE_HOME/trainlab/kernels`` (``~/.cache``), and shares PyTorch's
-OpenMP threads.
+quarter. On x86-64 CPUs with AVX2 it is built at first use with the machine's C compiler
+(``$CC``, else ``cc``, ``gcc`` or ``clang``; ``-O3 -march=native``), cached under
+``$XDG_CACHE_HOME/trainlab/kernels`` (``~/.cache``), and runs on PyTorch's OpenMP threads.
 
 It runs only where it gives what PyTorch's modules give: a training-mode ``nn.BatchNorm2d``
 (affine, running statistics) after an ``nn.MaxPool2d(2)`` and before an ``nn.ReLU``, on a
@@ -15,8 +15,8 @@ on those modules, and not while tracing, scripting, compiling or exporting. The 
 PyTorch's tie rule (the first maximum takes the gradient), batch norm its formulas and running
 statistics; results agree with PyTorch's kernels to float rounding, and a run is repeatable.
 Everything else (evaluation, export, CUDA, NCHW, other layers) runs PyTorch's modules as they
-are. ``TRAINLAB_FUSED=0`` turns it off; without a C compiler it is off. Each run records which
-(config.toml, ``[environment] stage_kernel``).
+are. ``TRAINLAB_FUSED=0`` turns it off; without a C compiler, or on another CPU, it is off.
+Each run records which (config.toml, ``[environment] stage_kernel``).
 """
 
 from __future__ import annotations
@@ -37,11 +37,25 @@ from torch import nn
 
 SOURCE = Path(__file__).with_name("stage.c")
 ABI = 1
-_FLAGS = (
-    ["-O3", "-march=native", "-fopenmp"],  # the machine's vector units; PyTorch's OpenMP threads
-    ["-O3", "-fopenmp"],  # a compiler that does not know -march=native
-    ["-O3"],  # no OpenMP: one thread
-)
+# The vector code wants the machine's own vector units (built without them it is slower than
+# PyTorch's kernels), and OpenMP from libgomp, the runtime PyTorch's threads already run on.
+_NATIVE = ["-O3", "-march=native"]
+
+
+def _flag_sets(version: str) -> list[list[str]]:
+    openmp = "-fopenmp=libgomp" if "clang" in version.lower() else "-fopenmp"
+    return [[*_NATIVE, openmp], _NATIVE]  # without OpenMP: one thread
+
+
+def _cpu_problem() -> str | None:
+    """Why this CPU is left to PyTorch's kernels, or None. The kernel is measured on x86-64
+    with AVX2 (and AVX-512); elsewhere it would be untested."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return f"off: the kernel is built for x86-64 CPUs, this is {platform.machine()}"
+    flags = next((line for line in _cpu_key().splitlines() if line.startswith("flags")), "")
+    if "avx2" not in flags.split():
+        return "off: the CPU has no AVX2"
+    return None
 
 
 class _Library:
@@ -90,13 +104,13 @@ def _build(compiler: str) -> tuple[Path, list[str]]:
     source = SOURCE.read_bytes()
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, timeout=60
-    ).stdout.splitlines()[:1]
+    ).stdout.partition("\n")[0]
     key = hashlib.sha256(
         source + repr((compiler, version, _cpu_key(), ABI, torch.__version__)).encode()
     ).hexdigest()[:16]
     folder = _cache_dir()
     problems = []
-    for flags in _FLAGS:
+    for flags in _flag_sets(version):
         target = folder / f"stage-{key}-{len(flags)}.so"
         if target.exists():
             return target, flags
@@ -125,6 +139,9 @@ def library() -> _Library | str:
     """The built kernel, or why there is none (a sentence). Built once per process."""
     if os.environ.get("TRAINLAB_FUSED", "1").strip().lower() in ("0", "off", "no", "false"):
         return "off (TRAINLAB_FUSED=0)"
+    cpu = _cpu_problem()
+    if cpu is not None:
+        return cpu
     compiler = _compiler()
     if compiler is None:
         return "off: no C compiler (install gcc, or set CC)"
