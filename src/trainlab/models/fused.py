@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("stage.c")
 ABI = 1
@@ -171,8 +172,8 @@ class _Stage(torch.autograd.Function):
         p = torch.empty(pooled, dtype=x.dtype, memory_format=last)
         idx = torch.empty(pooled, dtype=torch.uint8, memory_format=last)
         y = torch.empty(pooled, dtype=x.dtype, memory_format=last)
-        mean = torch.empty(c)
-        invstd = torch.empty(c)
+        mean = torch.empty(c, dtype=torch.float32)  # whatever the default dtype is
+        invstd = torch.empty(c, dtype=torch.float32)
         weight, bias = weight.detach(), bias.detach()
         stats = (
             (running_mean.data_ptr(), running_var.data_ptr())
@@ -190,12 +191,13 @@ class _Stage(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # a second derivative gets torch's clear error, not a wrong one
     def backward(ctx, grad):
         p, idx, mean, invstd, weight, bias = ctx.saved_tensors
         n, c, h, w = ctx.shape
         grad = grad.to(p.dtype).contiguous(memory_format=torch.channels_last)
         gx = torch.empty(ctx.shape, dtype=p.dtype, memory_format=torch.channels_last)
-        gw, gb = torch.empty(c), torch.empty(c)
+        gw, gb = torch.empty(c, dtype=torch.float32), torch.empty(c, dtype=torch.float32)
         status = library().backward[p.dtype](
             grad.data_ptr(), p.data_ptr(), idx.data_ptr(), mean.data_ptr(), invstd.data_ptr(),
             weight.data_ptr(), bias.data_ptr(), gx.data_ptr(), gw.data_ptr(), gb.data_ptr(),

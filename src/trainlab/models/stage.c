@@ -52,6 +52,33 @@ static inline void store_bf16(uint16_t *p, f8 v) { /* round to nearest even; NaN
     memcpy(p, &h, 16);
 }
 
+/* A value that is already a bfloat16 (the pool's maximum): its top half, no rounding. */
+static inline void keep_bf16(uint16_t *p, f8 v) {
+    u16x8 h = __builtin_convertvector((as_i8(v) >> 16) & 0xffff, u16x8);
+    memcpy(p, &h, 16);
+}
+
+/* The pool's backward for 8 channels: dx to the window's winner (at: 0-3), zero to the rest.
+ * The value is converted once and the four stores select its bits. */
+static inline void scatter_f32(float *a, float *b, float *c, float *d, f8 dx, u8x8 at8) {
+    i8 bits = as_i8(dx), at = __builtin_convertvector(at8, i8), o;
+    o = (at == 0) & bits; memcpy(a, &o, 32);
+    o = (at == 1) & bits; memcpy(b, &o, 32);
+    o = (at == 2) & bits; memcpy(c, &o, 32);
+    o = (at == 3) & bits; memcpy(d, &o, 32);
+}
+static inline void scatter_bf16(uint16_t *a, uint16_t *b, uint16_t *c, uint16_t *d, f8 dx,
+                                u8x8 at8) {
+    uint16_t h8[8];
+    store_bf16(h8, dx);
+    i16x8 h, at = __builtin_convertvector(at8, i16x8), o;
+    memcpy(&h, h8, 16);
+    o = (at == 0) & h; memcpy(a, &o, 16);
+    o = (at == 1) & h; memcpy(b, &o, 16);
+    o = (at == 2) & h; memcpy(c, &o, 16);
+    o = (at == 3) & h; memcpy(d, &o, 16);
+}
+
 static inline int threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -77,7 +104,7 @@ static inline int team_size(void) {
 /* Forward. p (the pooled input of batch norm) and idx (which of the window's 4 won) are kept for
  * the backward; mean and invstd are the batch's; running_mean/var are updated in place with
  * `factor` (the momentum). Returns 0, or -1 if memory for the partial sums ran out. */
-#define STAGE_FORWARD(NAME, T, LOAD, STORE)                                                      \
+#define STAGE_FORWARD(NAME, T, LOAD, STORE, KEEP)                                                \
     int NAME(const T *x, T *p, uint8_t *idx, T *y, const float *w, const float *b, float *mean,  \
              float *invstd, float *running_mean, float *running_var, float factor, float eps,   \
              long N, long H, long W, long C) {                                                  \
@@ -93,8 +120,9 @@ static inline int team_size(void) {
                 for (long oh = 0; oh < Ho; oh++) {                                              \
                     const T *r0 = x + ((n * H + 2 * oh) * W) * C, *r1 = r0 + W * C;             \
                     long o = ((n * Ho + oh) * Wo) * C;                                          \
-                    for (long ow = 0; ow < Wo; ow++)                                            \
-                        for (long c = 0; c < C; c += 8) {                                       \
+                    for (long c = 0; c < C; c += 8) { /* the sum in a register, per row */    \
+                        f8 acc = splat(0);                                                      \
+                        for (long ow = 0; ow < Wo; ow++) {                                      \
                             long a = 2 * ow * C + c;                                            \
                             f8 m = LOAD(r0 + a), v;                                             \
                             i8 at = isplat(0), win;                                             \
@@ -104,12 +132,13 @@ static inline int team_size(void) {
                             m = select8(win, v, m); at = (win & 2) | (~win & at);               \
                             v = LOAD(r1 + a + C); win = (v > m) | (v != v);                     \
                             m = select8(win, v, m); at = (win & 3) | (~win & at);               \
-                            STORE(p + o + ow * C + c, m);                                       \
+                            KEEP(p + o + ow * C + c, m);                                        \
                             u8x8 at8 = __builtin_convertvector(at, u8x8);                       \
                             memcpy(idx + o + ow * C + c, &at8, 8);                              \
-                            f8 s = load_f32(sum + c) + m;                                       \
-                            store_f32(sum + c, s);                                              \
+                            acc += m;                                                           \
                         }                                                                       \
+                        store_f32(sum + c, load_f32(sum + c) + acc);                            \
+                    }                                                                           \
                 }                                                                               \
         }                                                                                       \
         for (long c = 0; c < C; c++) {                                                          \
@@ -120,12 +149,16 @@ static inline int team_size(void) {
         memset(part, 0, (size_t)nt * C * sizeof(float));                                        \
         _Pragma("omp parallel") { /* the variance, from the pooled values (two-pass) */          \
             int t = thread_id(), k = team_size();                                               \
-            long r0 = count * t / k, r1 = count * (t + 1) / k;                                  \
+            long rows = N * Ho, j0 = rows * t / k, j1 = rows * (t + 1) / k;                     \
             float *sq = part + (size_t)t * C;                                                   \
-            for (long r = r0; r < r1; r++)                                                      \
+            for (long j = j0; j < j1; j++)                                                      \
                 for (long c = 0; c < C; c += 8) {                                               \
-                    f8 d = LOAD(p + r * C + c) - load_f32(mean + c);                            \
-                    store_f32(sq + c, load_f32(sq + c) + d * d);                                \
+                    f8 acc = splat(0), mu = load_f32(mean + c);                                 \
+                    for (long ow = 0; ow < Wo; ow++) {                                          \
+                        f8 d = LOAD(p + (j * Wo + ow) * C + c) - mu;                            \
+                        acc += d * d;                                                           \
+                    }                                                                           \
+                    store_f32(sq + c, load_f32(sq + c) + acc);                                  \
                 }                                                                               \
         }                                                                                       \
         for (long c = 0; c < C; c++) {                                                          \
@@ -155,7 +188,7 @@ static inline int team_size(void) {
 
 /* Backward: g is the gradient of y. Writes gx (N x H x W x C: every element, zeros included),
  * gw and gb (C floats). */
-#define STAGE_BACKWARD(NAME, T, LOAD, STORE)                                                     \
+#define STAGE_BACKWARD(NAME, T, LOAD, SCATTER)                                                   \
     int NAME(const T *g, const T *p, const uint8_t *idx, const float *mean, const float *invstd, \
              const float *w, const float *b, T *gx, float *gw, float *gb, long N, long H,        \
              long W, long C) {                                                                  \
@@ -166,15 +199,21 @@ static inline int team_size(void) {
         if (!part || !k1) { free(part); free(k1); return -1; }                                  \
         _Pragma("omp parallel") {                                                               \
             int t = thread_id(), k = team_size();                                               \
-            long r0 = count * t / k, r1 = count * (t + 1) / k;                                  \
+            long rows = N * Ho, j0 = rows * t / k, j1 = rows * (t + 1) / k;                     \
             float *sdy = part + (size_t)t * 2 * C, *sdx = sdy + C;                              \
-            for (long r = r0; r < r1; r++)                                                      \
+            for (long j = j0; j < j1; j++)                                                      \
                 for (long c = 0; c < C; c += 8) {                                               \
-                    f8 xhat = (LOAD(p + r * C + c) - load_f32(mean + c)) * load_f32(invstd + c);\
-                    f8 z = xhat * load_f32(w + c) + load_f32(b + c);                            \
-                    f8 dy = select8(z > 0, LOAD(g + r * C + c), splat(0));                      \
-                    store_f32(sdy + c, load_f32(sdy + c) + dy);                                 \
-                    store_f32(sdx + c, load_f32(sdx + c) + dy * xhat);                          \
+                    f8 mu = load_f32(mean + c), sc = load_f32(invstd + c);                      \
+                    f8 wc = load_f32(w + c), bc = load_f32(b + c), a1 = splat(0), a2 = splat(0);\
+                    for (long ow = 0; ow < Wo; ow++) {                                          \
+                        long q = (j * Wo + ow) * C + c;                                         \
+                        f8 xhat = (LOAD(p + q) - mu) * sc;                                      \
+                        f8 dy = select8(xhat * wc + bc > 0, LOAD(g + q), splat(0));             \
+                        a1 += dy;                                                               \
+                        a2 += dy * xhat;                                                        \
+                    }                                                                           \
+                    store_f32(sdy + c, load_f32(sdy + c) + a1);                                 \
+                    store_f32(sdx + c, load_f32(sdx + c) + a2);                                 \
                 }                                                                               \
         }                                                                                       \
         for (long c = 0; c < C; c++) {                                                          \
@@ -204,11 +243,7 @@ static inline int team_size(void) {
                             f8 dx = (dy - load_f32(k1 + c) - xhat * load_f32(k1 + C + c))       \
                                     * sc * load_f32(w + c);                                     \
                             u8x8 at8; memcpy(&at8, idx + q, 8);                                 \
-                            i8 at = __builtin_convertvector(at8, i8);                           \
-                            STORE(r0 + a, select8(at == 0, dx, splat(0)));                      \
-                            STORE(r0 + a + C, select8(at == 1, dx, splat(0)));                  \
-                            STORE(r1 + a, select8(at == 2, dx, splat(0)));                      \
-                            STORE(r1 + a + C, select8(at == 3, dx, splat(0)));                  \
+                            SCATTER(r0 + a, r0 + a + C, r1 + a, r1 + a + C, dx, at8);           \
                         }                                                                       \
                     if (W & 1) {                                                                \
                         memset(r0 + (W - 1) * C, 0, C * sizeof(T));                             \
@@ -222,9 +257,9 @@ static inline int team_size(void) {
         return 0;                                                                               \
     }
 
-STAGE_FORWARD(stage_forward_f32, float, load_f32, store_f32)
-STAGE_FORWARD(stage_forward_bf16, uint16_t, load_bf16, store_bf16)
-STAGE_BACKWARD(stage_backward_f32, float, load_f32, store_f32)
-STAGE_BACKWARD(stage_backward_bf16, uint16_t, load_bf16, store_bf16)
+STAGE_FORWARD(stage_forward_f32, float, load_f32, store_f32, store_f32)
+STAGE_FORWARD(stage_forward_bf16, uint16_t, load_bf16, store_bf16, keep_bf16)
+STAGE_BACKWARD(stage_backward_f32, float, load_f32, scatter_f32)
+STAGE_BACKWARD(stage_backward_bf16, uint16_t, load_bf16, scatter_bf16)
 
 int stage_abi(void) { return 1; }
