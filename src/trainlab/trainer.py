@@ -110,6 +110,20 @@ def given_settings(config: TrainConfig) -> dict[str, Any]:
     return given
 
 
+def restarted_run(runs_dir: str | Path, dist: Dist) -> Path | None:
+    """torchrun restarted this job (--max-restarts): the run it was writing, to continue."""
+    found = runs.find_launched_run(runs_dir, dist.run_id) if dist.main and dist.run_id else None
+    found = dist.broadcast(str(found) if found else None)
+    if dist.main:
+        print(
+            f"torchrun restart {dist.restart}: "
+            + (f"resuming {found}" if found else "no checkpoint of this job; starting over"),
+            file=sys.stderr,
+            flush=True,
+        )
+    return Path(found) if found else None
+
+
 @dataclass
 class _Position:
     """Where the epoch loop starts: a fresh run, or a restored checkpoint's place."""
@@ -237,28 +251,11 @@ class Trainer:
         if isinstance(resume, Plan):
             return resume
         if resume is None and dist.restart:
-            resume = self._restarted_run(dist)
+            resume = restarted_run(self._own_config.runs_dir, dist)
         if resume is None:
             return Plan(self._own_config, {})
         given = self._given if self._given is not None else given_settings(self._own_config)
         return plan_run(given, resume=resume, source=str(resume))
-
-    def _restarted_run(self, dist: Dist) -> Path | None:
-        """torchrun restarted this job (--max-restarts): continue the run it was writing."""
-        found = (
-            runs.find_launched_run(self._own_config.runs_dir, dist.run_id)
-            if dist.main and dist.run_id
-            else None
-        )
-        found = dist.broadcast(str(found) if found else None)
-        if dist.main:
-            print(
-                f"torchrun restart {dist.restart}: "
-                + (f"resuming {found}" if found else "no checkpoint of this job; starting over"),
-                file=sys.stderr,
-                flush=True,
-            )
-        return Path(found) if found else None
 
     def _config_callbacks(self, cfg: TrainConfig, live_plot: bool) -> list[Callback]:
         from trainlab.report.console import ConsoleLogger

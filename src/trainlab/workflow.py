@@ -29,7 +29,7 @@ from trainlab.errors import CheckpointError
 from trainlab.models import build_model, record_of, set_record
 from trainlab.models.loading import load_model
 from trainlab.resolve import Plan, plan_run
-from trainlab.trainer import Trainer, given_settings
+from trainlab.trainer import Trainer, given_settings, restarted_run
 
 
 def _log(line: str) -> None:
@@ -119,6 +119,10 @@ def train(
         )
     dist = Dist.from_env()  # under torchrun: join the job before touching the data
     dist.join(dist.device(resolve_device(plan.config.device)))  # an unusable device fails here
+    if dist.restart and plan.checkpoint is None:  # torchrun restarted the job: continue its run
+        found = restarted_run(plan.config.runs_dir, dist)
+        if found is not None:
+            plan = plan_run(given_settings(plan.config), resume=found, source=str(found))
     plan.fit_processes(dist.world, log if dist.main else None)
     cfg = plan.config
     with dist.node_first():  # one process per machine fetches and verifies
