@@ -109,6 +109,10 @@ def test_the_kernel_steps_aside_where_it_would_not_give_the_same():
     handle.remove()
     assert "MaxPool2DWithIndicesBackward0" in names and "_StageBackward" in names
     assert seen == [torch.Size([4, 16, 16, 16])]
+    handle = model[5].register_full_backward_hook(lambda _m, _gi, go: seen.append(go[0].shape))
+    model(last).sum().backward()  # a backward hook too: stage 2 is PyTorch's
+    handle.remove()
+    assert seen[1:] == [torch.Size([4, 24, 8, 8])]
     odd = build_model("cnn", input_shape=(3, 32, 32), outputs=10, widths=[12, 24])
     odd = odd.to(memory_format=torch.channels_last)
     names = _graph_names(odd(last))  # 12 channels are not a multiple of 8; 24 are

@@ -29,12 +29,14 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn.modules import module as _module
 
 SOURCE = Path(__file__).with_name("stage.c")
 ABI = 1
@@ -209,14 +211,19 @@ class _Stage(torch.autograd.Function):
         return gx, gw if wants[1] else None, gb if wants[2] else None, None, None, None, None
 
 
-def _plain(*modules: nn.Module) -> bool:
-    return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
-
-
-def _global_hooks() -> bool:
-    from torch.nn.modules import module as m
-
-    return bool(m._global_forward_hooks or m._global_forward_pre_hooks)
+def _hooked(*modules: nn.Module) -> bool:
+    """Whether a forward or backward hook, on these modules or on all, expects them to run."""
+    for m in modules:
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
+            return True
+        if m._backward_pre_hooks:
+            return True
+    return bool(
+        _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
 
 
 def fits(pool: nn.Module, bn: nn.Module, relu: nn.Module, x: torch.Tensor) -> bool:
@@ -247,11 +254,11 @@ def fits(pool: nn.Module, bn: nn.Module, relu: nn.Module, x: torch.Tensor) -> bo
         and not pool.return_indices
     ):
         return False
-    if not _plain(pool, bn, relu) or _global_hooks():
+    if _hooked(pool, bn, relu):
         return False
     if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
-    if torch.onnx.is_in_onnx_export():
+    if "torch.onnx" in sys.modules and torch.onnx.is_in_onnx_export():  # never imported: no export
         return False
     return not isinstance(library(), str)
 
