@@ -82,8 +82,9 @@ class _Library:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "trainlab" / "kernels"
+    from trainlab.data.root import default_root  # $XDG_CACHE_HOME/trainlab, as for data
+
+    return default_root() / "kernels"
 
 
 def _compiler() -> str | None:
