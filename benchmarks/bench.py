@@ -563,6 +563,15 @@ def measured_when(results: dict) -> str:
     return "Measured: " + "; ".join(f"{', '.join(v)}: {k}" for k, v in groups.items()) + "."
 
 
+def latest_results(folder: Path, host: str) -> Path | None:
+    """The newest ``<date>-<host>.json`` in ``folder``: the file whose measures a new session
+    keeps. Other files there (``transfer-<date>.json``, ``d2l-book-<date>.json``) belong to
+    benchmarks of their own and hold no ``results`` to merge."""
+    pattern = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}-{re.escape(host)}\.json")
+    dated = sorted(p for p in folder.glob("*.json") if pattern.fullmatch(p.name))
+    return dated[-1] if dated else None
+
+
 def update_readme(results: dict, meta: dict) -> None:
     readme = HERE / "README.md"
     text = readme.read_text()
@@ -599,8 +608,8 @@ def main() -> int:
     date = time.strftime("%Y-%m-%d")
     path = RESULTS / f"{date}-{platform.node()}.json"
     # measures not run now keep their latest results (each with its own date and commit)
-    earlier = sorted(RESULTS.glob("*.json"))
-    previous = json.loads((path if path.exists() else earlier[-1]).read_text()) if earlier else {}
+    latest = latest_results(RESULTS, platform.node())
+    previous = json.loads(latest.read_text()) if latest else {}
     meta = {
         "date": date,
         "commit": git_commit(),
