@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from helpers import fuzz_target
 from trainlab.config import TrainConfig
 from trainlab.data.idx import IDX_DTYPES, encode_idx, parse_idx
+from trainlab.data.images import ImageError, mnist_style, read_image
 from trainlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from trainlab.errors import CheckpointError, ConfigError, DataError, TrainlabError
-from trainlab.inference.preprocess import ImageError, mnist_style, read_image
 
 pytestmark = pytest.mark.fuzz
 

@@ -16,8 +16,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers import run_cli, run_here
+from trainlab.data.images import naive_resize, read_image
 from trainlab.inference import Predictor, predict
-from trainlab.inference.preprocess import naive_resize, read_image
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 

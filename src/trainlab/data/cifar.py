@@ -192,7 +192,7 @@ def _split(spec: Cifar, batches: dict, names, path: Path) -> tuple[torch.Tensor,
 
 
 def load_cifar(name: str, ctx, unverified_data: bool) -> Dataset:
-    from trainlab.data.folder import ResizePolicy
+    from trainlab.data.images import ResizePolicy
     from trainlab.data.root import resolve_root
 
     spec = CIFARS[name]

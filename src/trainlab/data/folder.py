@@ -25,15 +25,15 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from trainlab.data.dataset import Dataset, stratified_pick
+from trainlab.data.images import ResizePolicy, read_for
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
 from trainlab.errors import DataError
@@ -41,63 +41,6 @@ from trainlab.options import Opt
 
 MAX_DEFAULT_SIZE = 64  # the default size: the median shorter side, at most this (CPU-friendly)
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class ResizePolicy:
-    """How a picture becomes the model's input: the one function training and inference share.
-
-    Args:
-        size: (height, width) of the result.
-        channels: 1 (grey) or 3 (RGB).
-        mode: "crop" (shorter side to the size, centre crop) or "pad" (longer side to the size,
-            padded with black).
-    """
-
-    size: tuple[int, int]
-    channels: int
-    mode: str = "crop"
-    crop: float = 1.0  # crop mode: the centre crop's share of the resized side (0.875: 256->224)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "size": list(self.size)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ResizePolicy:
-        return cls(
-            tuple(values["size"]),
-            int(values["channels"]),
-            values.get("mode", "crop"),
-            float(values.get("crop", 1.0)),
-        )
-
-    def apply(self, picture: np.ndarray) -> np.ndarray:
-        """float H×W×3 (or H×W) in [0, 1] -> uint8 C×H×W."""
-        x = torch.from_numpy(np.ascontiguousarray(picture, dtype=np.float32))
-        x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
-        if self.channels == 1 and x.shape[1] == 3:
-            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        elif self.channels == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        (h, w), (H, W) = x.shape[-2:], self.size
-        scale = max(H / h, W / w) / self.crop if self.mode == "crop" else min(H / h, W / w)
-        new = (max(1, round(h * scale)), max(1, round(w * scale)))
-        x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)
-        if self.mode == "crop":
-            top, left = (new[0] - H) // 2, (new[1] - W) // 2
-            x = x[..., top : top + H, left : left + W]
-        else:
-            dh, dw = H - new[0], W - new[1]
-            x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-        return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-
-
-def read_for(policy: ResizePolicy, source, *, name: str | None = None, max_pixels=None):
-    """Decode any image people give (path, bytes, PIL, array) and apply ``policy``."""
-    from trainlab.inference.preprocess import MAX_PIXELS, read_image
-
-    picture = read_image(source, max_pixels=max_pixels or MAX_PIXELS, name=name, colour=True)
-    return policy.apply(picture)
 
 
 @dataclass

@@ -8,7 +8,7 @@ Example:
 
 Inputs are paths, raw bytes, PIL images, numpy arrays or uint8 tensors. Each is decoded and
 preprocessed once (for the MNIST family as the dataset's authors made their digits, see
-``trainlab.inference.preprocess``), then all of them go through the model in batches. An input
+``trainlab.data.images``), then all of them go through the model in batches. An input
 that cannot be read gets an ``error`` and the others still get predictions.
 """
 
@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from trainlab.data.batches import InputTransform
-from trainlab.errors import CheckpointError
-from trainlab.inference.preprocess import (
+from trainlab.data.images import (
     MAX_PIXELS,
     ImageError,
     Prepared,
@@ -31,6 +30,7 @@ from trainlab.inference.preprocess import (
     read_image,
     resize_to,
 )
+from trainlab.errors import CheckpointError
 
 # Checkpoints of format version 1 do not record their data's kind; these were its digits.
 V1_DIGITS = ("mnist", "fashion-mnist", "kmnist")
@@ -143,7 +143,7 @@ class Predictor:
         self.kind: str = data.get("kind") or ("digits" if self.dataset in V1_DIGITS else "images")
         self.policy = None  # a folder dataset's resize policy: its images, made the same way
         if data.get("preprocess"):
-            from trainlab.data.folder import ResizePolicy
+            from trainlab.data.images import ResizePolicy
 
             self.policy = ResizePolicy.from_dict(data["preprocess"])
         self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
@@ -178,7 +178,7 @@ class Predictor:
     def prepare(self, source, name: str | None = None) -> Prepared:
         """Decode and preprocess one input (raises ``ImageError`` with the input's name)."""
         if self.policy is not None:
-            from trainlab.data.folder import read_for
+            from trainlab.data.images import read_for
 
             image = read_for(self.policy, source, name=name, max_pixels=self.max_pixels)
             return Prepared(image, False, tuple(self.policy.size[::-1]))

@@ -250,7 +250,7 @@ def pretrained_checkpoint(name: str, log=None) -> dict:
     """A pretrained model as a checkpoint of its own (ImageNet's 1,000 classes), so that
     ``trainlab predict efficientnet-lite0 photo.jpg`` uses the same code as a trained run."""
     from trainlab.data.batches import InputTransform
-    from trainlab.data.folder import ResizePolicy
+    from trainlab.data.images import ResizePolicy
     from trainlab.models import build_model, get_spec, record_of
 
     if name not in WHEELS:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from trainlab.inference.preprocess import (
+from trainlab.data.images import (
     ImageError,
     background_is_light,
     mnist_style,

@@ -1,7 +1,10 @@
-"""People's own images made to look like the data a model trained on.
+"""Images in: decoding any picture people give, and the resize policies that make it an input.
+
+The one place that turns a file, bytes, a PIL image or an array into the model's input, for
+training (folder datasets decode through ``ResizePolicy``) and for predict, export and serve.
 
 Example:
-    >>> from trainlab.inference.preprocess import read_image, mnist_style
+    >>> from trainlab.data.images import read_image, mnist_style, ResizePolicy
     >>> grey = read_image("my_digit.jpg")            # float32 H×W in [0, 1], ink bright
     >>> digit = mnist_style(grey)                     # uint8 28×28, as MNIST's authors made theirs
 
@@ -10,15 +13,18 @@ ratio, anti-aliased, and placed in a 28×28 field so that its centre of mass is 
 light ink on a dark background. A photo or a paint-program PNG resized naively to 28×28 is
 none of these, and a model trained on MNIST gets most of them wrong. ``mnist_style`` does what
 the dataset's authors did; ``read_image`` gets any image Pillow reads into a grey array with the
-ink bright, refusing decompression bombs before anything is decoded.
+ink bright, refusing decompression bombs before anything is decoded. ``ResizePolicy`` is how
+any other picture becomes an input (shorter side to the size and a centre crop, or padding),
+recorded with a run so training and inference make the same pixels.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -310,3 +316,58 @@ def resize_to(grey: np.ndarray, size: tuple[int, int], *, dark_background: bool)
 def naive_resize(grey: np.ndarray, size: tuple[int, int] = (FIELD, FIELD)) -> np.ndarray:
     """What tutorials do: resize the whole picture, keep its polarity. For comparison only."""
     return np.rint(_resize(grey, size) * 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ResizePolicy:
+    """How a picture becomes the model's input: the one function training and inference share.
+
+    Args:
+        size: (height, width) of the result.
+        channels: 1 (grey) or 3 (RGB).
+        mode: "crop" (shorter side to the size, centre crop) or "pad" (longer side to the size,
+            padded with black).
+    """
+
+    size: tuple[int, int]
+    channels: int
+    mode: str = "crop"
+    crop: float = 1.0  # crop mode: the centre crop's share of the resized side (0.875: 256->224)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "size": list(self.size)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ResizePolicy:
+        return cls(
+            tuple(values["size"]),
+            int(values["channels"]),
+            values.get("mode", "crop"),
+            float(values.get("crop", 1.0)),
+        )
+
+    def apply(self, picture: np.ndarray) -> np.ndarray:
+        """float H×W×3 (or H×W) in [0, 1] -> uint8 C×H×W."""
+        x = torch.from_numpy(np.ascontiguousarray(picture, dtype=np.float32))
+        x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
+        if self.channels == 1 and x.shape[1] == 3:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        elif self.channels == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        (h, w), (H, W) = x.shape[-2:], self.size
+        scale = max(H / h, W / w) / self.crop if self.mode == "crop" else min(H / h, W / w)
+        new = (max(1, round(h * scale)), max(1, round(w * scale)))
+        x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)
+        if self.mode == "crop":
+            top, left = (new[0] - H) // 2, (new[1] - W) // 2
+            x = x[..., top : top + H, left : left + W]
+        else:
+            dh, dw = H - new[0], W - new[1]
+            x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+        return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def read_for(policy: ResizePolicy, source, *, name: str | None = None, max_pixels=None):
+    """Decode any image people give (path, bytes, PIL, array) and apply ``policy``."""
+    picture = read_image(source, max_pixels=max_pixels or MAX_PIXELS, name=name, colour=True)
+    return policy.apply(picture)
