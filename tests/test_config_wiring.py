@@ -614,7 +614,7 @@ def test_each_setting_changes_the_run(runner, name):
 
 
 def test_no_setting_is_left_out():
-    from trainlab.config import shorthand_options
+    from trainlab.models.shorthand import shorthand_options
 
     # every field, and every option of a built-in model or dataset (their flags)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())

@@ -104,7 +104,7 @@ def test_an_option_added_in_one_place_reaches_the_model(tmp_path, mnist_root, ca
         "--data-dir",
         str(mnist_root),
     )
-    from trainlab.models.loading import load_model
+    from trainlab.engine.loading import load_model
 
     model, checkpoint = load_model(tmp_path / "t")
     assert isinstance(model[2], nn.Tanh) and checkpoint["config"]["model_options"] == {

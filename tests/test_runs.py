@@ -6,7 +6,8 @@ import tomllib
 from trainlab import runs
 from trainlab.config import TrainConfig
 from trainlab.data import InputTransform
-from trainlab.engine.checkpoint import BestCheckpoint
+from trainlab.data.kinds import CLASSIFICATION
+from trainlab.engine.checkpoint import best_checkpoint
 from trainlab.models import build_model
 
 
@@ -33,10 +34,10 @@ def test_concurrent_claims_never_share_a_directory(tmp_path):
 
 def test_config_toml_holds_the_description_the_checkpoint_holds(tmp_path, mnist_small):
     model = build_model("mlp", mnist_small, hidden=[8])
-    cfg = TrainConfig.from_dict({"model": "mlp", "hidden": [8]})
+    cfg = TrainConfig(model="mlp", model_options={"hidden": [8]})
     transform = InputTransform([0.5], [0.5])
     description = runs.describe_run(cfg, model, mnist_small, transform)
-    best = BestCheckpoint.for_splits(has_val=False, classification=True)
+    best = best_checkpoint(None, has_val=False, task=CLASSIFICATION)
     runs.write_config(
         tmp_path, description, counts={"train": 2000}, best=best, resumed=(1, 7), device="cpu"
     )
@@ -45,7 +46,7 @@ def test_config_toml_holds_the_description_the_checkpoint_holds(tmp_path, mnist_
     assert written["model"]["name"] == "mlp" and written["model"]["options"]["hidden"] == [8]
     assert written["data"]["train"] == 2000
     assert written["run"]["resumed_from"] == {"epoch": 1, "batch": 7}
-    assert written["run"]["best_checkpoint_chosen_on"].startswith("the test split")
+    assert written["run"]["best_checkpoint_chosen_on"].startswith("the last epoch")
     assert written["environment"]["device"] == "cpu"
     assert InputTransform.from_dict(written["data"]["transform"]).to_dict() == transform.to_dict()
 

@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from trainlab import Trainer, build_model
-from trainlab.config import TrainConfig
 from trainlab.data import load_dataset
 from trainlab.engine.allocator import allocator
 from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.errors import CheckpointError, TrainingDiverged
+from trainlab.resolve import resolve_config
 
 
 def small_cfg(tmp_path, **kw):
     base = dict(epochs=2, batch_size=64, lr=0.05, runs_dir=str(tmp_path), device="cpu")
-    return TrainConfig.from_dict({**base, **kw})
+    return resolve_config({**base, **kw}).config  # built-in options as plain settings
 
 
 def fresh_model(data, name="cnn", seed=0, **options):
@@ -55,8 +55,17 @@ def test_config_toml_records_config_and_environment(tmp_path, mnist_small):
     assert written["config"]["seed"] == 5 and written["config"]["epochs"] == 1
     assert written["environment"]["torch"] == torch.__version__
     assert written["environment"]["allocator"] == allocator()  # e.g. "glibc 2.36, mmap ..."
-    assert written["run"]["monitor"] == "test_acc"
-    assert "test split" in written["run"]["best_checkpoint_chosen_on"]
+    # nothing is chosen on the test split: without a validation split best.pt is the last epoch
+    assert written["run"]["monitor"] == "epoch"
+    assert written["run"]["best_checkpoint_chosen_on"].startswith("the last epoch")
+    # what auto became here is recorded next to amp = "auto"
+    assert written["config"]["amp"] == "auto"
+    assert written["resolved"] == {
+        "precision": "float32",  # a conv-free mlp on the CPU: float32 everywhere
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+    }
+    assert load_checkpoint(result.best_path)["resolved"] == written["resolved"]
 
 
 def test_best_is_chosen_on_validation_split(tmp_path, mnist_small):
@@ -139,7 +148,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnist_sma
 
 def test_resume_with_another_model_is_refused(tmp_path, mnist_small):
     first = Trainer(small_cfg(tmp_path, epochs=1)).fit(fresh_model(mnist_small), mnist_small)
-    with pytest.raises(CheckpointError, match="trained with model='cnn', this fit has model='mlp'"):
+    with pytest.raises(CheckpointError, match="trained with model cnn .*; this fit has model mlp"):
         Trainer(small_cfg(tmp_path, epochs=2, model="mlp")).fit(
             fresh_model(mnist_small, "mlp"), mnist_small, resume=first.run_dir
         )

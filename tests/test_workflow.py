@@ -8,8 +8,8 @@ import torch
 
 from helpers import assert_clean_error, run_cli, run_here
 from trainlab import Trainer, build_model
-from trainlab.config import TrainConfig
 from trainlab.engine.checkpoint import load_checkpoint
+from trainlab.resolve import resolve_config
 from trainlab.runs import read_metrics
 from trainlab.workflow import evaluate_checkpoint, resumed_config, train
 
@@ -77,7 +77,7 @@ def test_the_python_api_run_resumes_from_the_cli_and_from_python(api_run, mnist_
     ],
 )
 def test_eval_reproduces_the_recorded_epoch(tmp_path, mnist_root, settings):
-    cfg = TrainConfig.from_dict(
+    cfg = resolve_config(
         dict(
             subset=2000,
             test_subset=700,
@@ -87,7 +87,7 @@ def test_eval_reproduces_the_recorded_epoch(tmp_path, mnist_root, settings):
             runs_dir=str(tmp_path),
             **settings,
         )
-    )
+    ).config
     result = train(cfg, log=lambda _line: None)
     best = load_checkpoint(result.best_path)
     row = next(r for r in read_metrics(result.run_dir) if r["epoch"] == best["best"]["epoch"])

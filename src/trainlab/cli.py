@@ -93,7 +93,7 @@ def _lr_value(text: str) -> float | str:
 
 def _add_option_flags(model_group, data_group) -> None:
     """The built-ins' options as flags of their own, generated from the registries' specs."""
-    from trainlab.config import shorthand_options
+    from trainlab.models.shorthand import shorthand_options
 
     for name, (field_name, specs) in shorthand_options().items():
         option = next(iter(specs.values()))
@@ -123,7 +123,7 @@ def _add_option_flags(model_group, data_group) -> None:
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings a user typed: config fields, the built-ins' option flags and the
     NAME=VALUE options, as ``plan_run`` takes them."""
-    from trainlab.config import shorthand_options
+    from trainlab.models.shorthand import shorthand_options
     from trainlab.options import parse_assignment
 
     given = {

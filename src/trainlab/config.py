@@ -341,7 +341,6 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build a config from plain values, refusing keys it does not know by name."""
         known = {f.name for f in dataclasses.fields(cls)}
-        values = fold_options(values, source)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
@@ -352,91 +351,6 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
-
-
-# What a resume cannot change: the weights in the checkpoint were made for this model and input.
-FROZEN_ON_RESUME = {
-    "dataset": "the dataset",
-    "data_options": "the dataset's options",
-    "model": "the model",
-    "model_options": "the model's options",
-    "subset": "the data split",
-    "test_subset": "the data split",
-    "val_split": "the data split that chooses best.pt",
-    "data_seed": "the data split",
-    "folds": "the data split that chooses best.pt",
-    "fold": "the data split that chooses best.pt",
-}
-# The fields a version-1 config (trainlab before the registries) had for one model or dataset;
-# such a config names them all, also those its model or dataset did not use.
-V1_OPTION_FIELDS = frozenset(
-    {
-        "hidden",
-        "widths",
-        "log_softmax",
-        "samples",
-        "features",
-        "num_classes",
-        "true_w",
-        "true_b",
-        "noise",
-    }
-)
-
-
-def shorthand_options() -> dict[str, tuple[str, dict[str, Any]]]:
-    """Option name -> ("model_options" or "data_options", {built-in name: its option}) for the
-    built-ins' options, which may be given as plain settings (``hidden=[64]``, ``--hidden 64``)."""
-    from trainlab.data.registry import registered as datasets
-    from trainlab.models.registry import builtin_specs
-
-    out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for field_name, specs in (
-        ("model_options", builtin_specs()),
-        ("data_options", {k: v for k, v in datasets().items() if v.source["kind"] == "builtin"}),
-    ):
-        for spec in specs.values():
-            for option in spec.options.values():
-                out.setdefault(option.name, (field_name, {}))[1][spec.name] = option
-    return out
-
-
-def fold_options(
-    values: dict[str, Any], source: str = "config", context: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Move built-in options given as plain settings into ``model_options``/``data_options``.
-
-    A version-1 config (all of ``V1_OPTION_FIELDS`` present) keeps those its model and dataset
-    use and drops the rest; elsewhere an option its model or dataset lacks is refused by name.
-    ``context`` gives the model and dataset when ``values`` (a layer of settings) names none.
-    """
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    extra = [k for k in values if k not in known]
-    if not extra:
-        return values
-    shorthand = shorthand_options()
-    legacy = set(values) >= V1_OPTION_FIELDS
-    out = {k: v for k, v in values.items() if k in known or k not in shorthand}
-    from trainlab.data.registry import spec_name
-
-    context = context or {}
-    owner = {
-        "model_options": values.get("model", context.get("model", "cnn")),
-        "data_options": spec_name(values.get("dataset", context.get("dataset", "mnist"))),
-    }
-    for key in extra:
-        if key not in shorthand:
-            continue
-        field_name, specs = shorthand[key]
-        if owner[field_name] in specs:
-            out[field_name] = {**(out.get(field_name) or {}), key: values[key]}
-        elif not legacy:
-            what = "model" if field_name == "model_options" else "dataset"
-            raise ConfigError(
-                f"{source}: {key} is an option of {what} {', '.join(sorted(specs))}, not of "
-                f"{what} '{owner[field_name]}'. Drop it, or choose that {what}."
-            )
-    return out
 
 
 def flag_name(name: str) -> str:

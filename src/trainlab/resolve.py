@@ -20,10 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainlab.config import FROZEN_ON_RESUME, TrainConfig, flag_name, fold_options
-from trainlab.errors import ConfigError
+from trainlab.config import TrainConfig, flag_name
+from trainlab.errors import CheckpointError, ConfigError
+from trainlab.models.shorthand import fold_options, shorthand_options
 
 OPTION_FIELDS = {"model": "model_options", "dataset": "data_options"}
+
+
+# What a resume cannot change: the weights in the checkpoint were made for this model and input.
+FROZEN_ON_RESUME = {
+    "dataset": "the dataset",
+    "data_options": "the dataset's options",
+    "model": "the model",
+    "model_options": "the model's options",
+    "subset": "the data split",
+    "test_subset": "the data split",
+    "val_split": "the data split that chooses best.pt",
+    "data_seed": "the data split",
+    "folds": "the data split that chooses best.pt",
+    "fold": "the data split that chooses best.pt",
+}
 
 
 @dataclass
@@ -52,14 +68,6 @@ class Plan:
         self.notes["batch_size"] = note
         if log is not None:
             log(f"note: {note}")
-
-    @property
-    def resume_dir(self) -> Path | None:
-        return Path(self.checkpoint["path"]).parent if self.checkpoint else None
-
-
-# Kept for callers of the earlier name: a resolution is a plan without its checkpoint.
-Resolved = Plan
 
 
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
@@ -162,15 +170,68 @@ def resolve_config(
     changed = {
         k: (base_values[k], new[k]) for k in new if _normal(base_values[k]) != _normal(new[k])
     }
+    refuse_owned_changes(changed, source, by_flags=True)
+    return Plan(TrainConfig.from_dict(new, source=source), changed, chosen=frozenset(new))
+
+
+def refuse_owned_changes(
+    changed: dict[str, tuple[Any, Any]], source: str, *, by_flags: bool
+) -> None:
+    """The one rule of what a checkpoint owns: a resume may not change what its weights were
+    made for (``FROZEN_ON_RESUME``). ``changed`` maps fields to (saved, new); ``by_flags``
+    says whether the user asked by flags (named back as flags) or by the model and data
+    objects given to ``Trainer.fit``."""
     frozen = [k for k in changed if k in FROZEN_ON_RESUME]
-    if frozen:
+    for owner, options in OPTION_FIELDS.items():  # a new model or dataset brings its options
+        if owner in frozen and options in frozen:
+            frozen.remove(options)
+    if not frozen:
+        return
+    had = "; ".join(f"{_as_setting(k, changed[k][0])} ({FROZEN_ON_RESUME[k]})" for k in frozen)
+    if by_flags:
         asked = ", ".join(_as_flag(k, changed[k]) for k in frozen)
-        had = "; ".join(f"{FROZEN_ON_RESUME[k]}: {k} = {_show(changed[k][0])}" for k in frozen)
         raise ConfigError(
             f"cannot resume with {asked}: the run trained with {had}, and its checkpoint holds "
-            f"weights for that. Drop it, or start a new run ({source})."
+            f"weights for that. Drop {'it' if len(frozen) == 1 else 'them'}, or start a new "
+            f"run ({source})."
         )
-    return Plan(TrainConfig.from_dict(new, source=source), changed, chosen=frozenset(new))
+    now = "; ".join(_as_setting(k, changed[k][1]) for k in frozen)
+    raise CheckpointError(
+        f"{source}: the run trained with {had}; this fit has {now}. Resume with the run's own "
+        "model and data, or start a new run."
+    )
+
+
+def check_resumable(checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
+    """Refuse a resume that would change what the weights depend on (the model and data a fit
+    was given must be the run's), or that has nothing left to do."""
+    saved = TrainConfig.from_dict(checkpoint["config"], source=checkpoint["path"])
+    old, new = saved.to_dict(), cfg.to_dict()
+    changed = {k: (old[k], new[k]) for k in FROZEN_ON_RESUME if _normal(old[k]) != _normal(new[k])}
+    refuse_owned_changes(changed, checkpoint["path"], by_flags=False)
+    stopped = checkpoint.get("stopped")
+    if stopped and cfg.early_stop == saved.early_stop:
+        raise ConfigError(
+            f"{checkpoint['path']}: the run is finished: it stopped early after epoch "
+            f"{stopped['epoch']} ({stopped['reason']}). To train it further anyway, resume "
+            f"with another --early-stop (0 turns it off) and a larger --epochs."
+        )
+    if checkpoint["epoch"] >= cfg.epochs and not checkpoint["batch"]:
+        raise ConfigError(
+            f"{checkpoint['path']}: the run already finished {checkpoint['epoch']} epoch(s) "
+            f"and --epochs is {cfg.epochs}. Pass a larger --epochs to train further, e.g. "
+            f"--epochs {checkpoint['epoch'] + 1}."
+        )
+
+
+def settings_of(config: TrainConfig) -> dict[str, Any]:
+    """A full config as the settings it gives a resume: what the weights depend on is the
+    saved run's (the model and data objects decide it), and unresolved defaults stay unset."""
+    given = {k: v for k, v in config.to_dict().items() if k not in FROZEN_ON_RESUME}
+    for key in ("data_dir", "label_smoothing"):  # defaults the run resolved
+        if given.get(key) is None:
+            given.pop(key, None)
+    return given
 
 
 def recipe_config(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -178,12 +239,15 @@ def recipe_config(name: str, overrides: dict[str, Any] | None = None) -> TrainCo
     return resolve_config({**(overrides or {}), "recipe": name}).config
 
 
+def _as_setting(name: str, value: Any) -> str:
+    """A field's value as a person reads it: ``model cnn``, ``model options widths=16 24``."""
+    return f"{name.replace('_', ' ')} {_show(value)}"
+
+
 def _as_flag(name: str, change: tuple[Any, Any]) -> str:
     """A change as the flag that asked for it (``--hidden 32``, ``--model-arg width=8``)."""
     if name not in OPTION_FIELDS.values():
         return f"{flag_name(name)} {_show(change[1])}"
-    from trainlab.config import shorthand_options
-
     old, new = change
     flag = "--model-arg" if name == "model_options" else "--data-arg"
     keys = [k for k in new if old.get(k) != new.get(k)] or list(new)

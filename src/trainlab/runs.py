@@ -57,17 +57,48 @@ def find_launched_run(runs_dir: str | Path, run_id: str) -> Path | None:
     return max(found)[1] if found else None
 
 
+def run_config(cfg: Any, model: Any, data: Any) -> Any:
+    """The config of what runs: ``cfg`` with the model's and the data's own description (so a
+    model or dataset given to ``Trainer.fit`` is recorded as what it is)."""
+    from trainlab.engine.setup import label_smoothing_for, loss_kind
+    from trainlab.models import record_for
+
+    record = record_for(model, data)
+    changes: dict[str, Any] = {
+        "dataset": data.name,
+        "data_options": dict(data.options),
+        "subset": data.origin["subset"],
+        "test_subset": data.origin["test_subset"],
+        "val_split": float(data.origin["val_split"]),
+    }
+    if "root" in data.info:  # recorded with the run, to find the files again
+        changes["data_dir"] = data.info["root"]
+    data_seed = data.info.get("settings", {}).get("data_seed", data.origin["seed"])
+    changes["data_seed"] = None if data_seed in (None, cfg.seed) else data_seed
+    if record.get("name") is None:
+        changes.update(model=f"custom:{record['class']}", model_options={})
+    else:
+        changes.update(model=record["name"], model_options=dict(record.get("options", {})))
+        changes.update({k: record[k] for k in ("init", "pretrained", "weights") if k in record})
+        changes["freeze_features"] = bool(record.get("freeze_features", False))
+    if cfg.label_smoothing is None:  # record the value that runs, not "default"
+        kind = loss_kind(cfg, model, data.kind_entry.task)
+        changes["label_smoothing"] = label_smoothing_for(cfg, kind)
+    return cfg.replace(**changes)
+
+
 def describe_run(cfg: Any, model: Any, data: Any, transform: Any) -> dict[str, Any]:
     """What ran, as plain values: the same description goes into config.toml and every
     checkpoint (the checkpoint adds weights and position, config.toml the environment)."""
-    from trainlab.engine.setup import model_record
+    from trainlab.models import record_of
 
-    record = model_record(model) or {"name": None, "class": type(model).__name__}
+    record = record_of(model) or {"name": None, "class": type(model).__name__}
     return {
         "config": cfg.to_dict(),
         "model": {**record, "parameters": sum(p.numel() for p in model.parameters())},
         "data": {
             "name": data.name,
+            "kind": data.kind,
             "task": data.task,
             "classes": list(data.classes),
             "input_shape": list(data.input_shape),
@@ -166,7 +197,7 @@ def write_config(
         "run": run,
         "data": {**description["data"], **counts},
         "model": description["model"],
-        **({"launch": description["launch"]} if "launch" in description else {}),
+        **{k: description[k] for k in ("resolved", "launch") if k in description},
         **({"notes": description["notes"]} if "notes" in description else {}),
         **({"features": description["features"]} if "features" in description else {}),
         "environment": environment(device),

@@ -9,85 +9,41 @@ Example:
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from trainlab.build import Started, build, cut_data, load_data, make_model, say, start
 from trainlab.config import TrainConfig
-from trainlab.data import Batches, Dataset, InputTransform, load_dataset
-from trainlab.engine.allocator import keep_freed_memory
+from trainlab.data import Batches, Dataset, InputTransform
 from trainlab.engine.callbacks import Callback, FitResult
+from trainlab.engine.checkpoint import recorded_amp
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
+from trainlab.engine.loading import load_model
 from trainlab.engine.loop import evaluate, predict
 from trainlab.engine.metrics import per_class
 from trainlab.engine.setup import setup_eval
-from trainlab.errors import CheckpointError
-from trainlab.models import build_model, record_of, set_record
-from trainlab.models.loading import load_model
-from trainlab.resolve import Plan, plan_run
-from trainlab.trainer import Trainer, given_settings, restarted_run
+from trainlab.errors import CheckpointError, ConfigError
+from trainlab.resolve import Plan, plan_run, settings_of
+from trainlab.trainer import Trainer
 
 
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def prepare_data(cfg: TrainConfig, log=say) -> Dataset:
+    """The dataset a config describes, with its subsets and validation split (what training,
+    resuming and ``trainlab eval`` load)."""
+    return load_data(Started(Plan(cfg, {}), Dist(), log))
 
 
 def build_configured_model(
-    cfg: TrainConfig,
-    data: Dataset,
-    log=_log,
-    *,
-    resuming: bool = False,
-    trust_code: bool = True,
+    cfg: TrainConfig, data: Dataset, log=say, *, resuming: bool = False, trust_code: bool = True
 ) -> torch.nn.Module:
-    """The model a config describes: built (seeded), pretrained or local weights, freezing.
-
-    On a resume the checkpoint holds the weights, so pretrained and local weight files are not
-    read again (an offline resume must not need them); they stay in the record. A model of
-    the user's own code is imported only with ``trust_code`` (a resume must say so).
-    """
-    from trainlab.models.pretrained import freeze_features, load_pretrained, load_weights_file
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(
-        cfg.model, data, init=cfg.init, trust_code=trust_code, log=log, **cfg.model_options
-    )
-    source = None
-    if cfg.pretrained and not resuming:
-        loaded, source = load_pretrained(model, cfg.model, log)  # and where they came from
-        log(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
-    if cfg.weights and not resuming:
-        loaded = load_weights_file(model, cfg.weights)
-        log(f"loaded {len(loaded)} tensors from {cfg.weights}")
-    if cfg.freeze_features:
-        trainable = freeze_features(model)
-        log(f"features frozen: training the head only ({trainable:,} parameters)")
-    set_record(
-        model,
-        {
-            **record_of(model),
-            "pretrained": cfg.pretrained,
-            "weights": cfg.weights,
-            "freeze_features": cfg.freeze_features,
-            **({"weights_source": source} if source else {}),
-        },
-    )
-    return model
-
-
-def prepare_data(cfg: TrainConfig, log=_log) -> Dataset:
-    """The dataset a config describes, with its subsets and validation split: the one loader
-    behind training, resuming and ``trainlab eval``."""
-    data = load_dataset(
-        cfg.dataset, cfg.data_dir, seed=cfg.effective_data_seed, log=log, **cfg.data_options
-    )
-    return data.cut(
-        cfg.subset, cfg.test_subset, cfg.val_split, seed=cfg.effective_data_seed, fold=cfg.cv_fold
-    )
+    """The model a config describes (``trainlab.build.make_model``), outside a run."""
+    checkpoint = {} if resuming else None
+    started = Started(Plan(cfg, {}, checkpoint=checkpoint), Dist(), log)
+    return make_model(started, data, trust_code=trust_code)
 
 
 def resumed_config(resume: str | Path, **changes: Any) -> Plan:
@@ -99,39 +55,26 @@ def train(
     plan: Plan | TrainConfig,
     resume: str | Path | None = None,
     callbacks: list[Callback] | None = None,
-    log=_log,
+    log=say,
     *,
     trust_code: bool = False,
 ) -> FitResult:
-    """Load data, build the model (seeded), and fit it: ``trainlab train``.
+    """``trainlab train``: plan, build the data and the model from the config, and fit.
 
     Args:
         plan: ``plan_run``'s plan (its checkpoint is the one read), or a config used as given
             (then ``resume`` names the run to continue).
         trust_code: on resume, import the run's model code if it is the user's own.
     """
-    keep_freed_memory()  # see engine/allocator.py; Trainer.fit does it for the Python API
     if isinstance(plan, TrainConfig):
-        plan = (
-            plan_run(given_settings(plan), resume=resume, source=str(resume))
-            if resume is not None
-            else Plan(plan, {})
-        )
-    dist = Dist.from_env()  # under torchrun: join the job before touching the data
-    dist.join(dist.device(resolve_device(plan.config.device)))  # an unusable device fails here
-    if dist.restart and plan.checkpoint is None:  # torchrun restarted the job: continue its run
-        found = restarted_run(plan.config.runs_dir, dist)
-        if found is not None:
-            plan = plan_run(given_settings(plan.config), resume=found, source=str(found))
-    plan.fit_processes(dist.world, log if dist.main else None)
-    cfg = plan.config
-    with dist.node_first():  # one process per machine fetches and verifies
-        data = prepare_data(cfg, log if dist.local_rank == 0 else lambda _line: None)
-    resuming = plan.checkpoint is not None
-    model = build_configured_model(
-        cfg, data, log, resuming=resuming, trust_code=trust_code or not resuming
-    )
-    return Trainer(cfg, callbacks=callbacks).fit(model, data, resume=plan)
+        config = plan
+        plan = Plan(config, {}, chosen=frozenset(config.to_dict()))
+        if resume is not None:
+            plan = plan_run(settings_of(config), resume=resume, source=str(resume))
+    started = start(plan, log)
+    data = load_data(started)
+    model = make_model(started, data, trust_code=trust_code)
+    return Trainer(started.config, callbacks=callbacks).run(build(started, model, data))
 
 
 @dataclass
@@ -161,6 +104,7 @@ def evaluate_checkpoint(
     whole_split: bool = False,
     trust_code: bool = False,
     amp: str | None = None,
+    data: Dataset | None = None,
 ):
     """Evaluate a checkpoint as training did: same data cut, preprocessing, loss and precision.
 
@@ -170,8 +114,10 @@ def evaluate_checkpoint(
         batch_size: evaluation batch size (default: the run's ``eval_batch_size``).
         whole_split: the whole split instead of the run's ``test_subset``.
         trust_code: import the model's code if it is the user's own (``--trust-code``).
-        amp: mixed precision to score with, if not the run's (``off``: float32, as an
-            exported model computes).
+        amp: mixed precision to score with, if not the one the run recorded (``off``:
+            float32, as an exported model computes).
+        data: the dataset, for a run trained from Python on a ``Dataset`` of your own (the
+            registry's datasets are loaded by name); it is cut as the run was.
 
     Returns:
         An ``EvalReport`` (and, with ``return_predictions``, the outputs and targets).
@@ -182,12 +128,11 @@ def evaluate_checkpoint(
         cfg = cfg.replace(data_dir=data_dir)
     if whole_split:
         cfg = cfg.replace(test_subset=0)
-    if amp is not None:
-        cfg = cfg.replace(amp=amp)
-    data = prepare_data(cfg)
+    cfg = cfg.replace(amp=amp if amp is not None else recorded_amp(ckpt, say))
+    data = _data_of(cfg, ckpt, data)
     if list(data.classes) != list(ckpt["data"]["classes"]):
         raise CheckpointError(f"{ckpt['path']}: its classes differ from dataset '{data.name}''s")
-    transform = InputTransform.from_dict(ckpt["data"]["transform"]) if data.is_image else None
+    transform = InputTransform.from_dict(ckpt["data"]["transform"])
     scoring = setup_eval(cfg, model, data, resolve_device(device), transform)
     if split == "val" and data.val_x is None:
         raise CheckpointError(
@@ -213,9 +158,9 @@ def evaluate_checkpoint(
         n=metrics.n,
         classes=list(data.classes),
         confusion=metrics.confusion.tolist(),
-        per_class=per_class(metrics.confusion) if data.classes else {},
+        per_class=per_class(metrics.confusion) if data.kind_entry.task.has_classes else {},
     )
-    if save_predictions and data.classes:
+    if save_predictions and data.kind_entry.task.has_classes:
         from trainlab.engine.predictions import write_predictions
 
         path = Path(ckpt["path"])
@@ -225,3 +170,23 @@ def evaluate_checkpoint(
     if return_predictions:
         return report, predict(scorer, batches, amp_dtype)
     return report
+
+
+def _data_of(cfg: TrainConfig, ckpt: dict[str, Any], data: Dataset | None) -> Dataset:
+    """The run's data, cut as the run cut it: loaded by name, or the dataset given."""
+    started = Started(Plan(cfg, {}), Dist(), say)
+    if data is not None:
+        return cut_data(started, data)
+    from trainlab.data.registry import get_dataset_spec
+
+    try:
+        get_dataset_spec(cfg.dataset)
+    except ConfigError:
+        raise CheckpointError(
+            f"{ckpt['path']}: its run trained on dataset '{cfg.dataset}', which is not "
+            "registered (a Dataset made in Python), so trainlab cannot load that data by name. "
+            "Evaluate it from Python with trainlab.workflow.evaluate_checkpoint(path, "
+            "data=your_dataset), or register the dataset (trainlab.data.registry."
+            "register_dataset, or a plugin's entry point) so the CLI finds it."
+        ) from None
+    return load_data(started)

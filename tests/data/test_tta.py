@@ -11,7 +11,7 @@ import torch
 from test_cifar import write_cifar10
 
 from trainlab.cli import main
-from trainlab.models.loading import load_model
+from trainlab.engine.loading import load_model
 
 
 @pytest.fixture(scope="module")

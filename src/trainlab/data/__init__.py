@@ -32,10 +32,11 @@ __all__ = [
 
 
 def dataset_names() -> list[str]:
-    """The registered dataset names (built-ins and plugins)."""
-    from trainlab.data.registry import registered
+    """What ``--dataset`` takes: the registered names (built-ins and plugins), then the path
+    forms (``PATH/ (a folder of your own images)``)."""
+    from trainlab.data.registry import names
 
-    return list(registered())
+    return names()
 
 
 def load_dataset(

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from trainlab.data.kinds import Kind, get_kind, infer_kind
 from trainlab.errors import ConfigError
 
 
@@ -42,10 +43,12 @@ class Dataset:
     def __post_init__(self) -> None:
         for split in ("train", "test", "val"):
             self._check_split(split)
-        if self.is_image and not self.mean and not self.std and len(self.train_x):
-            self.mean, self.std = channel_stats(self.train_x)  # the data's own, as the loaders
+        if not self.kind:
+            self.kind = infer_kind(self._holds_images, bool(self.classes))
+        if not self.mean and not self.std and len(self.train_x):
+            self.mean, self.std = self.kind_entry.channel_stats(self.train_x)  # the data's own
         if self.mean or self.std:
-            channels = self.train_x.shape[1] if self.is_image else None
+            channels = self.train_x.shape[1] if self._holds_images else None
             if len(self.mean) != len(self.std) or (
                 channels and len(self.mean) not in (1, channels)
             ):
@@ -53,11 +56,6 @@ class Dataset:
                     f"Dataset {self.name!r}: mean= has {len(self.mean)} value(s) and std= "
                     f"{len(self.std)}; give one per channel ({channels}) or one for all."
                 )
-        if not self.kind:
-            if not self.classes:
-                self.kind = "regression"
-            else:
-                self.kind = "images" if self.is_image else "tabular"
 
     def _check_split(self, split: str) -> None:
         """Images and labels of one split agree: the same count, labels within the classes,
@@ -115,15 +113,21 @@ class Dataset:
         return x  # tabular features (N×D) or other inputs, used as they are
 
     @property
+    def kind_entry(self) -> Kind:
+        """What this kind of data means for every step (``trainlab.data.kinds``)."""
+        return get_kind(self.kind)
+
+    @property
     def task(self) -> str:
-        return "classification" if self.classes else "regression"
+        """The task family's name ("classification", "regression"), as runs record it."""
+        return self.kind_entry.task.name
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     @property
-    def is_image(self) -> bool:
+    def _holds_images(self) -> bool:
         return self.train_x.dtype == torch.uint8 and self.train_x.dim() == 4
 
     @property

@@ -214,7 +214,18 @@ def _decode_all(paths, policy, cache: _Cache, say) -> tuple[list, list[str], int
     return images, problems, len(todo)
 
 
-@register_dataset("folder", kind="images", summary="a folder of your own images (--dataset PATH)")
+def _is_folder_path(name: str) -> bool:
+    """``--dataset PATH``: a value with a path separator, or an existing folder."""
+    return "/" in name or os.sep in name or os.path.isdir(name)
+
+
+@register_dataset(
+    "folder",
+    kind="images",
+    summary="a folder of your own images (--dataset PATH)",
+    claims=_is_folder_path,
+    shown_as="PATH/ (a folder of your own images)",
+)
 def load_folder(
     ctx,
     image_size: Annotated[

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainlab.errors import ConfigError, unknown_name
+from trainlab.data.kinds import get_kind
+from trainlab.errors import unknown_name
 from trainlab.options import Schema, options_of, validate
-
-KINDS = ("digits", "images", "tabular", "regression")
+from trainlab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class LoadContext:
     log: Callable[[str], None] | None = None
     sources: tuple[str, ...] | None = None  # for datasets fetched from several places
     verify: bool = False  # hash files again instead of trusting a verification stamp
-    path: str = ""  # the folder of a folder dataset (--dataset PATH)
+    path: str = ""  # what a dataset read from a path was given (--dataset PATH)
 
     def say(self, line: str) -> None:
         if self.log is not None:
@@ -57,89 +57,116 @@ class DatasetSpec:
     summary: str = ""
     options: Schema = field(default_factory=dict)
     files: bool = False  # read from files in the data root (so `trainlab data fetch` applies)
+    # A dataset given by a path (a folder of images): which --dataset values it claims, and how
+    # to name them in listings. Its registry name is never a --dataset value itself.
+    claims: Callable[[str], bool] | None = None
+    shown_as: str = ""
     source: dict[str, Any] = field(default_factory=lambda: {"kind": "builtin"})
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
-_PLUGINS_LOADED = False
+def _adopt(name: str, obj: Any) -> DatasetSpec | None:
+    """A plugin's entry point that loads a plain loader function: registered under its name."""
+    if not callable(obj):
+        return None
+    summary = (obj.__doc__ or "").strip().split("\n")[0]
+    kind = getattr(obj, "kind", "images")
+    return DatasetSpec(name, obj, kind, summary, options_of(obj, skip=1))
+
+
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", DatasetSpec, group="trainlab.datasets", adopt=_adopt
+)
 
 
 def register_dataset(
-    name: str, *, kind: str, summary: str = "", files: bool = False
+    name: str,
+    *,
+    kind: str,
+    summary: str = "",
+    files: bool = False,
+    claims: Callable[[str], bool] | None = None,
+    shown_as: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``loader(ctx, **options) -> Dataset`` under ``name``; a name twice is refused."""
-    if kind not in KINDS:
-        raise ConfigError(f"dataset '{name}': kind must be one of {', '.join(KINDS)}, got {kind}")
+    """Register ``loader(ctx, **options) -> Dataset`` under ``name``; a name twice is refused.
+
+    ``claims`` makes it a dataset given by a path: ``--dataset VALUE`` loads it when
+    ``claims(VALUE)`` is true, with the value in ``ctx.path``; ``shown_as`` says so in listings
+    (e.g. "PATH/ (a folder of your own images)")."""
+    get_kind(kind)  # an unknown kind is refused by name
 
     def decorate(loader: Callable[..., Any]) -> Callable[..., Any]:
-        add(DatasetSpec(name, loader, kind, summary, options_of(loader, skip=1), files))
+        options = options_of(loader, skip=1)
+        add(DatasetSpec(name, loader, kind, summary, options, files, claims, shown_as))
         return loader
 
     return decorate
 
 
 def add(spec: DatasetSpec) -> DatasetSpec:
-    if spec.name in _REGISTRY:
-        raise ConfigError(f"dataset '{spec.name}' is registered already; choose another name.")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_plugins() -> None:
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
-        return
-    _PLUGINS_LOADED = True
-    from trainlab import plugins
-
-    for ep, source in plugins.installed("trainlab.datasets"):
-        before = set(_REGISTRY)
-        obj = plugins.load(ep, "dataset")
-        if isinstance(obj, DatasetSpec) and obj.name not in _REGISTRY:
-            add(obj)
-        elif ep.name not in _REGISTRY and callable(obj):
-            summary = (obj.__doc__ or "").strip().split("\n")[0]
-            kind = getattr(obj, "kind", "images")
-            add(DatasetSpec(ep.name, obj, kind, summary, options_of(obj, skip=1)))
-        for name in set(_REGISTRY) - before:
-            _REGISTRY[name] = replace(_REGISTRY[name], source=source)
+    return DATASETS.add(spec.name, spec)
 
 
 def registered() -> dict[str, DatasetSpec]:
     """Every dataset: the built-ins, then the installed plugins."""
-    _load_plugins()
-    return dict(_REGISTRY)
+    return DATASETS.all()
 
 
-def is_folder(name: str) -> bool:
-    """A ``--dataset`` value that names a folder of images rather than a registered dataset."""
-    import os
-
+def by_path(name: str) -> DatasetSpec | None:
+    """The dataset read from a path that claims ``name`` (a folder of images), or None."""
     if not isinstance(name, str) or not name:
-        return False
-    return name not in _REGISTRY and ("/" in name or os.sep in name or os.path.isdir(name))
+        return None
+    for spec in DATASETS.all().values():
+        if spec.claims is not None and spec.claims(name):
+            return spec
+    return None
 
 
-def spec_name(name: str) -> str:
-    """The registry entry behind a dataset name (a folder path is the ``folder`` dataset)."""
-    return "folder" if is_folder(name) else name
+def names() -> list[str]:
+    """What ``--dataset`` takes: the registered names, then the path forms."""
+    specs = DATASETS.all().values()
+    return [s.name for s in specs if s.claims is None] + [s.shown_as for s in specs if s.claims]
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
-    name = spec_name(name)
-    if name not in _REGISTRY:
-        registered()
-    if name not in _REGISTRY:
-        raise unknown_name("dataset", name, list(_REGISTRY))
-    return _REGISTRY[name]
+    """The spec behind a ``--dataset`` value: a registered name, or a path one claims."""
+    spec = DATASETS.lookup(name)
+    if spec is not None and spec.claims is None:
+        return spec
+    found = by_path(name)
+    if found is None:
+        raise unknown_name("dataset", name, names())
+    return found
 
 
 def load(name: str, ctx: LoadContext, options: dict[str, Any]) -> Any:
     """Load a registered dataset with its options checked; the result records both."""
     spec = get_dataset_spec(name)
     values = validate(spec.options, dict(options), f"dataset '{name}'")
-    if spec.name == "folder":  # the folder's path is its name (made absolute by the loader)
+    if spec.claims is not None:  # the path is its name (the loader makes it absolute)
         data = spec.loader(replace(ctx, path=name), **values)
         return replace(data, kind=spec.kind, options=values)
     data = spec.loader(ctx, **values)
     return replace(data, name=name, kind=spec.kind, options=values)
+
+
+def spec_name(name: str) -> str:
+    """The registry name behind a ``--dataset`` value (for a path, the dataset claiming it)."""
+    spec = DATASETS.lookup(name)
+    if spec is not None and spec.claims is None:
+        return name
+    found = by_path(name)
+    return found.name if found is not None else name
+
+
+def kind_of_record(data: dict[str, Any]) -> str:
+    """The kind of data a checkpoint's ``data`` record was trained on. Records before kinds
+    were recorded (format version 1) name their dataset: its registered kind, else the kind its
+    task and input shape make."""
+    if data.get("kind"):
+        return data["kind"]
+    spec = DATASETS.lookup(data.get("name", ""))
+    if spec is not None:
+        return spec.kind
+    from trainlab.data.kinds import infer_kind
+
+    return infer_kind(len(data.get("input_shape") or []) == 3, bool(data.get("classes")))

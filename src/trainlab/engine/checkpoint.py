@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.errors import CheckpointError
+from trainlab.errors import CheckpointError, ConfigError
 from trainlab.fsutil import atomic_write
 
 FORMAT = "trainlab-checkpoint"
@@ -162,9 +162,10 @@ def validate_payload(payload: dict[str, Any], resume: bool = False) -> None:
         )
     if isinstance(payload.get("config"), dict):
         from trainlab.config import TrainConfig
-        from trainlab.errors import ConfigError
+        from trainlab.models.shorthand import fold_options
 
-        try:
+        try:  # a version-1 config names its model's options at the top level: fold them once
+            payload["config"] = fold_options(payload["config"], f"{path} (its config)")
             TrainConfig.from_dict(payload["config"], source=f"{path} (its config)")
         except ConfigError as e:
             raise CheckpointError(
@@ -213,9 +214,10 @@ class BestCheckpoint:
     """Which epoch's weights best.pt holds, and why; its state lives in every checkpoint.
 
     Args:
-        monitor: the metrics.jsonl key compared, e.g. "val_acc" or "test_loss".
+        monitor: the metrics.jsonl key compared, e.g. "val_acc" or "val_loss"; "epoch" keeps
+            the last epoch.
         mode: "max" or "min".
-        why: the split it is chosen on, in words, for config.toml and the report.
+        why: what it is chosen on, in words, for config.toml and the report.
     """
 
     def __init__(self, monitor: str, mode: str, why: str):
@@ -223,16 +225,10 @@ class BestCheckpoint:
         self.value: float | None = None
         self.epoch: int | None = None
 
-    @classmethod
-    def for_splits(cls, has_val: bool, classification: bool) -> BestCheckpoint:
-        split = "val" if has_val else "test"
-        return cls(
-            f"{split}_{'acc' if classification else 'loss'}",
-            "max" if classification else "min",
-            "the validation split"
-            if has_val
-            else "the test split (no validation split; --val-split holds one out)",
-        )
+    @property
+    def chooses(self) -> bool:
+        """Does it choose among epochs (on a validation figure), or keep the last one?"""
+        return self.monitor != "epoch"
 
     def update(self, row: dict[str, Any]) -> bool:
         """Record ``row`` if it beats the best so far; True when it does."""
@@ -256,3 +252,65 @@ class BestCheckpoint:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.monitor, self.mode = state["monitor"], state["mode"]
         self.why, self.value, self.epoch = state["why"], state["value"], state["epoch"]
+
+
+LAST_EPOCH = (
+    "the last epoch (no validation split, and nothing is chosen on the test split; "
+    "--val-split holds one out)"
+)
+
+
+def best_checkpoint(monitor: str | None, has_val: bool, task: Any) -> BestCheckpoint:
+    """What chooses best.pt (and what --early-stop watches): ``--monitor``, else the task's
+    metric on the validation split; without one, best.pt is the last epoch. Nothing is ever
+    chosen on the test split: its figure would no longer estimate unseen data."""
+    if monitor is None:
+        if not has_val:
+            return BestCheckpoint("epoch", "max", LAST_EPOCH)
+        mode = "max" if task.higher_is_better else "min"
+        return BestCheckpoint(f"val_{task.metric}", mode, "the validation split")
+    split, _, metric = monitor.partition("_")
+    if split == "test":
+        raise ConfigError(
+            f"--monitor {monitor} would choose best.pt on the test split, and the test figure "
+            "would then no longer estimate unseen data. Hold out a validation split "
+            f"(--val-split 0.1) and monitor val_{metric}."
+        )
+    if split == "val" and not has_val:
+        raise ConfigError(
+            f"--monitor {monitor} needs a validation split, and this run has none. Hold "
+            f"one out with --val-split 0.1, or monitor train_{metric}."
+        )
+    if metric not in task.metrics:
+        raise ConfigError(
+            f"--monitor {monitor}: a {task.name} run has no {metric}; monitor one of "
+            + ", ".join(f"{split}_{m}" for m in task.metrics)
+            + "."
+        )
+    why = {"val": "the validation split", "train": "the training set"}[split]
+    higher = metric == "acc" or (metric == task.metric and task.higher_is_better)
+    return BestCheckpoint(monitor, "max" if higher else "min", why)
+
+
+_NOTED: set[str] = set()
+
+
+def recorded_amp(checkpoint: dict[str, Any], log: Any = None) -> str:
+    """The ``--amp`` that scores a checkpoint as its run computed: the precision the run
+    recorded (``resolved.precision``), so it evaluates to its recorded figures on any machine.
+    A checkpoint written before that record scores in float32, unless its config chose bf16 (a
+    note says so once per file)."""
+    precision = (checkpoint.get("resolved") or {}).get("precision")
+    if precision is not None:
+        return "bf16" if precision == "bf16" else "off"
+    amp = (checkpoint.get("config") or {}).get("amp", "auto")
+    if amp in ("off", "bf16"):
+        return amp
+    path = str(checkpoint.get("path"))
+    if log is not None and path not in _NOTED:
+        _NOTED.add(path)
+        log(
+            f"note: {path} does not record the precision its run computed in (written before "
+            "trainlab recorded it); scoring in float32 (--amp bf16 scores in bf16)."
+        )
+    return "off"

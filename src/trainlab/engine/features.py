@@ -70,8 +70,8 @@ def why_not(cfg, data, setup) -> str | None:
         return "--tta flip scores the mirrored images too"
     if setup.dist.world > 1:
         return "a torchrun job shards the data (one process caches)"
-    if not data.classes:
-        return "regression"
+    if not data.kind_entry.task.has_classes:
+        return f"{data.task} (the head's features are for classes)"
     return None
 
 

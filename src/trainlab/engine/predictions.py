@@ -93,3 +93,31 @@ def save_predictions(path: str | Path, arrays: dict[str, Any], checkpoint: str) 
 def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def write_run_predictions(
+    run_dir: Path,
+    best_path: Path,
+    model: torch.nn.Module,
+    scorer: torch.nn.Module,
+    batches,
+    data,
+    amp_dtype: torch.dtype | None,
+    best_is_last: bool,
+) -> dict[str, Any]:
+    """A finished run's predictions.npz, from best.pt's weights (the model keeps its own after:
+    a resume continues from the last weights)."""
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    last = None
+    if not best_is_last:
+        last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+    try:
+        return write_predictions(
+            run_dir / "predictions.npz", scorer, batches, data.test_x, data.classes, "best.pt",
+            amp_dtype,
+        )  # fmt: skip
+    finally:
+        if last is not None:
+            model.load_state_dict(last)

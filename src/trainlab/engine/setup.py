@@ -14,31 +14,27 @@ import torch
 from torch import nn
 
 from trainlab.config import TrainConfig
-from trainlab.data.batches import Batches, InputTransform, augmentation_for
+from trainlab.data.batches import Batches, InputTransform
 from trainlab.data.dataset import Dataset
+from trainlab.data.kinds import Task
 from trainlab.engine.device import autocast_dtype, resolve_device
 from trainlab.engine.distributed import Dist, wrap
 from trainlab.engine.loop import LossFn, loss_function
 from trainlab.engine.optim import SGD, build_optimizer
 from trainlab.errors import ConfigError
 from trainlab.models import record_of
-from trainlab.models.tta import check_tta, scoring_model
-
-
-def model_record(model: nn.Module) -> dict | None:
-    """How to rebuild the model (``trainlab.models.record_of``); None for other modules."""
-    return record_of(model)
+from trainlab.models.tta import scoring_model
 
 
 def has_convs(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-def amp_policy(amp: str, model: nn.Module, task: str, device: torch.device) -> torch.dtype | None:
+def amp_policy(amp: str, model: nn.Module, task: Task, device: torch.device) -> torch.dtype | None:
     """The autocast dtype a run uses. ``auto`` picks bf16 only where it was measured to keep
-    accuracy (classification with convs, on native-bf16 hardware); regression targets and wide
-    linear layers need float32's mantissa."""
-    if amp == "auto" and not (task == "classification" and has_convs(model)):
+    accuracy (a task family that allows it, a model with convs, native-bf16 hardware);
+    regression targets and wide linear layers need float32's mantissa."""
+    if amp == "auto" and not (task.bf16_auto and has_convs(model)):
         amp = "off"
     return autocast_dtype(amp, device)
 
@@ -57,44 +53,19 @@ def amp_warning(amp_dtype: torch.dtype | None, device: torch.device) -> str | No
 
 def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig) -> InputTransform:
     """The per-batch preprocessing the model needs for this data, as the config asks."""
-    if not data.is_image:
-        if cfg.norm_mean:
-            raise ConfigError(
-                f"--norm-mean/--norm-std apply to images; dataset '{data.name}' is tabular "
-                f"(shape {list(data.input_shape)}). Drop them."
-            )
-        return InputTransform()
-    record = model_record(model) or {}
-    size, channels = record.get("size"), record.get("channels")
-    if cfg.norm_mean:
-        mean, std = cfg.norm_mean, cfg.norm_std
-    elif record.get("mean"):  # the normalisation the model's weights expect (its spec's)
-        mean, std = record["mean"], record["std"]
-    else:
-        mean, std = data.mean, data.std
-    wanted = channels or data.input_shape[0]
-    if len(mean) not in (1, wanted):
-        raise ConfigError(
-            f"--norm-mean/--norm-std have {len(mean)} values; the model's input has {wanted} "
-            f"channel(s). Give one value, or one per channel."
-        )
-    return InputTransform(
-        mean=mean,
-        std=std,
-        size=tuple(size) if size else None,
-        channels=channels,
+    return data.kind_entry.input_transform(
+        data,
+        record_of(model) or {},
+        (cfg.norm_mean, cfg.norm_std),
         channels_last=cfg.channels_last and has_convs(model),
     )
 
 
-def loss_kind(cfg: TrainConfig, model: nn.Module, task: str) -> str:
+def loss_kind(cfg: TrainConfig, model: nn.Module, task: Task) -> str:
     """The loss's name: the config's, or with ``auto`` the one the model's output calls for."""
     if cfg.loss != "auto":
         return cfg.loss
-    if task == "regression":
-        return "mse"
-    output = (model_record(model) or {}).get("output")
-    return "nll" if output == "log_probs" else "cross-entropy"
+    return task.default_loss((record_of(model) or {}).get("output", "logits"))
 
 
 DEFAULT_LABEL_SMOOTHING = 0.1  # measured: benchmarks/README.md, "a one-epoch default"
@@ -127,8 +98,10 @@ def class_weights(cfg: TrainConfig, data: Dataset) -> torch.Tensor | None:
     """--class-weights balanced: n / (K · n_c) for each class c, as scikit-learn's."""
     if cfg.class_weights == "none":
         return None
-    if not data.classes:
-        raise ConfigError("--class-weights applies to classification; this data is regression.")
+    if not data.kind_entry.task.has_classes:
+        raise ConfigError(
+            f"--class-weights weighs classes; dataset '{data.name}' is {data.task}. Drop it."
+        )
     counts = torch.bincount(data.train_y, minlength=data.num_classes).double()
     weights = len(data.train_y) / (data.num_classes * counts.clamp(min=1))
     return weights.float()
@@ -138,7 +111,7 @@ def _train_loss(cfg: TrainConfig, model: nn.Module, data: Dataset, scoring: Loss
     weight = class_weights(cfg, data)
     if weight is None:
         return scoring
-    kind = loss_kind(cfg, model, data.task)
+    kind = loss_kind(cfg, model, data.kind_entry.task)
     return loss_function(kind, label_smoothing_for(cfg, kind), weight)
 
 
@@ -167,19 +140,20 @@ def setup_eval(
     Args:
         transform: the transform a checkpoint recorded; None decides it from the config.
     """
-    check_tta(cfg.tta, data.kind, data.is_image, data.name)
+    data.kind_entry.check_tta(cfg.tta, data.name)
     model.to(device)
     transform = transform or input_transform(model, data, cfg)
-    if transform.channels_last and data.is_image:
+    if transform.channels_last:
         model.to(memory_format=torch.channels_last)
-    kind = loss_kind(cfg, model, data.task)
+    task = data.kind_entry.task
+    kind = loss_kind(cfg, model, task)
     return EvalSetup(
         device=device,
-        amp_dtype=amp_policy(cfg.amp, model, data.task, device),
+        amp_dtype=amp_policy(cfg.amp, model, task, device),
         transform=transform,
         loss_fn=loss_function(kind, label_smoothing_for(cfg, kind)),
         splits=eval_splits(data, cfg, device, transform),
-        scorer=scoring_model(model, cfg.tta, (model_record(model) or {}).get("output", "logits")),
+        scorer=scoring_model(model, cfg.tta, (record_of(model) or {}).get("output", "logits")),
     )
 
 
@@ -208,10 +182,10 @@ def setup_run(
     # dropout and augmentation draws (a resume restores its own); each rank draws its own
     torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
     scoring = setup_eval(cfg, model, data, dist.device(resolve_device(cfg.device)))
-    if cfg.augment and not data.is_image:
-        raise ConfigError(f"--augment rotates and shifts images; dataset '{data.name}' is tabular.")
     transform = scoring.transform
-    augment = augmentation_for(data.kind, data.input_shape[1:]) if cfg.augment else None
+    augment = (
+        data.kind_entry.augmentation(data.input_shape[1:], data.name) if cfg.augment else None
+    )
     train = Batches(
         data.train_x,
         data.train_y,

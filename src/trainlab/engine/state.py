@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.engine.checkpoint import BestCheckpoint, load_weights
+from trainlab.engine.checkpoint import BestCheckpoint
 from trainlab.engine.loop import evaluate_counts
 from trainlab.engine.metrics import Counts
 from trainlab.engine.setup import RunSetup
@@ -46,7 +46,7 @@ def epoch_row(
     row["seconds"] = round(time.perf_counter() - began, 3)
     # this process's samples only: a resumed epoch's earlier part ran in another one
     rate = round((train_metrics.n - seen_before) / max(train_seconds, 1e-9), 1)
-    row["images_per_s" if data.is_image else "samples_per_s"] = rate
+    row[data.kind_entry.rate] = rate
     row["time"] = round(time.time(), 3)  # wall clock, to time runs from outside
     return row
 
@@ -87,17 +87,12 @@ def checkpoint_payload(
 
 
 def restore_state(
-    checkpoint: dict[str, Any],
-    model: nn.Module,
-    setup: RunSetup,
-    best: BestCheckpoint,
-    callbacks: list,
-    model_name: str,
+    checkpoint: dict[str, Any], setup: RunSetup, best: BestCheckpoint, callbacks: list
 ) -> dict | None:
-    """Weights, optimizer, this rank's random state, best-so-far and the callbacks' state from a
-    checkpoint. Returns the interrupted epoch's counts so far (rank 0's to keep), or None."""
+    """Optimizer, this rank's random state, best-so-far and the callbacks' state from a
+    checkpoint (its weights are the model's already: ``trainlab.build`` loads them). Returns
+    the interrupted epoch's counts so far (rank 0's to keep), or None."""
     dist = setup.dist
-    load_weights(model, checkpoint["state_dict"], checkpoint["path"], model_name)
     setup.optimizer.load_state_dict(checkpoint["optimizer"])
     rng = checkpoint["rng"]
     ranks = rng.get("ranks") or [rng]

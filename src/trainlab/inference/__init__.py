@@ -22,18 +22,11 @@ import numpy as np
 import torch
 
 from trainlab.data.batches import InputTransform
-from trainlab.data.images import (
-    MAX_PIXELS,
-    ImageError,
-    Prepared,
-    mnist_style,
-    read_image,
-    resize_to,
-)
+from trainlab.data.images import MAX_PIXELS, ImageError, Prepared
+from trainlab.data.kinds import get_kind
+from trainlab.data.registry import kind_of_record
 from trainlab.errors import CheckpointError
 
-# Checkpoints of format version 1 do not record their data's kind; these were its digits.
-V1_DIGITS = ("mnist", "fashion-mnist", "kmnist")
 # A prediction whose top probability is below this is flagged for a person to look at: under
 # 0.5 the model puts less weight on its answer than on all the other classes together.
 LOW_CONFIDENCE = 0.5
@@ -117,9 +110,11 @@ class Predictor:
         top_k: int = 3,
         low_confidence: float = LOW_CONFIDENCE,
         trust_code: bool = False,
+        amp: str | None = None,
     ):
-        from trainlab.engine.device import resolve_device
-        from trainlab.models.loading import load_model
+        from trainlab.engine.checkpoint import recorded_amp
+        from trainlab.engine.device import autocast_dtype, resolve_device
+        from trainlab.engine.loading import load_model
         from trainlab.models.tta import scoring_model
 
         if isinstance(checkpoint, str) and not Path(checkpoint).exists():
@@ -129,9 +124,11 @@ class Predictor:
                 checkpoint = pretrained_checkpoint(checkpoint)
         model, ckpt = load_model(checkpoint, trust_code=trust_code)
         data = ckpt["data"]
-        if data.get("task") != "classification" or not data.get("classes"):
+        self.kind: str = kind_of_record(data)
+        entry = get_kind(self.kind)
+        if not entry.task.has_classes or not data.get("classes"):
             raise CheckpointError(
-                f"{ckpt['path']}: this model is a regression model (dataset "
+                f"{ckpt['path']}: this model is a {entry.task.name} model (dataset "
                 f"'{data.get('name')}'), not a classifier, so it has no classes to predict. "
                 "predict, export's class metadata and serve need a classifier checkpoint."
             )
@@ -139,16 +136,15 @@ class Predictor:
         self.checkpoint = ckpt
         self.classes: list[str] = list(data["classes"])
         self.dataset: str = data["name"]
-        # what preprocessing people's images get: the MNIST family's, or a plain resize
-        self.kind: str = data.get("kind") or ("digits" if self.dataset in V1_DIGITS else "images")
-        self.policy = None  # a folder dataset's resize policy: its images, made the same way
-        if data.get("preprocess"):
-            from trainlab.data.images import ResizePolicy
-
-            self.policy = ResizePolicy.from_dict(data["preprocess"])
+        # how people's inputs become the model's: the kind's reader (the MNIST family's
+        # preprocessing, a folder's resize policy, ...); refused for kinds without files
+        self.page = entry.page
+        self.reader = entry.reader({**data, "kind": self.kind}, max_pixels)
         self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
+        # scored in the precision the run recorded (float32 for a run before that record)
+        self.amp_dtype = autocast_dtype(amp or recorded_amp(ckpt, _note), self.device)
         self.transform = InputTransform.from_dict(data["transform"])
         # scored as the run was: flip-averaged under --tta flip (eval, serve and export too)
         self.tta = (ckpt.get("config") or {}).get("tta", "none")
@@ -156,9 +152,6 @@ class Predictor:
         if self.transform.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.max_pixels, self.top_k, self.low_confidence = max_pixels, top_k, low_confidence
-        # the training data's polarity, for datasets other than the MNIST family
-        mean = data.get("mean") or [0.0]
-        self.dark_background = float(np.mean(mean)) < 0.5
 
     def describe(self) -> dict[str, Any]:
         """What the model is, for people and for `GET /api/model`."""
@@ -177,15 +170,7 @@ class Predictor:
 
     def prepare(self, source, name: str | None = None) -> Prepared:
         """Decode and preprocess one input (raises ``ImageError`` with the input's name)."""
-        if self.policy is not None:
-            from trainlab.data.images import read_for
-
-            image = read_for(self.policy, source, name=name, max_pixels=self.max_pixels)
-            return Prepared(image, False, tuple(self.policy.size[::-1]))
-        grey = read_image(source, max_pixels=self.max_pixels, name=name)
-        if self.kind == "digits":
-            return mnist_style(grey, name=name or "image")
-        return resize_to(grey, self.input_shape[-2:], dark_background=self.dark_background)
+        return self.reader(source, name)
 
     @torch.inference_mode()
     def run(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -196,7 +181,9 @@ class Predictor:
             if x.dim() == 3:  # N×H×W grey previews: one channel
                 x = x.unsqueeze(1)
             x = self.transform(x.to(self.device))
-            outputs = self.model(x).float()
+            with torch.autocast(self.device.type, self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):  # fmt: skip
+                outputs = self.model(x).float()
             probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
             out.append(probs.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
@@ -233,6 +220,12 @@ class Predictor:
         result.probabilities = [float(p) for p in probs]
         result.top = [(self.classes[j], float(probs[j])) for j in order[: self.top_k]]
         result.low_confidence = result.probability < self.low_confidence
+
+
+def _note(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 def _name_of(source, index: int) -> str:

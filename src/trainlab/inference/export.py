@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainlab.data.kinds import get_kind
 from trainlab.errors import TrainlabError
 from trainlab.fsutil import atomic_write
 
@@ -73,7 +74,8 @@ def _need_export_extra() -> None:
 def _load(checkpoint, trust_code: bool = False):
     from trainlab.inference import Predictor
 
-    predictor = Predictor(checkpoint, device="cpu", trust_code=trust_code)
+    # the graph computes in float32: its parity is checked against the model in float32
+    predictor = Predictor(checkpoint, device="cpu", trust_code=trust_code, amp="off")
     deployable = Deployable(predictor.model.float(), predictor.transform).eval()
     deployable.to(memory_format=torch.contiguous_format)
     return predictor, deployable
@@ -83,8 +85,8 @@ def metadata(predictor) -> dict[str, str]:
     """What a user of the file needs to know, as ONNX metadata_props (strings)."""
     from trainlab import __version__
 
-    c, h, w = predictor.input_shape
     transform = predictor.transform
+    data = predictor.checkpoint["data"]
     return {
         "trainlab_version": __version__,
         "run_id": Path(predictor.path).parent.name,
@@ -92,16 +94,10 @@ def metadata(predictor) -> dict[str, str]:
         "model": str(predictor.checkpoint["model"].get("name")),
         "dataset": predictor.dataset,
         "classes": json.dumps(predictor.classes),
-        "input": f"float32 N×{c}×{h}×{w}, values in [0, 1] (pixel / 255)"
-        + (", light ink on black as the training data" if predictor.kind == "digits" else "")
-        + "; batch size N is dynamic",
+        "input": get_kind(predictor.kind).graph_input(data),
         "output": "log-probabilities" if predictor.output == "log_probs" else "logits",
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
-        **(
-            {"resize_policy": json.dumps(predictor.policy.to_dict())}
-            if predictor.policy is not None
-            else {}
-        ),
+        **({"resize_policy": json.dumps(data["preprocess"])} if data.get("preprocess") else {}),
         "preprocessing_in_graph": "normalisation"
         + (", bilinear resize" if transform.size else "")
         + (", channel repeat" if transform.channels else ""),

@@ -115,7 +115,7 @@ def _check_task(spec: ModelSpec, data: Any) -> None:
     wants_regression = spec.output_for({}) == "regression"
     if spec.source["kind"] not in ("builtin", "torchvision") and not wants_regression:
         return  # a user's model says nothing of its task; the loss follows the data
-    if wants_regression != (data.task == "regression"):
+    if wants_regression == data.kind_entry.task.has_classes:
         kind = "regression" if wants_regression else "classification"
         raise ConfigError(
             f"model '{spec.name}' is for {kind}, dataset '{data.name}' is {data.task}. "
@@ -153,7 +153,7 @@ def record_for(model: nn.Module, data: Any) -> dict[str, Any]:
             "init": "default",
             "input_shape": list(data.input_shape),
             "outputs": int(data.output_size),
-            "output": "regression" if data.task == "regression" else "logits",
+            "output": "logits" if data.kind_entry.task.has_classes else "regression",
             "size": None,
             "channels": None,
         }

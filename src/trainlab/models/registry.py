@@ -21,13 +21,13 @@ those from the data. Either way the other keyword parameters are the model's opt
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from trainlab.errors import ConfigError
 from trainlab.options import Schema, options_of
+from trainlab.registry import Registry
 
 # What trainlab fills in for a factory that declares it.
 FILLED = ("num_classes", "in_channels", "input_shape")
@@ -121,68 +121,45 @@ def spec_for(name: str, fn: Callable[..., Any], **contract: Any) -> ModelSpec:
     return ModelSpec(name, builder, options=options, **contract)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_PLUGINS_LOADED = False
+def _adopt(name: str, obj: Any) -> ModelSpec | None:
+    """A plugin's entry point that loads a plain class or factory: registered under its name."""
+    if not callable(obj):
+        return None
+    return spec_for(name, obj, summary=(obj.__doc__ or "").strip().split("\n")[0])
+
+
+MODELS: Registry[ModelSpec] = Registry("model", ModelSpec, group="trainlab.models", adopt=_adopt)
 
 
 def register_model(
-    name: str | None = None, *, replace_existing: bool = False, **contract: Any
+    name: str | None = None, **contract: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a builder, an ``nn.Module`` class or a factory under ``name`` (default: its
     own name). ``contract`` takes ``ModelSpec``'s fields: summary, size, channels, output,
     min_size, flat. A name registered twice is refused (a silent overwrite hides mistakes)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        add(spec_for(name or fn.__name__, fn, **contract), replace_existing=replace_existing)
+        add(spec_for(name or fn.__name__, fn, **contract))
         return fn
 
     return decorate
 
 
-def add(spec: ModelSpec, *, replace_existing: bool = False) -> ModelSpec:
-    if spec.name in _REGISTRY and not replace_existing:
-        raise ConfigError(
-            f"model '{spec.name}' is registered already ({_REGISTRY[spec.name].source}); "
-            "choose another name."
-        )
+def add(spec: ModelSpec) -> ModelSpec:
     if ":" in spec.name:
         raise ConfigError(f"model name '{spec.name}': ':' is kept for code references.")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_plugins() -> None:
-    """Every entry point of the group ``trainlab.models``, once; a broken plugin is named."""
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
-        return
-    _PLUGINS_LOADED = True
-    from trainlab import plugins
-
-    for ep, source in plugins.installed("trainlab.models"):
-        before = set(_REGISTRY)
-        obj = plugins.load(ep, "model")
-        if isinstance(obj, ModelSpec):
-            add(replace(obj, source=source), replace_existing=obj.name in before)
-        elif ep.name not in _REGISTRY and callable(obj):
-            add(spec_for(ep.name, obj, summary=(obj.__doc__ or "").strip().split("\n")[0]))
-        for new in set(_REGISTRY) - before:  # what this plugin registered, by any way
-            _REGISTRY[new] = replace(_REGISTRY[new], source=source)
+    return MODELS.add(spec.name, spec)
 
 
 def registered() -> dict[str, ModelSpec]:
     """Every registered model: the built-ins and the installed plugins."""
-    with contextlib.suppress(ConfigError):
-        _load_plugins()
-    return dict(_REGISTRY)
+    return MODELS.all()
 
 
 def builtin_specs() -> dict[str, ModelSpec]:
-    return {k: v for k, v in _REGISTRY.items() if v.source["kind"] == "builtin"}
+    return MODELS.builtins()
 
 
 def lookup(name: str) -> ModelSpec | None:
     """The registered spec of ``name`` (the plugins are read on the first miss), or None."""
-    if name not in _REGISTRY:
-        _load_plugins()
-    return _REGISTRY.get(name)
+    return MODELS.lookup(name)

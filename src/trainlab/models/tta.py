@@ -12,8 +12,6 @@ import math
 import torch
 from torch import nn
 
-TTAS = ("none", "flip")
-
 
 class FlipAveraged(nn.Module):
     """The model's outputs for ``x`` and for ``x`` mirrored left-right, averaged.
@@ -38,19 +36,3 @@ class FlipAveraged(nn.Module):
 def scoring_model(model: nn.Module, tta: str, output: str = "logits") -> nn.Module:
     """What scores a run whose recorded ``tta`` is ``tta``: the model, or it flip-averaged."""
     return FlipAveraged(model, output) if tta == "flip" else model
-
-
-def check_tta(tta: str, kind: str, is_image: bool, dataset: str) -> None:
-    """``--tta flip`` is for natural images: a mirrored digit is another shape (or none)."""
-    if tta == "none":
-        return
-    from trainlab.errors import ConfigError
-
-    if not is_image:
-        raise ConfigError(f"--tta flip mirrors images; dataset '{dataset}' is tabular. Drop it.")
-    if kind == "digits":
-        raise ConfigError(
-            f"--tta flip is for natural images (a folder of photos, CIFAR); '{dataset}' is of "
-            "the MNIST family, which is never flipped (a mirrored digit is not the same digit). "
-            "Drop --tta."
-        )

@@ -74,7 +74,8 @@ def settings_names() -> list[str]:
     """What a space may search: the config's fields and the built-ins' option names."""
     import dataclasses
 
-    from trainlab.config import TrainConfig, shorthand_options
+    from trainlab.config import TrainConfig
+    from trainlab.models.shorthand import shorthand_options
 
     return [f.name for f in dataclasses.fields(TrainConfig)] + list(shorthand_options())
 

@@ -1,7 +1,7 @@
 """A trained model back from its checkpoint, for eval, predict, export and serve.
 
 Example:
-    >>> from trainlab.models.loading import load_model
+    >>> from trainlab.engine.loading import load_model
     >>> model, checkpoint = load_model("runs/<id>")          # best.pt, weights loaded
     >>> model, checkpoint = load_model("runs/<id>", trust_code=True)   # a model of your own code
 

@@ -1,0 +1,59 @@
+"""Task families: what a model's outputs mean, and so its loss, metrics and best.pt monitor.
+
+A kind of data names its task family; the engine asks the family, never the kind's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task family.
+
+    Args:
+        name: recorded with every run ("classification", "regression").
+        has_classes: outputs are scores over named classes (accuracy, confusion, predict).
+        metric: the metric that chooses best.pt and that --early-stop watches by default,
+            without the split prefix ("acc", "loss"), and whether higher is better.
+        losses: the --loss values that fit its targets.
+        bf16_auto: --amp auto may pick bf16 (measured to keep accuracy for classifiers;
+            regression targets need float32's mantissa).
+    """
+
+    name: str
+    has_classes: bool
+    metric: str
+    higher_is_better: bool
+    losses: tuple[str, ...]
+    bf16_auto: bool
+
+    def default_loss(self, output: str) -> str:
+        """The loss --loss auto means for a model whose output is ``output``."""
+        if not self.has_classes:
+            return "mse"
+        return "nll" if output == "log_probs" else "cross-entropy"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metric names a split gets in metrics.jsonl (``val_`` + each)."""
+        return ("acc", "loss") if self.has_classes else ("loss",)
+
+
+CLASSIFICATION = Task(
+    "classification",
+    has_classes=True,
+    metric="acc",
+    higher_is_better=True,
+    losses=("cross-entropy", "nll"),
+    bf16_auto=True,
+)
+REGRESSION = Task(
+    "regression",
+    has_classes=False,
+    metric="loss",
+    higher_is_better=False,
+    losses=("mse",),
+    bf16_auto=False,
+)
