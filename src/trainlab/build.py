@@ -30,7 +30,8 @@ from trainlab.engine.checkpoint import BestCheckpoint, best_checkpoint, load_wei
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
 from trainlab.engine.features import FeatureCache, try_cache
-from trainlab.engine.setup import RunSetup, amp_warning, setup_run
+from trainlab.engine.probe import probe
+from trainlab.engine.setup import RunSetup, amp_warning, input_transform, loss_kind, setup_run
 from trainlab.resolve import Plan, check_resumable, plan_run, settings_of
 from trainlab.runs import describe_run, find_launched_run, run_config
 
@@ -88,10 +89,32 @@ def restarted_run(runs_dir: str | Path, dist: Dist, log: Any) -> Path | None:
 
 
 def cut_data(started: Started, data: Dataset) -> Dataset:
-    """The splits the run uses: its subsets and validation split (a cut the data has is kept)."""
+    """The splits the run uses: its subsets and validation split (a cut the data has is kept).
+    A dataset that holds out a validation split by default (a folder of images) gets it unless
+    the run chose one."""
+    _default_val_split(started, data)
     cfg = started.config
     seed = cfg.effective_data_seed
     return data.cut(cfg.subset, cfg.test_subset, cfg.val_split, seed=seed, fold=cfg.cv_fold)
+
+
+def _default_val_split(started: Started, data: Dataset) -> None:
+    plan = started.plan
+    if "val_split" in plan.chosen or data.val_y is not None or plan.config.folds:
+        return
+    from trainlab.data.registry import DATASETS, by_path
+
+    spec = DATASETS.lookup(data.name) or by_path(data.name)
+    if spec is None or not spec.val_split:
+        return
+    plan.config = plan.config.replace(val_split=spec.val_split)
+    note = (
+        f"--val-split {spec.val_split:g} by default for {spec.summary}: best.pt is chosen on "
+        "it, never on the test split (--val-split 0 turns it off)"
+    )
+    plan.notes["val_split"] = note
+    if started.log is not None:
+        started.log(f"note: {note}")
 
 
 def load_data(started: Started) -> Dataset:
@@ -173,6 +196,10 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     runs (checked against a resumed checkpoint), the checkpoint's weights, the setup, the choice
     of best.pt and whether the frozen features are cached."""
     plan, dist, log = started.plan, started.dist, started.log
+    # one batch through the model first: a wrong input or output shape, a final softmax under
+    # cross-entropy, and lazy modules' shapes (before parameters are counted or loaded)
+    loss = loss_kind(plan.config, model, data.kind_entry.task)
+    notes = probe(model, data, input_transform(model, data, plan.config), loss, log)
     cfg = run_config(plan.config, model, data)
     if plan.checkpoint is not None:
         check_resumable(plan.checkpoint, cfg)
@@ -202,8 +229,9 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
         description["data"]["augment"] = augment.describe()
     if features is not None:  # the head trains from features computed once
         description["features"] = features.describe()
-    if plan.notes:  # what the plan adjusted (a rounded default), in config.toml too
-        description["notes"] = dict(plan.notes)
+    notes = {**plan.notes, **notes}
+    if notes:  # what the plan adjusted (a rounded default) and what the probe saw
+        description["notes"] = notes
     if dist.launched:
         description["launch"] = {
             "world_size": dist.world,
@@ -213,7 +241,7 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
             "run_id": dist.run_id,
             "restart": dist.restart,
         }
-    return Run(cfg, plan, dist, model, data, setup, best, features, description, dict(plan.notes))
+    return Run(cfg, plan, dist, model, data, setup, best, features, description, notes)
 
 
 def resolved_record(setup: RunSetup) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ def new_run_dir(runs_dir: str | Path, name: str | None, model: str) -> Path:
     moment get two directories, never one shared.
     """
     root = Path(runs_dir)
-    base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{model.replace(':', '-')}"
+    base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{short_name(model)}"
     root.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         candidate = root / (base if i == 1 else f"{base}-{i}")
@@ -40,6 +41,17 @@ def new_run_dir(runs_dir: str | Path, name: str | None, model: str) -> Path:
             continue
         return candidate
     raise TrainlabError(f"{root}: could not find a free run directory name for '{base}'.")
+
+
+def short_name(model: str) -> str:
+    """A model's name as a folder name: ``cnn``, ``torchvision-resnet18``, and for your own
+    code the file's stem and the class (``small_resnet-SmallResNet``), never its path."""
+    where, _, attr = model.rpartition(":")
+    if where and not where.isidentifier():  # a file path or a package.module
+        stem = Path(where).stem if where.endswith(".py") or "/" in where else where
+        model = f"{stem.rsplit('.', 1)[-1]}-{attr}"
+    model = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-.")
+    return model[:60] or "model"
 
 
 def find_launched_run(runs_dir: str | Path, run_id: str) -> Path | None:
@@ -81,8 +93,9 @@ def run_config(cfg: Any, model: Any, data: Any) -> Any:
         changes.update(model=record["name"], model_options=dict(record.get("options", {})))
         changes.update({k: record[k] for k in ("init", "pretrained", "weights") if k in record})
         changes["freeze_features"] = bool(record.get("freeze_features", False))
-    if cfg.label_smoothing is None:  # record the value that runs, not "default"
-        kind = loss_kind(cfg, model, data.kind_entry.task)
+    kind = loss_kind(cfg, model, data.kind_entry.task)
+    changes["loss"] = kind  # record the loss that runs, not "auto"
+    if cfg.label_smoothing is None:  # and the smoothing that runs, not "default"
         changes["label_smoothing"] = label_smoothing_for(cfg, kind)
     return cfg.replace(**changes)
 

@@ -125,14 +125,35 @@ class Trainer:
             model: a module (ideally from ``build_model``, so checkpoints can rebuild it).
             data: the dataset; the config's subsets and validation split are cut from it
                 unless it was cut already. A validation split chooses the best checkpoint.
+                DataLoaders work too: a train loader, or ``(train, test)`` or ``(train, val,
+                test)``, collected into memory once (``trainlab.data.loaders``).
             resume: a run directory (or its last.pt) to continue from, or a ``Plan`` that
                 holds the checkpoint already (``trainlab.resolve.plan_run``).
             live_plot: draw loss and accuracy per epoch as training goes (one figure updated
                 in place in Jupyter; a PNG in the run directory elsewhere).
         """
         self.model = model  # for callbacks, as Lightning's trainer.model
-        started = start(self._plan(resume), log=None if self.quiet else say)
+        log = None if self.quiet else say
+        plan = self._plan(resume)
+        if not isinstance(data, Dataset):
+            data = self._collect(data, plan, log)
+        started = start(plan, log=log)
         return self.run(build(started, model, cut_data(started, data)), live_plot=live_plot)
+
+    def _collect(self, loaders: Any, plan: Plan, log: Any) -> Dataset:
+        """DataLoaders into a Dataset, once; a loader's batch size is the run's unless one was
+        chosen."""
+        from trainlab.data.loaders import dataset_from_loaders
+
+        data = dataset_from_loaders(loaders, seed=plan.config.effective_data_seed)
+        first = loaders[0] if isinstance(loaders, tuple | list) else loaders
+        size = getattr(first, "batch_size", None)
+        if isinstance(size, int) and size > 0 and "batch_size" not in plan.chosen:
+            plan.config = plan.config.replace(batch_size=size)
+            plan.notes["batch_size"] = f"--batch-size {size}, the train loader's"
+        if log is not None:
+            log(f"{data.info['collected']}; trainlab batches them itself (seeded shuffles)")
+        return data
 
     def _plan(self, resume: str | Path | Plan | None) -> Plan:
         """This Trainer's settings as a plan; on resume, the saved run's with them on top."""

@@ -34,7 +34,7 @@ from trainlab.trainer import Trainer
 def prepare_data(cfg: TrainConfig, log=say) -> Dataset:
     """The dataset a config describes, with its subsets and validation split (what training,
     resuming and ``trainlab eval`` load)."""
-    return load_data(Started(Plan(cfg, {}), Dist(), log))
+    return load_data(Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist(), log))
 
 
 def build_configured_model(
@@ -174,7 +174,7 @@ def evaluate_checkpoint(
 
 def _data_of(cfg: TrainConfig, ckpt: dict[str, Any], data: Dataset | None) -> Dataset:
     """The run's data, cut as the run cut it: loaded by name, or the dataset given."""
-    started = Started(Plan(cfg, {}), Dist(), say)
+    started = Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist(), say)  # as it ran
     if data is not None:
         return cut_data(started, data)
     from trainlab.data.registry import get_dataset_spec

@@ -91,6 +91,8 @@ class Dataset:
             setattr(self, f"{split}_y", y.long())
 
     def _as_images(self, x: torch.Tensor, arg: str) -> torch.Tensor:
+        if self.kind and not self.kind_entry.images:  # a kind of float inputs, as given
+            return x
         if x.dtype == torch.uint8:
             if x.dim() == 3:  # N×H×W: one channel
                 return x.unsqueeze(1)

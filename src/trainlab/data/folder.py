@@ -225,6 +225,7 @@ def _is_folder_path(name: str) -> bool:
     summary="a folder of your own images (--dataset PATH)",
     claims=_is_folder_path,
     shown_as="PATH/ (a folder of your own images)",
+    val_split=0.1,
 )
 def load_folder(
     ctx,

@@ -61,6 +61,9 @@ class DatasetSpec:
     # to name them in listings. Its registry name is never a --dataset value itself.
     claims: Callable[[str], bool] | None = None
     shown_as: str = ""
+    # the validation split a run holds out when it names none (--val-split 0 turns it off):
+    # a folder of your own images has no other honest way to choose best.pt
+    val_split: float = 0.0
     source: dict[str, Any] = field(default_factory=lambda: {"kind": "builtin"})
 
 
@@ -86,17 +89,20 @@ def register_dataset(
     files: bool = False,
     claims: Callable[[str], bool] | None = None,
     shown_as: str = "",
+    val_split: float = 0.0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``loader(ctx, **options) -> Dataset`` under ``name``; a name twice is refused.
 
     ``claims`` makes it a dataset given by a path: ``--dataset VALUE`` loads it when
     ``claims(VALUE)`` is true, with the value in ``ctx.path``; ``shown_as`` says so in listings
-    (e.g. "PATH/ (a folder of your own images)")."""
+    (e.g. "PATH/ (a folder of your own images)"). ``val_split`` is the validation split a run
+    of it holds out unless it names one."""
     get_kind(kind)  # an unknown kind is refused by name
 
     def decorate(loader: Callable[..., Any]) -> Callable[..., Any]:
         options = options_of(loader, skip=1)
-        add(DatasetSpec(name, loader, kind, summary, options, files, claims, shown_as))
+        spec = DatasetSpec(name, loader, kind, summary, options, files, claims, shown_as, val_split)
+        add(spec)
         return loader
 
     return decorate

@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from trainlab.engine.checkpoint import load_checkpoint, load_weights
+from trainlab.engine.probe import materialize
 from trainlab.errors import CheckpointError
 
 
@@ -57,6 +58,15 @@ def model_from_record(
     )
 
 
+def model_input_shape(record: dict[str, Any]) -> tuple[int, ...]:
+    """The shape one input has when it reaches the model (after resize and channel repeat)."""
+    shape = tuple(record["input_shape"])
+    if len(shape) == 3 and (record.get("size") or record.get("channels")):
+        size = tuple(record.get("size") or shape[1:])
+        shape = (record.get("channels") or shape[0], *size)
+    return shape
+
+
 def load_model(
     checkpoint: str | Path | dict[str, Any], *, trust_code: bool = False, log: Any = None
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -64,5 +74,6 @@ def load_model(
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     record = ckpt.get("model") or {}
     model = model_from_record(record, trust_code=trust_code, what=ckpt["path"], log=log)
+    materialize(model, model_input_shape(record))  # lazy modules take their shapes first
     load_weights(model, ckpt["state_dict"], ckpt["path"], record["name"])
     return model, ckpt

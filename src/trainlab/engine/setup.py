@@ -183,9 +183,7 @@ def setup_run(
     torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
     scoring = setup_eval(cfg, model, data, dist.device(resolve_device(cfg.device)))
     transform = scoring.transform
-    augment = (
-        data.kind_entry.augmentation(data.input_shape[1:], data.name) if cfg.augment else None
-    )
+    augment = data.kind_entry.augmentation(data.input_shape[1:], data.name) if cfg.augment else None
     train = Batches(
         data.train_x,
         data.train_y,

@@ -143,7 +143,15 @@ def record_for(model: nn.Module, data: Any) -> dict[str, Any]:
     from trainlab.models.usercode import class_reference, source_of
 
     reference, why = class_reference(model)
-    if reference is not None:
+    if reference is not None and reference.startswith("torch."):
+        name = type(model).__name__
+        why = (
+            f"it is torch's own nn.{name}, built in your code: trainlab cannot know its layers. "
+            f"Put the code that builds it in a function in a .py file (def make(num_classes): "
+            f"return nn.{name}(...)) and train that with --model FILE.py:make, or "
+            f"trainlab.build_model('FILE.py:make', data)"
+        )
+    elif reference is not None:
         why = _rebuild_problem(reference, model, data)
     if why is None:
         record = {

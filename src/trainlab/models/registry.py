@@ -92,7 +92,8 @@ class ModelSpec:
         if min(h, w) < self.min_size:
             raise ConfigError(
                 f"model '{self.name}' needs images of at least {self.min_size}×{self.min_size}, "
-                f"got {h}×{w}."
+                f"got {h}×{w}. For a folder of images, --image-size {self.min_size} (or more) "
+                "resizes them when they are read; or choose a model made for small images (cnn)."
             )
         return (c, h, w)
 

@@ -45,7 +45,7 @@ def infer_kind(holds_images: bool, has_classes: bool) -> str:
     return "images" if holds_images else "tabular"
 
 
-from trainlab.data.kinds import digits, images, regression, tabular  # noqa: E402, F401 - register
+from trainlab.data.kinds import digits, images, regression, tabular, tensors  # noqa: E402, F401
 
 __all__ = [
     "CLASSIFICATION",

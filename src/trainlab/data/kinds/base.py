@@ -40,6 +40,8 @@ class Kind:
         task: the task family (loss, metrics, the monitor of best.pt).
         page: what ``trainlab serve``'s page offers; None: no page (nor predict of files).
         rate: the name of the epoch's throughput in metrics.jsonl.
+        images: its inputs are uint8 images N×C×H×W (float images in [0, 1] are converted);
+            otherwise float inputs are used as they are.
     """
 
     name = ""
@@ -47,6 +49,7 @@ class Kind:
     task: Task = CLASSIFICATION
     page: Page | None = None
     rate = "samples_per_s"
+    images = False
 
     # --- training -----------------------------------------------------------------------
     def augmentation(self, size: Sequence[int], dataset: str) -> Callable:  # noqa: ARG002

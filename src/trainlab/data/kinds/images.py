@@ -20,6 +20,7 @@ class ImageKind(Kind):
     summary = "images"
     page = Page("Classify a photo", "photo", "upload a photo, or take one")
     rate = "images_per_s"
+    images = True
 
     def augmentation(self, size: Sequence[int], dataset: str):  # noqa: ARG002
         from trainlab.data.augment import CropFlip
