@@ -57,7 +57,7 @@ def test_a_dataset_whose_counts_or_labels_disagree_is_refused():
 def test_float_images_as_totensor_gives_them_train_as_images(tmp_path):
     x, y = _images(300, 3, float_images=True)
     data = Dataset("bands", x[:240], y[:240], x[240:], y[240:], classes=["a", "b", "c"])
-    assert data.train_x.dtype == torch.uint8 and data.is_image and data.kind == "images"
+    assert data.train_x.dtype == torch.uint8 and data.kind == "images"
     result = Trainer(epochs=3, runs_dir=str(tmp_path), device="cpu", quiet=True).fit(
         build_model("cnn", data, widths=[4, 4]), data
     )

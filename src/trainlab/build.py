@@ -207,8 +207,8 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
         load_weights(model, plan.checkpoint["state_dict"], plan.checkpoint["path"], cfg.model)
     setup = setup_run(cfg, model, data, dist)
     warning = amp_warning(setup.amp_dtype, setup.device)
-    if warning and log is not None:
-        log(warning)
+    if warning and dist.main:  # a warning, not progress: said when quiet too
+        (log or say)(warning)
     task = data.kind_entry.task
     best = best_checkpoint(cfg.monitor, "val" in setup.splits, task)
     if cfg.early_stop and not best.chooses:

@@ -31,10 +31,10 @@ def _fit(tmp_path, mnist_root, name, **settings):
 
 
 def test_the_head_from_cached_features_equals_the_head_through_the_frozen_network(
-    tmp_path, mnist_root, capsys
+    tmp_path, mnist_root
 ):
-    cached, _ = _fit(tmp_path, mnist_root, "cached")
-    said = capsys.readouterr().err
+    cached, lines = _fit(tmp_path, mnist_root, "cached")
+    said = "\n".join(lines)  # what the run said through its log
     through, _ = _fit(tmp_path, mnist_root, "through", feature_cache=False)
     assert "features computed once" in said and "train 480, val 120, test 300" in said
     recorded = tomllib.loads((cached.run_dir / "config.toml").read_text())
@@ -74,16 +74,16 @@ def initial_weights(mnist_root):
 
 
 def test_a_model_that_computes_after_its_head_is_not_cached_and_the_run_says_why(
-    tmp_path, mnist_root, capsys
+    tmp_path, mnist_root
 ):
-    result, _ = _fit(tmp_path, mnist_root, "mlp", model="mlp", model_options={"log_softmax": True})
-    said = capsys.readouterr().err
+    result, lines = _fit(
+        tmp_path, mnist_root, "mlp", model="mlp", model_options={"log_softmax": True}
+    )
+    said = "\n".join(lines)
     assert "features not cached (the model's output is not its head's" in said
     assert "features" not in tomllib.loads((result.run_dir / "config.toml").read_text())
 
 
-def test_augmentation_turns_the_cache_off(tmp_path, mnist_root, capsys):
-    _fit(tmp_path, mnist_root, "aug", augment=True, epochs=1)
-    assert (
-        "features not cached (--augment changes the images every epoch)" in capsys.readouterr().err
-    )
+def test_augmentation_turns_the_cache_off(tmp_path, mnist_root):
+    _, lines = _fit(tmp_path, mnist_root, "aug", augment=True, epochs=1)
+    assert "features not cached (--augment changes the images every epoch)" in "\n".join(lines)

@@ -7,6 +7,7 @@ from torchvision import transforms
 
 from trainlab.config import TrainConfig
 from trainlab.data.batches import epoch_generator
+from trainlab.data.kinds import CLASSIFICATION
 from trainlab.engine.setup import amp_policy, input_transform, loss_kind, setup_run
 from trainlab.errors import ConfigError
 from trainlab.models import build_model
@@ -69,13 +70,13 @@ def test_norm_and_augment_are_refused_for_tabular_data():
 
 def test_loss_and_precision_follow_the_model(mnist_small):
     cnn, mlp = build_model("cnn", mnist_small), build_model("mlp", mnist_small, log_softmax=True)
-    assert loss_kind(TrainConfig(), cnn, "classification") == "cross-entropy"
-    assert loss_kind(TrainConfig(), mlp, "classification") == "nll"
-    assert loss_kind(TrainConfig(loss="nll"), cnn, "classification") == "nll"
+    assert loss_kind(TrainConfig(), cnn, CLASSIFICATION) == "cross-entropy"
+    assert loss_kind(TrainConfig(), mlp, CLASSIFICATION) == "nll"
+    assert loss_kind(TrainConfig(loss="nll"), cnn, CLASSIFICATION) == "nll"
     cpu = torch.device("cpu")
-    assert amp_policy("off", cnn, "classification", cpu) is None
-    assert amp_policy("bf16", cnn, "classification", cpu) is torch.bfloat16
-    assert amp_policy("auto", mlp, "classification", cpu) is None  # no convs: float32
+    assert amp_policy("off", cnn, CLASSIFICATION, cpu) is None
+    assert amp_policy("bf16", cnn, CLASSIFICATION, cpu) is torch.bfloat16
+    assert amp_policy("auto", mlp, CLASSIFICATION, cpu) is None  # no convs: float32
 
 
 def test_label_smoothing_reaches_the_nll_loss():

@@ -1,4 +1,5 @@
-"""Device choice: ``auto`` is CUDA, then Apple's MPS, then the CPU."""
+"""Device choice: ``auto`` is the machine's accelerator (CUDA, Apple's MPS, ...) if it has a
+usable one, else the CPU (``torch.accelerator``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ from trainlab.errors import ConfigError
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        found = torch.accelerator.current_accelerator(check_available=True)
+        return torch.device(found.type) if found is not None else torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
