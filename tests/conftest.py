@@ -110,3 +110,22 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("fuzz targets: inputs tried, ended cleanly")
         for target, (tried, clean) in sorted(FUZZ_COUNTS.items()):
             terminalreporter.write_line(f"{target:28} {tried:7,} tried {clean:7,} clean")
+
+
+# --- order: fast unit tests first -------------------------------------------------------------
+# A broken basic piece should fail in the first minute, not after the end-to-end runs. Whole
+# modules move (their module-scoped fixtures are set up once); within each group the order is
+# the files' own. Modules that train a model in a subprocess or run servers and browsers last.
+LATE_FOLDERS = {"e2e", "fault", "distributed", "serve", "fuzz", "d2l_book", "seeds"}
+LATE_FIXTURES = {"default_run", "tta_run", "folder_run", "plugin_env"}
+
+
+def pytest_collection_modifyitems(items):
+    tests = Path(__file__).parent
+    late: dict[str, bool] = {}
+    for item in items:
+        module = str(item.path)
+        parts = item.path.relative_to(tests).parts
+        heavy = parts[0] in LATE_FOLDERS or bool(LATE_FIXTURES & set(item.fixturenames))
+        late[module] = late.get(module, False) or heavy
+    items.sort(key=lambda item: late[str(item.path)])
