@@ -200,16 +200,17 @@ def test_two_machines_on_loopback_complete_a_run_together(tmp_path, env):
     assert sum("test accuracy" in out for out in outs) == 1
 
 
-def test_a_killed_rank_ends_the_job_quickly_with_last_pt_intact(tmp_path, env):
+def test_a_killed_rank_ends_the_job_from_the_failure_with_last_pt_intact(tmp_path, env):
+    """The job ends because the survivor sees its peer's connection close, not because a
+    collective timed out: the timeout is set to an hour, and the message names the peer."""
+    env = {**env, "TRAINLAB_DIST_TIMEOUT": "3600"}
     proc = torchrun(*CNN, "--checkpoint-every", "10", "--run-name", "kill", cwd=tmp_path, env=env)
     run = tmp_path / "runs" / "kill"
     wait_for_checkpoint(run, proc)
     os.kill(rank_pid(proc.pid, 1), signal.SIGKILL)
-    killed = time.monotonic()
-    out = finish(proc, timeout=120)
-    took = time.monotonic() - killed
+    out = finish(proc, timeout=1800)  # a safety net only: an hour's timeout never fires here
     assert proc.returncode != 0, out
-    assert took < 30, f"the job took {took:.1f} s to end after the kill"
+    assert "timed out" not in out.lower(), out
     assert "another process of this job stopped" in out or "launcher stopped" in out, out
     assert "last.pt" in out and "is intact" in out, out
     payload = torch.load(run / "last.pt", weights_only=False)  # intact: it loads
