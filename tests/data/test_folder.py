@@ -112,6 +112,24 @@ def test_predict_on_the_test_files_agrees_with_eval_on_every_image(folder_run, f
     assert [p["index"] for p in predicted] == outputs.argmax(1).tolist()
 
 
+def test_predicting_a_10000_pixel_square_png_says_only_trainlabs_refusal(folder_run, tmp_path):
+    """Pillow warns (DecompressionBombWarning) from 89 M pixels on; predict shows only its own
+    refusal (a real process: its whole stderr is what a person sees)."""
+    from test_images import png_header_only
+
+    from helpers import run_cli
+
+    big = tmp_path / "big.png"
+    big.write_bytes(png_header_only(10_000, 10_000))
+    proc = run_cli("predict", str(folder_run), str(big))
+    assert proc.returncode == 1, proc.stderr
+    assert "Warning" not in proc.stderr and "Image size" not in proc.stderr, proc.stderr
+    assert (
+        f"{big}: 10000×10000 pixels is more than the limit of 16,000,000 (refused before "
+        "decoding" in proc.stderr
+    )
+
+
 def test_the_exported_model_agrees(folder_run, capsys):
     assert main(["export", str(folder_run), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from trainlab.data.dataset import Dataset, stratified_pick
-from trainlab.data.images import ResizePolicy, read_for
+from trainlab.data.images import MAX_PIXELS, ResizePolicy, open_image, read_for
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
 from trainlab.errors import DataError
@@ -115,12 +115,10 @@ def _key(path: Path) -> tuple[str, int, int]:
 
 
 def _default_size(paths: list[Path]) -> int:
-    from PIL import Image
-
     sides = []
     for path in paths[:: max(1, len(paths) // 200)]:  # headers only, up to ~200 of them
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 sides.append(min(image.size))
         except Exception:  # noqa: BLE001 - unreadable files are reported when decoded
             continue
@@ -128,11 +126,11 @@ def _default_size(paths: list[Path]) -> int:
 
 
 def _is_colour(paths: list[Path]) -> bool:
-    from PIL import Image
-
     for path in paths[:: max(1, len(paths) // 200)]:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
+                if image.size[0] * image.size[1] > MAX_PIXELS:
+                    continue  # refused when it is decoded: not decoded here either
                 if image.mode not in ("L", "1", "I;16", "I", "F", "LA"):
                     rgb = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.int16)
                     if np.abs(rgb - rgb.mean(-1, keepdims=True)).max() > 2:
