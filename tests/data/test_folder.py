@@ -89,6 +89,53 @@ def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
     assert "unreadable" in capsys.readouterr().err
 
 
+def _copy_classes(folder: Path, root: Path, **splits: list[str]) -> Path:
+    import shutil
+
+    for split, classes in splits.items():
+        for name in classes:
+            shutil.copytree(folder / ("train" if split == "val" else split) / name,
+                            root / split / name)  # fmt: skip
+    return root
+
+
+def test_splits_with_different_classes_are_an_error_naming_both_lists(folder, tmp_path, capsys):
+    """The newcomer's typo: Sandal only in test/, Dress only in train/. It used to say "empty
+    class folder(s) left out: Sandal" (test/Sandal holds 25 images) and nothing of Dress."""
+    mixed = _copy_classes(
+        folder, tmp_path / "m", train=["Bag", "Coat", "Dress"], test=["Bag", "Coat", "Sandal"]
+    )
+    args = ["train", "--dataset", str(mixed), "--epochs", "1", "--device", "cpu"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 2  # no --strict needed
+    err = capsys.readouterr().err
+    assert (
+        f"{mixed}: the splits hold different classes: only in train/: Dress; only in test/: "
+        "Sandal. A class missing from a split is learnt and never tested, or tested and never "
+        "learnt (a misspelt folder name does this). Rename the folder so the names match, add "
+        "images of the class to the split that lacks them, or remove the class's folder."
+    ) in err
+    assert "empty" not in err and not (tmp_path / "runs").exists()
+
+
+def test_with_a_val_folder_each_list_says_where_its_classes_are_missing(folder, tmp_path):
+    from trainlab.data import load_dataset
+    from trainlab.errors import DataError
+
+    three = _copy_classes(
+        folder,
+        tmp_path / "v",
+        train=["Bag", "Coat", "Dress"],
+        val=["Bag", "Coat"],
+        test=["Bag", "Coat", "Dress", "Sandal"],
+    )
+    with pytest.raises(DataError) as refused:
+        load_dataset(str(three))
+    assert (
+        "the splits hold different classes: only in train/ and test/: Dress (none in val/); "
+        "only in test/: Sandal (none in train/ or val/)."
+    ) in str(refused.value)
+
+
 def test_the_class_names_are_the_folder_names(folder_run):
     from trainlab.engine.checkpoint import load_checkpoint
 

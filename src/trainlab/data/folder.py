@@ -8,9 +8,10 @@ Example:
 
 Layout, as torchvision's ImageFolder reads it: ``PATH/<class>/...``, or ``PATH/train/<class>/``
 with ``val/`` and ``test/`` beside it. Without a test folder a stratified, seeded test split is
-cut (``--test-split``). Class names are the folder names as written. Hidden files, non-images,
-unreadable images, empty class folders and a class far smaller than the others are reported in
-one summary line, never a crash (``--strict`` makes them an error).
+cut (``--test-split``). Class names are the folder names as written, and every split must hold
+the same classes (a misspelt folder name is an error naming both lists). Hidden files,
+non-images, unreadable images, empty class folders and a class far smaller than the others are
+reported in one summary line, never a crash (``--strict`` makes them an error).
 
 Every image goes through one ``ResizePolicy`` (the shorter side to the size, then a centre crop;
 or ``pad``), recorded with the run, so eval, predict, export and serve see what training saw.
@@ -45,16 +46,21 @@ class Layout:
     classes: list[str]
     files: dict[str, list[tuple[Path, int]]]  # split -> (file, class index)
     skipped: list[Path]  # hidden and non-image files
-    empty: list[str]  # class folders without images (left out)
+    empty: list[str]  # class folders without images in any split (left out)
 
 
 def scan(root: Path) -> Layout:
-    """The folder's splits, classes and files (sorted), and what is not an image."""
+    """The folder's splits, classes and files (sorted), and what is not an image.
+
+    Raises:
+        DataError: fewer than two classes, or splits (train/, val/, test/) with different
+            classes, naming the classes each split lacks.
+    """
     split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
     if "train" not in split_dirs:
         split_dirs = {"train": root}
     skipped: list[Path] = []
-    found: dict[str, dict[str, list[Path]]] = {}
+    found: dict[str, dict[str, list[Path]]] = {split: {} for split in split_dirs}
     for split, folder in split_dirs.items():
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if class_dir.name.startswith("."):
@@ -65,12 +71,11 @@ def scan(root: Path) -> Layout:
                     skipped.append(f)
                 else:
                     images.append(f)
-            found.setdefault(split, {})[class_dir.name] = images
+            found[split][class_dir.name] = images
         skipped += [f for f in folder.iterdir() if f.is_file()]
-    names = sorted({c for per in found.values() for c, images in per.items()})
-    train = found.get("train", {})
-    empty = [c for c in names if not train.get(c)]
-    classes = [c for c in names if c not in empty]
+    having = {split: {c for c, images in per.items() if images} for split, per in found.items()}
+    classes = sorted(set().union(*having.values()))
+    empty = sorted({c for per in found.values() for c in per} - set(classes))
     if len(classes) < 2:
         raise DataError(
             f"{root}: a folder dataset needs class folders with images in them (PATH/<class>/ "
@@ -78,12 +83,40 @@ def scan(root: Path) -> Layout:
             + (f" ({', '.join(classes)})" if classes else "")
             + ". Put each class's images in a folder of its own."
         )
+    _check_same_classes(root, having, classes)
     index = {c: i for i, c in enumerate(classes)}
     files = {
         split: [(f, index[c]) for c in classes for f in per.get(c, [])]
         for split, per in found.items()
     }
     return Layout(classes, files, skipped, empty)
+
+
+def _check_same_classes(root: Path, having: dict[str, set[str]], classes: list[str]) -> None:
+    """Every split holds images of every class: a class in test/ but not in train/ (a typo in a
+    folder name) would be scored without being learnt, or left out of the test unsaid."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name in classes:
+        where = tuple(split for split in having if name in having[split])
+        if len(where) < len(having):
+            groups.setdefault(where, []).append(name)
+    if not groups:
+        return
+    parts = []
+    for where, names in groups.items():
+        lacking = [f"{split}/" for split in having if split not in where]
+        more = f" … and {len(names) - 10} more" if len(names) > 10 else ""
+        parts.append(
+            f"only in {' and '.join(f'{split}/' for split in where)}: {', '.join(names[:10])}"
+            + more
+            + (f" (none in {' or '.join(lacking)})" if len(having) > 2 else "")
+        )
+    raise DataError(
+        f"{root}: the splits hold different classes: {'; '.join(parts)}. A class missing from "
+        "a split is learnt and never tested, or tested and never learnt (a misspelt folder "
+        "name does this). Rename the folder so the names match, add images of the class to the "
+        "split that lacks them, or remove the class's folder."
+    )
 
 
 def _walk(folder: str | Path, hidden: bool = False):
