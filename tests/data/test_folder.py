@@ -75,6 +75,13 @@ def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "10 classes, 1251 images, 3×28×28" in captured.err
     assert "3 non-image or hidden file(s) skipped; 1 unreadable image(s) left out" in captured.err
+    assert (  # the files are named, each with why it was left out
+        " (--strict makes this an error)\n"
+        "  train/T-shirt or top/.DS_Store: hidden\n"
+        "  train/T-shirt or top/Thumbs.db: not an image (.db)\n"
+        "  train/Trouser/notes.txt: not an image (.txt)\n"
+        "  train/Pullover/cut.jpg: unreadable: "
+    ) in captured.err
     assert "decoded 1251 of 1251 images" in captured.err
     summary = json.loads(captured.out)
     assert summary["final"]["test_n"] == 250 and summary["final"]["test_acc"] > 0.5
@@ -134,6 +141,32 @@ def test_with_a_val_folder_each_list_says_where_its_classes_are_missing(folder, 
         "the splits hold different classes: only in train/ and test/: Dress (none in val/); "
         "only in test/: Sandal (none in train/ or val/)."
     ) in str(refused.value)
+
+
+def test_an_empty_class_folder_stays_a_note_and_every_stray_is_listed(folder, tmp_path):
+    from trainlab.data import load_dataset
+
+    root = _copy_classes(folder, tmp_path / "e", train=["Bag", "Coat"], test=["Bag", "Coat"])
+    (root / "train" / "Sandal").mkdir()  # no images in any split: left out, as before
+    (root / "test" / "Sandal").mkdir()
+    strays = [f"notes{i}.txt" for i in range(7)]
+    for name in strays:
+        (root / "train" / "Bag" / name).write_text("x")
+    (root / "test" / "README.md").write_text("x")
+    said: list[str] = []
+    data = load_dataset(str(root), image_size=[16], log=said.append)
+    assert data.classes == ["Bag", "Coat"]
+    note = next(line for line in said if line.startswith("note: "))
+    assert note.splitlines() == [
+        "note: 8 non-image or hidden file(s) skipped; empty class folder(s) left out: Sandal "
+        "(--strict makes this an error)",
+        *[f"  train/Bag/{name}: not an image (.txt)" for name in strays[:5]],
+        "  … and 3 more",
+    ]
+    assert data.info["skipped"] == [
+        *[(str(root / "train" / "Bag" / name), "not an image (.txt)") for name in strays],
+        (str(root / "test" / "README.md"), "not in a class folder"),
+    ]
 
 
 def test_the_class_names_are_the_folder_names(folder_run):

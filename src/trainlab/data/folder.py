@@ -11,7 +11,8 @@ with ``val/`` and ``test/`` beside it. Without a test folder a stratified, seede
 cut (``--test-split``). Class names are the folder names as written, and every split must hold
 the same classes (a misspelt folder name is an error naming both lists). Hidden files,
 non-images, unreadable images, empty class folders and a class far smaller than the others are
-reported in one summary line, never a crash (``--strict`` makes them an error).
+reported in one note naming the first few files, never a crash (``--strict`` makes them an
+error); the dataset's ``info["skipped"]`` lists every file left out, as (path, why).
 
 Every image goes through one ``ResizePolicy`` (the shorter side to the size, then a centre crop;
 or ``pad``), recorded with the run, so eval, predict, export and serve see what training saw.
@@ -39,13 +40,14 @@ from trainlab.options import Opt
 
 MAX_DEFAULT_SIZE = 64  # the default size: the median shorter side, at most this (CPU-friendly)
 SPLITS = ("train", "val", "test")
+SHOWN = 5  # files named in the note; the whole list is in the dataset's info["skipped"]
 
 
 @dataclass
 class Layout:
     classes: list[str]
     files: dict[str, list[tuple[Path, int]]]  # split -> (file, class index)
-    skipped: list[Path]  # hidden and non-image files
+    skipped: list[tuple[str, str]]  # (file, why): hidden, not an image, not in a class folder
     empty: list[str]  # class folders without images in any split (left out)
 
 
@@ -59,7 +61,7 @@ def scan(root: Path) -> Layout:
     split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
     if "train" not in split_dirs:
         split_dirs = {"train": root}
-    skipped: list[Path] = []
+    skipped: list[tuple[str, str]] = []
     found: dict[str, dict[str, list[Path]]] = {split: {} for split in split_dirs}
     for split, folder in split_dirs.items():
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -67,12 +69,19 @@ def scan(root: Path) -> Layout:
                 continue
             images = []
             for f, hidden in _walk(class_dir):
-                if hidden or os.path.splitext(f)[1].lower() not in IMAGE_SUFFIXES:
-                    skipped.append(f)
+                suffix = os.path.splitext(f)[1].lower()
+                if hidden:
+                    skipped.append((f, "hidden"))
+                elif suffix not in IMAGE_SUFFIXES:
+                    skipped.append((f, f"not an image ({suffix or 'no extension'})"))
                 else:
                     images.append(f)
             found[split][class_dir.name] = images
-        skipped += [f for f in folder.iterdir() if f.is_file()]
+        skipped += [
+            (str(f), "hidden" if f.name.startswith(".") else "not in a class folder")
+            for f in sorted(folder.iterdir())
+            if f.is_file()
+        ]
     having = {split: {c for c, images in per.items() if images} for split, per in found.items()}
     classes = sorted(set().union(*having.values()))
     empty = sorted({c for per in found.values() for c in per} - set(classes))
@@ -220,7 +229,7 @@ def load_folder(
     labels = np.array([label for split in layout.files.values() for _, label in split])
     split_of = [split for split, pairs in layout.files.items() for _ in pairs]
     rows = Rows(folder, policy, ctx.data_dir, all_files, memory_budget_mb, say)
-    _report(layout, rows.problems, strict, say, folder)
+    skipped = _report(layout, rows.problems, strict, say, folder)
     index = _split_indices(split_of, rows.readable, labels, test_split, ctx.seed, layout.classes)
     order = [name for name in ("train", "val", "test") if name in index]
     parts = rows.take([index[name] for name in order])
@@ -248,6 +257,7 @@ def load_folder(
             "preprocess": policy.to_dict(),
             "folder": str(folder),
             "settings": {"data_seed": ctx.seed},
+            "skipped": skipped,  # every file left out, as (path, why): the run lists them
         },
     )
 
@@ -284,8 +294,10 @@ def _split_indices(split_of, readable, labels, test_split, seed, classes) -> dic
     return index
 
 
-def _report(layout: Layout, problems: list[str], strict: bool, say, folder: Path) -> None:
-    """One summary line of what the folder holds besides good images (all with --strict)."""
+def _report(layout: Layout, problems: list, strict: bool, say, folder: Path) -> list:
+    """One summary line of what the folder holds besides good images, naming the first few
+    files left out (all of them with --strict, which makes it an error). Returns every file
+    left out as (path, why)."""
     counts = [
         sum(1 for _, c in layout.files["train"] if c == i) for i in range(len(layout.classes))
     ]
@@ -302,13 +314,14 @@ def _report(layout: Layout, problems: list[str], strict: bool, say, folder: Path
             f"class '{layout.classes[counts.index(small)]}' has {small} image(s), the largest "
             f"{max(counts)}"
         )
+    skipped = [*layout.skipped, *problems]
     if not notes:
-        return
-    details = [str(p) for p in layout.skipped] + problems
+        return skipped
+    shown = 2 * SHOWN if strict else SHOWN
+    named = [f"\n  {os.path.relpath(path, folder)}: {why}" for path, why in skipped[:shown]]
+    if len(skipped) > shown:
+        named.append(f"\n  … and {len(skipped) - shown} more")
     if strict:
-        raise DataError(
-            f"{folder}: {'; '.join(notes)} (--strict). "
-            + "; ".join(details[:10])
-            + (" …" if len(details) > 10 else "")
-        )
-    say("note: " + "; ".join(notes) + " (--strict makes this an error)")
+        raise DataError(f"{folder}: {'; '.join(notes)} (--strict):" + "".join(named))
+    say("note: " + "; ".join(notes) + " (--strict makes this an error)" + "".join(named))
+    return skipped

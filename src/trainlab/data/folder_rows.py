@@ -69,20 +69,26 @@ class Cache:
         atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
 
 
-def _decode_all(paths, policy, cache: Cache, say) -> tuple[list, list[str], int]:
+def _decode_one(policy: ResizePolicy, path) -> tuple[np.ndarray | None, tuple[str, str] | None]:
+    """One file's row, or (file, why it cannot be read): an unreadable file is not fatal."""
+    try:
+        return read_for(policy, path), None
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many kinds on bad data
+        message, label = str(e), f"{path}: "
+        return None, (str(path), "unreadable: " + message.removeprefix(label))
+
+
+def _decode_all(paths, policy, cache: Cache, say) -> tuple[list, list[tuple[str, str]], int]:
     """Every file through ``policy`` (from the cache where unchanged), in parallel."""
     from tqdm import tqdm
 
     keys = [file_key(p) for p in paths]
     todo = [i for i, k in enumerate(keys) if k not in cache.rows]
     images: list[np.ndarray | None] = [cache.rows.get(k) for k in keys]
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
 
     def decode(i: int):
-        try:
-            return i, read_for(policy, paths[i]), None
-        except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal
-            return i, None, f"{paths[i]}: {str(e).split(': ', 1)[-1]}"
+        return (i, *_decode_one(policy, paths[i]))
 
     if todo:
         bar = tqdm(
@@ -190,22 +196,24 @@ class Mapped:
         self.path, self.keys_path = base.with_suffix(".u8"), base.with_suffix(".json")
         self.files, self.shape = files, (len(files), policy.channels, *policy.size)
 
-    def fill(self, policy: ResizePolicy, say) -> tuple[list[bool], list[str]]:
+    def fill(self, policy: ResizePolicy, say) -> tuple[list[bool], list[tuple[str, str]]]:
         keys = [list(file_key(f)) for f in self.files]
         if self.keys_path.is_file() and self.path.is_file():
             saved = json.loads(self.keys_path.read_text())
-            if saved["keys"] == keys and saved["shape"] == list(self.shape):
+            problems = saved.get("problems", [])
+            if (
+                saved["keys"] == keys
+                and saved["shape"] == list(self.shape)
+                and all(isinstance(p, list) for p in problems)  # (file, why); not older text
+            ):
                 say(f"decoded 0 of {len(keys)} images (all from the memory-mapped cache)")
-                return saved["readable"], saved["problems"]
+                return saved["readable"], [(path, why) for path, why in problems]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         rows = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8, shape=self.shape)
         readable, problems = [False] * len(keys), []
 
         def decode(i: int):
-            try:
-                return i, read_for(policy, self.files[i]), None
-            except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal
-                return i, None, f"{self.files[i]}: {str(e).split(': ', 1)[-1]}"
+            return (i, *_decode_one(policy, self.files[i]))
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             for i, image, problem in pool.map(decode, range(len(keys))):
