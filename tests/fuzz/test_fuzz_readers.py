@@ -97,8 +97,9 @@ def checkpoint_bytes(tmp_path_factory):
     model = build_model("mlp", input_shape=(1, 8, 8), outputs=3, hidden=[4])
 
     class Data:
-        name, task, classes, input_shape, mean, std, info = (
+        name, kind, task, classes, input_shape, mean, std, info = (
             "x",
+            "images",
             "classification",
             ["a", "b", "c"],
             (1, 8, 8),
@@ -110,7 +111,7 @@ def checkpoint_bytes(tmp_path_factory):
     from trainlab.data import InputTransform
 
     description = describe_run(
-        TrainConfig.from_dict({"model": "mlp", "hidden": [4]}),
+        TrainConfig.from_dict({"model": "mlp", "model_options": {"hidden": [4]}}),
         model,
         Data,
         InputTransform([0.5], [0.5]),
