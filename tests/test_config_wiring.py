@@ -581,7 +581,7 @@ ELSEWHERE = {
     "unverified_data": (
         "tests/data/test_cifar.py::test_it_trains_evaluates_and_predicts_with_unverified_data"
     ),
-    "tta": "tests/data/test_tta.py::test_the_runs_test_figure_is_the_flip_averaged_one",
+    "tta": "tests/models/test_tta.py::test_the_runs_test_figure_is_the_flip_averaged_one",
     "resolution": (
         "tests/models/test_pretrained.py::"
         "test_a_fine_tuned_backbone_goes_through_eval_predict_export_report_and_serve"

@@ -4,11 +4,13 @@ in the folder and in the .tar.gz), since the real ones cannot be fetched in this
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import tarfile
 
 import numpy as np
 import pytest
+import torch
 
 from trainlab.cli import main
 from trainlab.data.cifar import CIFARS
@@ -23,16 +25,18 @@ def _batch(images, labels, key="labels"):
     return {"batch_label": "b", key: labels.tolist(), "data": x.reshape(len(x), 3072)}
 
 
-def write_cifar10(root, mnist_small):
+def write_cifar10(root, mnist_small, protocol=None):
+    """CIFAR-10's files as a user writes them with this machine's numpy and pickle."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for i in range(5):
         part = slice(200 * i, 200 * (i + 1))
         batch = _batch(mnist_small.train_x[part], mnist_small.train_y[part])
-        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch))
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch, protocol=protocol))
     test = _batch(mnist_small.test_x[:200], mnist_small.test_y[:200])
-    (folder / "test_batch").write_bytes(pickle.dumps(test))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES}))
+    (folder / "test_batch").write_bytes(pickle.dumps(test, protocol=protocol))
+    meta = pickle.dumps({"label_names": CLASSES}, protocol=protocol)
+    (folder / "batches.meta").write_bytes(meta)
     return folder
 
 
@@ -102,13 +106,68 @@ def test_offline_with_no_files_the_error_names_the_url_and_the_folder(tmp_path):
     assert CIFARS["cifar100"].url in message and str(tmp_path) in message
 
 
-def test_a_batch_that_would_run_code_is_refused(cifar_root, capsys):
+@pytest.mark.parametrize("protocol", [2, 4, 5, None])
+def test_files_written_by_todays_numpy_are_read_with_any_pickle_protocol(
+    tmp_path, mnist_small, protocol
+):
+    """numpy 2 writes ``numpy._core.multiarray._reconstruct`` (protocols 2-4) and
+    ``numpy._core.numeric._frombuffer`` (protocol 5); None is this Python's default."""
+    from trainlab.data import load_dataset
+
+    folder = write_cifar10(tmp_path, mnist_small, protocol)
+    data = load_dataset("cifar10", tmp_path, unverified_data=True, sources=("local",))
+    written = pickle.loads((folder / "data_batch_2").read_bytes())
+    assert data.train_x.shape == (1000, 3, 32, 32) and data.train_x.dtype == torch.uint8
+    assert np.array_equal(data.train_x[200:400].reshape(200, 3072).numpy(), written["data"])
+    assert data.train_y[200:400].tolist() == written["labels"]
+    assert data.classes == CLASSES and not data.info["verified"]
+
+
+def test_a_batch_in_cifars_own_form_with_bytes_keys_is_read(mnist_small):
+    """CIFAR's page reads its batches with encoding='bytes' (keys b'data', b'labels'); a
+    batch written back that way is read too."""
+    from trainlab.data.cifar import read_batch
+
+    batch = _batch(mnist_small.train_x[:50], mnist_small.train_y[:50])
+    content = pickle.dumps({key.encode(): value for key, value in batch.items()}, protocol=2)
+    images, labels = read_batch(content, "data_batch_1")
+    assert np.array_equal(images.reshape(50, 3072).numpy(), batch["data"])
+    assert labels.tolist() == batch["labels"]
+
+
+def test_a_batch_that_would_run_code_is_refused_naming_what_it_asked_for(
+    cifar_root, tmp_path, capsys
+):
+    canary = tmp_path / "ran"
+
     class Evil:
         def __reduce__(self):
-            return (print, ("ran",))
+            return (os.system, (f"touch {canary}",))
 
     (cifar_root / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps(Evil()))
     argv = ["train", "--dataset", "cifar10", "--data-dir", str(cifar_root), "--unverified-data"]
     assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert "refused: the file names builtins.print" in captured.err and "ran" not in captured.out
+    err = capsys.readouterr().err
+    assert f"test_batch: refused: the file asks for {os.system.__module__}.system" in err
+    assert "numpy arrays, lists, dicts, numbers and strings only" in err
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        ({"data": np.zeros((4, 3, 32, 32), np.uint8), "labels": [0] * 4}, "shape 4×3×32×32"),
+        ({"data": np.zeros((4, 3072)), "labels": [0] * 4}, "pixels 0-255 (uint8), got a float64"),
+        ({"data": np.zeros((4, 3072), np.uint8), "labels": ["cat"] * 4}, "class indices"),
+        ({"data": np.zeros((4, 3072), np.uint8), "labels": [0] * 3}, "3 label(s) for 4 image"),
+        ({"data": np.zeros((4, 3072), np.uint8), "labels": [12] * 4}, "goes up to 12, but"),
+        ({"images": np.zeros((4, 3072), np.uint8)}, "no 'data' in the batch (its keys: 'images')"),
+    ],
+)
+def test_a_batch_of_the_wrong_shape_says_what_it_holds(batch, message):
+    from trainlab.data.cifar import read_batch
+    from trainlab.errors import DataError
+
+    with pytest.raises(DataError) as refused:
+        read_batch(pickle.dumps(batch), "data_batch_1", num_classes=10)
+    assert message in str(refused.value)

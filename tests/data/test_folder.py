@@ -75,6 +75,13 @@ def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "10 classes, 1251 images, 3×28×28" in captured.err
     assert "3 non-image or hidden file(s) skipped; 1 unreadable image(s) left out" in captured.err
+    assert (  # the files are named, each with why it was left out
+        " (--strict makes this an error)\n"
+        "  train/T-shirt or top/.DS_Store: hidden\n"
+        "  train/T-shirt or top/Thumbs.db: not an image (.db)\n"
+        "  train/Trouser/notes.txt: not an image (.txt)\n"
+        "  train/Pullover/cut.jpg: unreadable: "
+    ) in captured.err
     assert "decoded 1251 of 1251 images" in captured.err
     summary = json.loads(captured.out)
     assert summary["final"]["test_n"] == 250 and summary["final"]["test_acc"] > 0.5
@@ -87,6 +94,79 @@ def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
     assert "decoded 2 of 1251 images (1249 from the cache)" in capsys.readouterr().err
     assert main([*args, "--strict"]) == 2
     assert "unreadable" in capsys.readouterr().err
+
+
+def _copy_classes(folder: Path, root: Path, **splits: list[str]) -> Path:
+    import shutil
+
+    for split, classes in splits.items():
+        for name in classes:
+            shutil.copytree(folder / ("train" if split == "val" else split) / name,
+                            root / split / name)  # fmt: skip
+    return root
+
+
+def test_splits_with_different_classes_are_an_error_naming_both_lists(folder, tmp_path, capsys):
+    """The newcomer's typo: Sandal only in test/, Dress only in train/. It used to say "empty
+    class folder(s) left out: Sandal" (test/Sandal holds 25 images) and nothing of Dress."""
+    mixed = _copy_classes(
+        folder, tmp_path / "m", train=["Bag", "Coat", "Dress"], test=["Bag", "Coat", "Sandal"]
+    )
+    args = ["train", "--dataset", str(mixed), "--epochs", "1", "--device", "cpu"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 2  # no --strict needed
+    err = capsys.readouterr().err
+    assert (
+        f"{mixed}: the splits hold different classes: only in train/: Dress; only in test/: "
+        "Sandal. A class missing from a split is learnt and never tested, or tested and never "
+        "learnt (a misspelt folder name does this). Rename the folder so the names match, add "
+        "images of the class to the split that lacks them, or remove the class's folder."
+    ) in err
+    assert "empty" not in err and not (tmp_path / "runs").exists()
+
+
+def test_with_a_val_folder_each_list_says_where_its_classes_are_missing(folder, tmp_path):
+    from trainlab.data import load_dataset
+    from trainlab.errors import DataError
+
+    three = _copy_classes(
+        folder,
+        tmp_path / "v",
+        train=["Bag", "Coat", "Dress"],
+        val=["Bag", "Coat"],
+        test=["Bag", "Coat", "Dress", "Sandal"],
+    )
+    with pytest.raises(DataError) as refused:
+        load_dataset(str(three))
+    assert (
+        "the splits hold different classes: only in train/ and test/: Dress (none in val/); "
+        "only in test/: Sandal (none in train/ or val/)."
+    ) in str(refused.value)
+
+
+def test_an_empty_class_folder_stays_a_note_and_every_stray_is_listed(folder, tmp_path):
+    from trainlab.data import load_dataset
+
+    root = _copy_classes(folder, tmp_path / "e", train=["Bag", "Coat"], test=["Bag", "Coat"])
+    (root / "train" / "Sandal").mkdir()  # no images in any split: left out, as before
+    (root / "test" / "Sandal").mkdir()
+    strays = [f"notes{i}.txt" for i in range(7)]
+    for name in strays:
+        (root / "train" / "Bag" / name).write_text("x")
+    (root / "test" / "README.md").write_text("x")
+    said: list[str] = []
+    data = load_dataset(str(root), image_size=[16], log=said.append)
+    assert data.classes == ["Bag", "Coat"]
+    note = next(line for line in said if line.startswith("note: "))
+    assert note.splitlines() == [
+        "note: 8 non-image or hidden file(s) skipped; empty class folder(s) left out: Sandal "
+        "(--strict makes this an error)",
+        *[f"  train/Bag/{name}: not an image (.txt)" for name in strays[:5]],
+        "  … and 3 more",
+    ]
+    assert data.info["skipped"] == [
+        *[(str(root / "train" / "Bag" / name), "not an image (.txt)") for name in strays],
+        (str(root / "test" / "README.md"), "not in a class folder"),
+    ]
 
 
 def test_the_class_names_are_the_folder_names(folder_run):
@@ -110,6 +190,24 @@ def test_predict_on_the_test_files_agrees_with_eval_on_every_image(folder_run, f
     assert main(["predict", str(folder_run), *files, "--json", "--min-confidence", "0"]) == 0
     predicted = json.loads(capsys.readouterr().out)["predictions"]
     assert [p["index"] for p in predicted] == outputs.argmax(1).tolist()
+
+
+def test_predicting_a_10000_pixel_square_png_says_only_trainlabs_refusal(folder_run, tmp_path):
+    """Pillow warns (DecompressionBombWarning) from 89 M pixels on; predict shows only its own
+    refusal (a real process: its whole stderr is what a person sees)."""
+    from test_images import png_header_only
+
+    from helpers import run_cli
+
+    big = tmp_path / "big.png"
+    big.write_bytes(png_header_only(10_000, 10_000))
+    proc = run_cli("predict", str(folder_run), str(big))
+    assert proc.returncode == 1, proc.stderr
+    assert "Warning" not in proc.stderr and "Image size" not in proc.stderr, proc.stderr
+    assert (
+        f"{big}: 10000×10000 pixels is more than the limit of 16,000,000 (refused before "
+        "decoding" in proc.stderr
+    )
 
 
 def test_the_exported_model_agrees(folder_run, capsys):
@@ -158,7 +256,9 @@ def test_it_trains_as_well_as_fashion_mnist_itself(folder, tmp_path, capsys):
     for seed in ("1", "2", "3"):
         common = ["--epochs", "3", "--device", "cpu", "--runs-dir", str(tmp_path), "--json"]
         common += ["--seed", seed, "--data-seed", "0"]
-        assert main(["train", "--dataset", str(folder), "--image-size", "28", *common]) == 0
+        # the same 1,000 training images: no validation split held out of the folder's
+        folder_args = ["--dataset", str(folder), "--image-size", "28", "--val-split", "0"]
+        assert main(["train", *folder_args, *common]) == 0
         accuracies["folder"].append(json.loads(capsys.readouterr().out)["final"]["test_acc"])
         argv = ["train", "--dataset", "fashion-mnist", "--subset", "1000", "--test-subset", "250"]
         (tmp_path / "fm").mkdir(exist_ok=True)

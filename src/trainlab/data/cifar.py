@@ -9,15 +9,14 @@ Example:
 
 A copy whose md5s differ is refused unless ``unverified_data`` (``--unverified-data``) is set;
 then it is read, shape-checked and recorded as unverified. The batches are pickles, so they are
-read with an unpickler that builds numpy arrays, lists, dicts and strings and nothing else: a
-file that names any other class is refused instead of run.
+read by ``safe_pickle``, which builds numpy arrays (as numpy 1.x and 2.x write them, any pickle
+protocol), lists, dicts, numbers and strings and nothing else: a file that names any other
+class or function is refused, by that name, instead of run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 
 from trainlab.data.dataset import Dataset, channel_stats
 from trainlab.data.registry import register_dataset
+from trainlab.data.safe_pickle import load_arrays
 from trainlab.errors import DataError
 from trainlab.options import Opt
 
@@ -78,33 +78,90 @@ CIFARS = {
 }
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Builds numpy arrays and plain values; any other class named in the file is refused."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused: the file names {module}.{name}")
-
-
 def _unpickle(content: bytes, path: str) -> dict:
-    try:
-        value = _ArraysOnly(io.BytesIO(content), encoding="latin1").load()
-    except Exception as e:  # noqa: BLE001 - any failure to read is reported the same way
-        raise DataError(f"{path}: not a CIFAR batch ({e}).") from None
+    """The dict a batch file holds, its keys as strings (``b'data'`` or ``'data'``)."""
+    value = load_arrays(
+        content,
+        path,
+        "a CIFAR batch",
+        "pickle.dump({'data': x, 'labels': y}, f) with x a uint8 N×3072 numpy array",
+    )
     if not isinstance(value, dict):
         raise DataError(f"{path}: not a CIFAR batch (a {type(value).__name__}, not a dict).")
-    return value
+    return {_text(key): item for key, item in value.items()}
+
+
+def _text(value: Any) -> Any:
+    """Bytes as text: batches written as CIFAR's own are read back (``b'data'``)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {'×'.join(map(str, value.shape)) or '()'}"
+    return f"a {type(value).__name__}"
+
+
+def read_batch(
+    content: bytes, path: str, labels_key: str = "labels", num_classes: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch file: its images (uint8 N×3×32×32) and labels (int64 N), as tensors.
+
+    Args:
+        content: the file's bytes.
+        path: what to call the file in errors.
+        labels_key: "labels" (CIFAR-10) or "fine_labels" (CIFAR-100).
+        num_classes: labels must lie below it (the meta file's class names), when given.
+
+    Raises:
+        DataError: the file is not a pickled dict of a uint8 N×3072 array and N labels, or it
+            names anything but numpy arrays and plain values.
+    """
+    batch = _unpickle(content, path)
+    data, labels = batch.get("data"), batch.get(labels_key)
+    if data is None or labels is None:
+        missing = "data" if data is None else labels_key
+        raise DataError(
+            f"{path}: no '{missing}' in the batch (its keys: "
+            f"{', '.join(repr(k) for k in list(batch)[:10]) or 'none'}); a CIFAR batch holds "
+            f"'data' (a uint8 N×3072 array) and '{labels_key}' (N class indices)."
+        )
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(
+            f"{path}: 'data' must be a uint8 N×3072 array (each row 3×32×32: the red, green "
+            f"and blue planes), got {_described(data)}."
+        )
+    whole = data.dtype.kind in "iu"  # another integer type holding 0-255 is read as uint8
+    if data.dtype != np.uint8 and not (
+        whole and (not data.size or 0 <= data.min() <= data.max() <= 255)
+    ):
+        raise DataError(
+            f"{path}: 'data' must hold pixels 0-255 (uint8), got {_described(data)}"
+            + (f" with values {data.min()} to {data.max()}" if whole and data.size else "")
+            + "."
+        )
+    try:
+        labels = np.asarray(labels)
+    except Exception:  # noqa: BLE001 - ragged or odd values: refused below by their type
+        labels = None
+    if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(
+            f"{path}: '{labels_key}' must be a list of class indices (integers), got "
+            f"{_described(batch[labels_key])}."
+        )
+    if len(labels) != len(data) or (len(labels) and labels.min() < 0):
+        raise DataError(
+            f"{path}: '{labels_key}' must hold one class index (0 or more) per image: "
+            f"{len(labels)} label(s) for {len(data)} image(s)"
+            + (f", the smallest {labels.min()}." if len(labels) else ".")
+        )
+    if num_classes is not None and len(labels) and labels.max() >= num_classes:
+        raise DataError(
+            f"{path}: '{labels_key}' goes up to {labels.max()}, but the meta file names "
+            f"{num_classes} classes (labels 0 to {num_classes - 1})."
+        )
+    images = torch.from_numpy(data.astype(np.uint8).reshape(-1, 3, 32, 32))
+    return images, torch.from_numpy(labels.astype(np.int64))
 
 
 def _md5(content: bytes) -> str:
@@ -153,9 +210,10 @@ def _download(spec: Cifar, archive: Path, log) -> None:
         log(f"fetched {spec.archive} ({len(content) / 1e6:.0f} MB) into {archive.parent}")
 
 
-def _read(spec: Cifar, folder: Path, unverified: bool) -> tuple[dict, bool]:
-    """Every batch's content, each file's md5 checked (or, unverified, only reported)."""
-    wrong, batches = [], {}
+def _read(spec: Cifar, folder: Path, unverified: bool) -> tuple[dict[str, bytes], bool]:
+    """Every file's bytes, each file's md5 checked (or, unverified, only reported) before any
+    of them is unpickled."""
+    wrong, contents = [], {}
     for name, md5 in (*spec.train, *spec.test, spec.meta):
         path = folder / name
         if not path.is_file():
@@ -163,32 +221,37 @@ def _read(spec: Cifar, folder: Path, unverified: bool) -> tuple[dict, bool]:
                 f"{path}: missing; {folder} must hold {', '.join(n for n, _ in spec.train)}, "
                 f"{spec.test[0][0]} and {spec.meta[0]} (extract {spec.archive} there)."
             )
-        content = path.read_bytes()
-        got = _md5(content)
+        contents[name] = path.read_bytes()
+        got = _md5(contents[name])
         if got != md5:
             wrong.append(f"{name}: md5 {got}, expected {md5}")
-        batches[name] = _unpickle(content, str(path))
     if wrong and not unverified:
         raise DataError(
             f"{folder}: these files are not the published CIFAR files ({'; '.join(wrong)}). "
             "Fetch them again, or, for a copy of your own in the same format, pass "
             "--unverified-data (it is then read, checked for shape and recorded as unverified)."
         )
-    return batches, not wrong
+    return contents, not wrong
 
 
-def _split(spec: Cifar, batches: dict, names, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _split(spec: Cifar, contents: dict, names, folder: Path, classes: list[str]):
+    """The images and labels of the batches ``names``, the labels within ``classes``."""
     xs, ys = [], []
     for name, _ in names:
-        batch = batches[name]
-        data, labels = batch.get("data"), batch.get(spec.labels_key)
-        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
-            raise DataError(f"{path / name}: 'data' must be an N×3072 uint8 array (3×32×32).")
-        if labels is None or len(labels) != len(data):
-            raise DataError(f"{path / name}: '{spec.labels_key}' must hold one label per image.")
-        xs.append(torch.from_numpy(data.astype(np.uint8).reshape(-1, 3, 32, 32)))
-        ys.append(torch.as_tensor(np.asarray(labels, dtype=np.int64)))
+        x, y = read_batch(contents[name], str(folder / name), spec.labels_key, len(classes))
+        xs.append(x)
+        ys.append(y)
     return torch.cat(xs), torch.cat(ys)
+
+
+def _classes(spec: Cifar, contents: dict, folder: Path) -> list[str]:
+    path = folder / spec.meta[0]
+    names = _unpickle(contents[spec.meta[0]], str(path)).get(spec.classes_key)
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str | bytes) for n in names):
+        names = []
+    if len(names) < 2:
+        raise DataError(f"{path}: no '{spec.classes_key}' list of class names (two or more).")
+    return [str(_text(n)) for n in names]
 
 
 def load_cifar(name: str, ctx, unverified_data: bool) -> Dataset:
@@ -204,12 +267,10 @@ def load_cifar(name: str, ctx, unverified_data: bool) -> Dataset:
             f"put it into {root}/, or fetch it with the network: trainlab data fetch {name}."
         )
     folder = _files(spec, root, ctx.log)
-    batches, verified = _read(spec, folder, unverified_data)
-    train_x, train_y = _split(spec, batches, spec.train, folder)
-    test_x, test_y = _split(spec, batches, spec.test, folder)
-    classes = [str(c) for c in batches[spec.meta[0]].get(spec.classes_key, [])]
-    if len(classes) < 2:
-        raise DataError(f"{folder / spec.meta[0]}: no '{spec.classes_key}' list of class names.")
+    contents, verified = _read(spec, folder, unverified_data)
+    classes = _classes(spec, contents, folder)
+    train_x, train_y = _split(spec, contents, spec.train, folder, classes)
+    test_x, test_y = _split(spec, contents, spec.test, folder, classes)
     mean, std = channel_stats(train_x)
     return Dataset(
         name,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from trainlab.data.kinds import Kind, get_kind, infer_kind
 from trainlab.errors import ConfigError
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -16,7 +20,10 @@ class Dataset:
     """A dataset held in memory.
 
     Images are uint8 N×C×H×W (scaled to [0, 1] and normalised per batch, on the device); tabular
-    features are float32 N×D and used as they are. ``classes`` is empty for regression.
+    features are float32 N×D and used as they are. ``classes`` is empty for regression. The
+    splits may be given as tensors or numpy arrays; float64 features and targets (what numpy and
+    scikit-learn give) become float32, the precision the models compute in, and a warning on the
+    ``trainlab`` logger says so once.
     """
 
     name: str
@@ -41,8 +48,17 @@ class Dataset:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for split in ("train", "test", "val"):
-            self._check_split(split)
+        converted = [arg for split in ("train", "test", "val") for arg in self._check_split(split)]
+        if converted:
+            named = ", ".join(converted[:-1]) + " and " if len(converted) > 1 else ""
+            _LOG.warning(
+                "Dataset %r: %s%s %s float64; converted to float32, the precision the models "
+                "compute in (give float32 to skip the copy).",
+                self.name,
+                named,
+                converted[-1],
+                "is" if len(converted) == 1 else "are",
+            )
         if not self.kind:
             self.kind = infer_kind(self._holds_images, bool(self.classes))
         if not self.mean and not self.std and len(self.train_x):
@@ -57,18 +73,26 @@ class Dataset:
                     f"{len(self.std)}; give one per channel ({channels}) or one for all."
                 )
 
-    def _check_split(self, split: str) -> None:
+    def _check_split(self, split: str) -> list[str]:
         """Images and labels of one split agree: the same count, labels within the classes,
-        images uint8 N×C×H×W (float images in [0, 1], as ToTensor gives, are converted)."""
+        images uint8 N×C×H×W (float images in [0, 1], as ToTensor gives, are converted).
+        Returns the arguments converted from float64 to float32."""
         x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
         if x is None and y is None:
-            return
+            return []
         arg = f"{split}_x="
-        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-            raise ConfigError(
-                f"Dataset {self.name!r}: {arg} and {split}_y= must be torch tensors, got "
-                f"{type(x).__name__} and {type(y).__name__} (torch.as_tensor converts arrays)."
-            )
+        x, y = self._tensor(x, arg, y, f"{split}_y="), self._tensor(y, f"{split}_y=", x, arg)
+        converted = []
+        if x.dtype == torch.float64 and x.dim() == 2:  # features; float images become uint8
+            x = x.float()
+            converted.append(arg)
+        if not self.classes:  # regression targets: N×outputs, as the model's output
+            if y.dtype == torch.float64:
+                y = y.float()
+                converted.append(f"{split}_y=")
+            if y.dim() == 1:  # one target per sample (what scikit-learn gives), not broadcast
+                y = y.unsqueeze(1)
+        setattr(self, f"{split}_y", y)
         if len(x) != len(y):
             raise ConfigError(
                 f"Dataset {self.name!r}: {arg} holds {len(x)} samples but {split}_y= holds "
@@ -89,6 +113,27 @@ class Dataset:
                     f"{len(self.classes) - 1})."
                 )
             setattr(self, f"{split}_y", y.long())
+        return converted
+
+    def _tensor(self, value: Any, arg: str, other: Any, other_arg: str) -> torch.Tensor:
+        """A split's array as a tensor: torch tensors as they are, numpy arrays shared (copied
+        only where torch cannot share them: negative strides, read-only memory)."""
+        if isinstance(value, torch.Tensor):
+            return value
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "biuf":
+                if not value.flags.writeable:
+                    value = value.copy()
+                return torch.as_tensor(np.ascontiguousarray(value))
+            raise ConfigError(
+                f"Dataset {self.name!r}: {arg} is a numpy array of {value.dtype}; give numbers "
+                "(features as float32, class indices as integers), e.g. x.astype(np.float32)."
+            )
+        raise ConfigError(
+            f"Dataset {self.name!r}: {arg} and {other_arg} must be torch tensors or numpy arrays, "
+            f"got {type(value).__name__} and {type(other).__name__} (a DataFrame's .to_numpy() "
+            "gives an array)."
+        )
 
     def _as_images(self, x: torch.Tensor, arg: str) -> torch.Tensor:
         if self.kind and not self.kind_entry.images:  # a kind of float inputs, as given

@@ -8,9 +8,11 @@ Example:
 
 Layout, as torchvision's ImageFolder reads it: ``PATH/<class>/...``, or ``PATH/train/<class>/``
 with ``val/`` and ``test/`` beside it. Without a test folder a stratified, seeded test split is
-cut (``--test-split``). Class names are the folder names as written. Hidden files, non-images,
-unreadable images, empty class folders and a class far smaller than the others are reported in
-one summary line, never a crash (``--strict`` makes them an error).
+cut (``--test-split``). Class names are the folder names as written, and every split must hold
+the same classes (a misspelt folder name is an error naming both lists). Hidden files,
+non-images, unreadable images, empty class folders and a class far smaller than the others are
+reported in one note naming the first few files, never a crash (``--strict`` makes them an
+error); the dataset's ``info["skipped"]`` lists every file left out, as (path, why).
 
 Every image goes through one ``ResizePolicy`` (the shorter side to the size, then a centre crop;
 or ``pad``), recorded with the run, so eval, predict, export and serve see what training saw.
@@ -20,11 +22,7 @@ size and modification time: a second run decodes only what changed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +31,8 @@ import numpy as np
 import torch
 
 from trainlab.data.dataset import Dataset, stratified_pick
-from trainlab.data.images import ResizePolicy, read_for
+from trainlab.data.folder_rows import STATS, Rows, chunked_stats
+from trainlab.data.images import MAX_PIXELS, ResizePolicy, open_image
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
 from trainlab.errors import DataError
@@ -41,39 +40,51 @@ from trainlab.options import Opt
 
 MAX_DEFAULT_SIZE = 64  # the default size: the median shorter side, at most this (CPU-friendly)
 SPLITS = ("train", "val", "test")
+SHOWN = 5  # files named in the note; the whole list is in the dataset's info["skipped"]
 
 
 @dataclass
 class Layout:
     classes: list[str]
     files: dict[str, list[tuple[Path, int]]]  # split -> (file, class index)
-    skipped: list[Path]  # hidden and non-image files
-    empty: list[str]  # class folders without images (left out)
+    skipped: list[tuple[str, str]]  # (file, why): hidden, not an image, not in a class folder
+    empty: list[str]  # class folders without images in any split (left out)
 
 
 def scan(root: Path) -> Layout:
-    """The folder's splits, classes and files (sorted), and what is not an image."""
+    """The folder's splits, classes and files (sorted), and what is not an image.
+
+    Raises:
+        DataError: fewer than two classes, or splits (train/, val/, test/) with different
+            classes, naming the classes each split lacks.
+    """
     split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
     if "train" not in split_dirs:
         split_dirs = {"train": root}
-    skipped: list[Path] = []
-    found: dict[str, dict[str, list[Path]]] = {}
+    skipped: list[tuple[str, str]] = []
+    found: dict[str, dict[str, list[Path]]] = {split: {} for split in split_dirs}
     for split, folder in split_dirs.items():
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if class_dir.name.startswith("."):
                 continue
             images = []
             for f, hidden in _walk(class_dir):
-                if hidden or os.path.splitext(f)[1].lower() not in IMAGE_SUFFIXES:
-                    skipped.append(f)
+                suffix = os.path.splitext(f)[1].lower()
+                if hidden:
+                    skipped.append((f, "hidden"))
+                elif suffix not in IMAGE_SUFFIXES:
+                    skipped.append((f, f"not an image ({suffix or 'no extension'})"))
                 else:
                     images.append(f)
-            found.setdefault(split, {})[class_dir.name] = images
-        skipped += [f for f in folder.iterdir() if f.is_file()]
-    names = sorted({c for per in found.values() for c, images in per.items()})
-    train = found.get("train", {})
-    empty = [c for c in names if not train.get(c)]
-    classes = [c for c in names if c not in empty]
+            found[split][class_dir.name] = images
+        skipped += [
+            (str(f), "hidden" if f.name.startswith(".") else "not in a class folder")
+            for f in sorted(folder.iterdir())
+            if f.is_file()
+        ]
+    having = {split: {c for c, images in per.items() if images} for split, per in found.items()}
+    classes = sorted(set().union(*having.values()))
+    empty = sorted({c for per in found.values() for c in per} - set(classes))
     if len(classes) < 2:
         raise DataError(
             f"{root}: a folder dataset needs class folders with images in them (PATH/<class>/ "
@@ -81,6 +92,7 @@ def scan(root: Path) -> Layout:
             + (f" ({', '.join(classes)})" if classes else "")
             + ". Put each class's images in a folder of its own."
         )
+    _check_same_classes(root, having, classes)
     index = {c: i for i, c in enumerate(classes)}
     files = {
         split: [(f, index[c]) for c in classes for f in per.get(c, [])]
@@ -89,7 +101,31 @@ def scan(root: Path) -> Layout:
     return Layout(classes, files, skipped, empty)
 
 
-_STATS: dict[str, tuple[str, int, int]] = {}  # what the last scan saw of each file
+def _check_same_classes(root: Path, having: dict[str, set[str]], classes: list[str]) -> None:
+    """Every split holds images of every class: a class in test/ but not in train/ (a typo in a
+    folder name) would be scored without being learnt, or left out of the test unsaid."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name in classes:
+        where = tuple(split for split in having if name in having[split])
+        if len(where) < len(having):
+            groups.setdefault(where, []).append(name)
+    if not groups:
+        return
+    parts = []
+    for where, names in groups.items():
+        lacking = [f"{split}/" for split in having if split not in where]
+        more = f" … and {len(names) - 10} more" if len(names) > 10 else ""
+        parts.append(
+            f"only in {' and '.join(f'{split}/' for split in where)}: {', '.join(names[:10])}"
+            + more
+            + (f" (none in {' or '.join(lacking)})" if len(having) > 2 else "")
+        )
+    raise DataError(
+        f"{root}: the splits hold different classes: {'; '.join(parts)}. A class missing from "
+        "a split is learnt and never tested, or tested and never learnt (a misspelt folder "
+        "name does this). Rename the folder so the names match, add images of the class to the "
+        "split that lacks them, or remove the class's folder."
+    )
 
 
 def _walk(folder: str | Path, hidden: bool = False):
@@ -102,25 +138,15 @@ def _walk(folder: str | Path, hidden: bool = False):
             yield from _walk(entry.path, inside)
         elif entry.is_file(follow_symlinks=True):
             stat = entry.stat()
-            _STATS[entry.path] = (entry.path, stat.st_size, stat.st_mtime_ns)
+            STATS[entry.path] = (entry.path, stat.st_size, stat.st_mtime_ns)
             yield entry.path, inside  # a str: 12,000 Path objects cost more than the walk
 
 
-def _key(path: Path) -> tuple[str, int, int]:
-    known = _STATS.get(str(path))
-    if known is not None:
-        return known
-    stat = path.stat()
-    return (str(path), stat.st_size, stat.st_mtime_ns)
-
-
 def _default_size(paths: list[Path]) -> int:
-    from PIL import Image
-
     sides = []
     for path in paths[:: max(1, len(paths) // 200)]:  # headers only, up to ~200 of them
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 sides.append(min(image.size))
         except Exception:  # noqa: BLE001 - unreadable files are reported when decoded
             continue
@@ -128,11 +154,11 @@ def _default_size(paths: list[Path]) -> int:
 
 
 def _is_colour(paths: list[Path]) -> bool:
-    from PIL import Image
-
     for path in paths[:: max(1, len(paths) // 200)]:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
+                if image.size[0] * image.size[1] > MAX_PIXELS:
+                    continue  # refused when it is decoded: not decoded here either
                 if image.mode not in ("L", "1", "I;16", "I", "F", "LA"):
                     rgb = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.int16)
                     if np.abs(rgb - rgb.mean(-1, keepdims=True)).max() > 2:
@@ -140,78 +166,6 @@ def _is_colour(paths: list[Path]) -> bool:
         except Exception:  # noqa: BLE001
             continue
     return False
-
-
-class _Cache:
-    """Decoded images of one folder and policy, kept under the data root, row per file."""
-
-    @staticmethod
-    def where(folder: Path, policy: ResizePolicy, data_dir) -> Path:
-        """The cache's path (without suffix) for this folder and policy, under the data root."""
-        from trainlab.data.root import default_root, resolve_root
-
-        root = resolve_root(data_dir) if data_dir or os.environ.get("TRAINLAB_DATA") else None
-        if root is None or not os.access(root, os.W_OK):
-            root = default_root()
-        digest = hashlib.sha256(json.dumps([str(folder), policy.to_dict()]).encode()).hexdigest()
-        return root / "folder-cache" / digest[:24]
-
-    def __init__(self, folder: Path, policy: ResizePolicy, data_dir):
-        self.path = self.where(folder, policy, data_dir).with_suffix(".pt")
-        self.rows: dict[tuple, np.ndarray] = {}
-        if self.path.is_file():
-            try:
-                saved = torch.load(self.path, weights_only=True)
-                images = saved["images"].numpy()
-                keys = json.loads(saved["keys"])
-                self.rows = {tuple(key): images[i] for i, key in enumerate(keys)}
-            except Exception:  # noqa: BLE001 - a damaged cache is only a cache: decode again
-                self.rows = {}
-
-    def save(self, keys: list[tuple], images: list[np.ndarray]) -> None:
-        from trainlab.fsutil import atomic_write
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"keys": json.dumps(keys), "images": torch.from_numpy(np.stack(images))}
-        atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
-
-
-def _decode_all(paths, policy, cache: _Cache, say) -> tuple[list, list[str], int]:
-    """Every file through ``policy`` (from the cache where unchanged), in parallel."""
-    from tqdm import tqdm
-
-    keys = [_key(p) for p in paths]
-    todo = [i for i, k in enumerate(keys) if k not in cache.rows]
-    images: list[np.ndarray | None] = [cache.rows.get(k) for k in keys]
-    problems: list[str] = []
-
-    def decode(i: int):
-        try:
-            return i, read_for(policy, paths[i]), None
-        except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal
-            return i, None, f"{paths[i]}: {str(e).split(': ', 1)[-1]}"
-
-    if todo:
-        bar = tqdm(
-            total=len(todo),
-            desc="decoding",
-            unit="img",
-            file=sys.stderr,
-            disable=not sys.stderr.isatty(),
-            leave=False,
-        )
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for i, image, problem in pool.map(decode, todo):
-                images[i] = image
-                if problem:
-                    problems.append(problem)
-                bar.update()
-        bar.close()
-    good = [i for i, im in enumerate(images) if im is not None]
-    if todo:
-        cache.save([keys[i] for i in good], [images[i] for i in good])
-    say(f"decoded {len(todo)} of {len(paths)} images ({len(paths) - len(todo)} from the cache)")
-    return images, problems, len(todo)
 
 
 def _is_folder_path(name: str) -> bool:
@@ -274,8 +228,8 @@ def load_folder(
     policy = _policy(folder, layout, all_files, image_size, channels, resize, say)
     labels = np.array([label for split in layout.files.values() for _, label in split])
     split_of = [split for split, pairs in layout.files.items() for _ in pairs]
-    rows = _Rows(folder, policy, ctx.data_dir, all_files, memory_budget_mb, say)
-    _report(layout, rows.problems, strict, say, folder)
+    rows = Rows(folder, policy, ctx.data_dir, all_files, memory_budget_mb, say)
+    skipped = _report(layout, rows.problems, strict, say, folder)
     index = _split_indices(split_of, rows.readable, labels, test_split, ctx.seed, layout.classes)
     order = [name for name in ("train", "val", "test") if name in index]
     parts = rows.take([index[name] for name in order])
@@ -303,6 +257,7 @@ def load_folder(
             "preprocess": policy.to_dict(),
             "folder": str(folder),
             "settings": {"data_seed": ctx.seed},
+            "skipped": skipped,  # every file left out, as (path, why): the run lists them
         },
     )
 
@@ -318,38 +273,6 @@ def _policy(folder, layout, files, image_size, channels, resize, say) -> ResizeP
         + ")"
     )
     return policy
-
-
-class _Rows:
-    """Every file's decoded row: in memory (with the per-file cache), or past the memory
-    budget in a memory-mapped file (estimated first, and said)."""
-
-    def __init__(self, folder, policy, data_dir, files, budget_mb: int, say):
-        estimate = len(files) * policy.channels * policy.size[0] * policy.size[1]
-        budget = budget_mb * 1_000_000 if budget_mb else _default_budget()
-        self.mapped, self.policy = estimate > budget, policy
-        say(
-            f"decoded size {estimate / 1e6:,.0f} MB: "
-            + (
-                f"over the memory budget ({budget / 1e6:,.0f} MB): kept in a memory-mapped "
-                "cache file"
-                if self.mapped
-                else f"in memory (budget {budget / 1e6:,.0f} MB)"
-            )
-        )
-        if self.mapped:
-            self.store = _Mapped(folder, policy, data_dir, files)
-            self.readable, self.problems = self.store.fill(policy, say)
-        else:
-            cache = _Cache(folder, policy, data_dir)
-            self.images, self.problems, _ = _decode_all(files, policy, cache, say)
-            self.readable = [im is not None for im in self.images]
-
-    def take(self, parts: list[np.ndarray]) -> list[torch.Tensor]:
-        """The rows of each part, as tensors (views of one file when memory-mapped)."""
-        if self.mapped:
-            return self.store.ordered(parts)
-        return [_stack([self.images[i] for i in part], self.policy) for part in parts]
 
 
 def _split_indices(split_of, readable, labels, test_split, seed, classes) -> dict:
@@ -371,118 +294,10 @@ def _split_indices(split_of, readable, labels, test_split, seed, classes) -> dic
     return index
 
 
-def _stack(images: list[np.ndarray], policy: ResizePolicy) -> torch.Tensor:
-    if not images:
-        return torch.zeros(0, policy.channels, *policy.size, dtype=torch.uint8)
-    return torch.from_numpy(np.stack(images))
-
-
-def _default_budget() -> int:
-    """Half the memory available now (Linux), else 4 GB."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 // 2
-    except OSError:
-        pass
-    return 4_000_000_000
-
-
-def chunked_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
-    """Exact per-channel mean and std on the [0, 1] scale, as ``channel_stats``, a chunk of
-    images at a time (a memory-mapped folder is never read into memory whole)."""
-    channels = images.shape[1]
-    hist = torch.zeros(channels, 256, dtype=torch.float64)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk]
-        for c in range(channels):
-            values = part[:, c].reshape(-1).to(torch.int32)
-            hist[c] += torch.bincount(values, minlength=256).double()
-    levels = torch.arange(256, dtype=torch.float64) / 255
-    means, stds = [], []
-    for c in range(channels):
-        total = hist[c].sum().clamp(min=1)
-        mean = (hist[c] * levels).sum() / total
-        var = (hist[c] * (levels - mean) ** 2).sum() / total
-        means.append(round(float(mean), 6))
-        stds.append(round(float(var.sqrt()), 6))
-    return means, stds
-
-
-class _Mapped:
-    """Decoded images in a file, memory-mapped: the rows are read as batches ask for them.
-
-    ``FOLDER-KEY.u8`` holds every file's row in the folder's order, ``.json`` the files' keys
-    (a second run with the same files decodes nothing); ``.ordered.u8`` the rows of the splits,
-    one after the other, so each split is a view into the file."""
-
-    def __init__(self, folder: Path, policy: ResizePolicy, data_dir, files: list[Path]):
-        base = _Cache.where(folder, policy, data_dir)
-        self.path, self.keys_path = base.with_suffix(".u8"), base.with_suffix(".json")
-        self.files, self.shape = files, (len(files), policy.channels, *policy.size)
-
-    def fill(self, policy: ResizePolicy, say) -> tuple[list[bool], list[str]]:
-        keys = [list(_key(f)) for f in self.files]
-        if self.keys_path.is_file() and self.path.is_file():
-            saved = json.loads(self.keys_path.read_text())
-            if saved["keys"] == keys and saved["shape"] == list(self.shape):
-                say(f"decoded 0 of {len(keys)} images (all from the memory-mapped cache)")
-                return saved["readable"], saved["problems"]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8, shape=self.shape)
-        readable, problems = [False] * len(keys), []
-
-        def decode(i: int):
-            try:
-                return i, read_for(policy, self.files[i]), None
-            except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal
-                return i, None, f"{self.files[i]}: {str(e).split(': ', 1)[-1]}"
-
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for i, image, problem in pool.map(decode, range(len(keys))):
-                if image is None:
-                    problems.append(problem)
-                else:
-                    rows[i], readable[i] = image, True
-        rows.flush()
-        del rows
-        state = {
-            "keys": keys,
-            "shape": list(self.shape),
-            "readable": readable,
-            "problems": problems,
-        }
-        self.keys_path.write_text(json.dumps(state))
-        say(f"decoded {len(keys)} of {len(keys)} images into {self.path}")
-        return readable, problems
-
-    def ordered(self, parts: list[np.ndarray]) -> list[torch.Tensor]:
-        """The splits' rows copied, a chunk at a time, into one file; a view of it per split."""
-        rows = np.load(self.path, mmap_mode="r")
-        total = sum(len(p) for p in parts)
-        out_path = self.path.with_suffix(".ordered.u8")
-        out = np.lib.format.open_memmap(
-            out_path, mode="w+", dtype=np.uint8, shape=(total, *self.shape[1:])
-        )
-        at = 0
-        for part in parts:
-            for start in range(0, len(part), 4096):
-                chunk = part[start : start + 4096]
-                out[at : at + len(chunk)] = rows[chunk]
-                at += len(chunk)
-        out.flush()
-        del out, rows
-        mapped = torch.from_numpy(np.load(out_path, mmap_mode="r+"))
-        views, at = [], 0
-        for part in parts:
-            views.append(mapped[at : at + len(part)])
-            at += len(part)
-        return views
-
-
-def _report(layout: Layout, problems: list[str], strict: bool, say, folder: Path) -> None:
-    """One summary line of what the folder holds besides good images (all with --strict)."""
+def _report(layout: Layout, problems: list, strict: bool, say, folder: Path) -> list:
+    """One summary line of what the folder holds besides good images, naming the first few
+    files left out (all of them with --strict, which makes it an error). Returns every file
+    left out as (path, why)."""
     counts = [
         sum(1 for _, c in layout.files["train"] if c == i) for i in range(len(layout.classes))
     ]
@@ -499,13 +314,14 @@ def _report(layout: Layout, problems: list[str], strict: bool, say, folder: Path
             f"class '{layout.classes[counts.index(small)]}' has {small} image(s), the largest "
             f"{max(counts)}"
         )
+    skipped = [*layout.skipped, *problems]
     if not notes:
-        return
-    details = [str(p) for p in layout.skipped] + problems
+        return skipped
+    shown = 2 * SHOWN if strict else SHOWN
+    named = [f"\n  {os.path.relpath(path, folder)}: {why}" for path, why in skipped[:shown]]
+    if len(skipped) > shown:
+        named.append(f"\n  … and {len(skipped) - shown} more")
     if strict:
-        raise DataError(
-            f"{folder}: {'; '.join(notes)} (--strict). "
-            + "; ".join(details[:10])
-            + (" …" if len(details) > 10 else "")
-        )
-    say("note: " + "; ".join(notes) + " (--strict makes this an error)")
+        raise DataError(f"{folder}: {'; '.join(notes)} (--strict):" + "".join(named))
+    say("note: " + "; ".join(notes) + " (--strict makes this an error)" + "".join(named))
+    return skipped

@@ -20,8 +20,11 @@ recorded with a run so training and inference make the same pixels.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import threading
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ INK_THRESHOLD = 0.2
 # Below this contrast (on the [0, 1] scale) an image is taken as empty: no digit to read.
 MIN_CONTRAST = 0.1
 FIELD, BOX = 28, 20
+_PILLOW_WARNING_LOCK = threading.Lock()
 
 
 class ImageError(TrainlabError):
@@ -92,7 +96,7 @@ def read_image(
         stream = path.open("rb")
     with stream:
         try:
-            image = Image.open(stream)
+            image = open_image(stream)
         except Image.DecompressionBombError as e:
             raise ImageError(
                 f"{label}: refused before decoding ({_first_line(e)}); trainlab's limit is "
@@ -105,6 +109,33 @@ def read_image(
                 "WebP or TIFF file."
             ) from None
         return _from_pil(image, label, max_pixels, colour)
+
+
+@contextlib.contextmanager
+def _no_pillow_bomb_warning():
+    """Pillow warns (``DecompressionBombWarning``) past its own limit, 89 M pixels, as it reads
+    a header or decodes; trainlab refuses past ``max_pixels`` itself, in its own words, so the
+    warning is only noise printed before them. Warning filters are process-wide (Python 3.11),
+    so the change is made under a lock: around header reads, and around the decoding of images
+    past Pillow's limit (which only a raised --max-pixels lets through)."""
+    from PIL import Image
+
+    with _PILLOW_WARNING_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def open_image(source):
+    """``PIL.Image.open`` (the header only; nothing is decoded) without Pillow's decompression
+    bomb warning: callers compare ``image.size`` with their own limit and say so themselves.
+
+    Raises:
+        PIL.Image.DecompressionBombError: past twice Pillow's limit, as ``Image.open``.
+    """
+    from PIL import Image
+
+    with _no_pillow_bomb_warning():
+        return Image.open(source)
 
 
 def _from_pil(image, label: str, max_pixels: int, colour: bool) -> np.ndarray:
@@ -144,10 +175,12 @@ def _grey_from_pil(image, label: str, max_pixels: int, keep_colour: bool = False
             "(refused before decoding, as a decompression bomb could be). Scale the image down, "
             "or raise the limit (--max-pixels)."
         )
+    past_pillows_limit = width * height > (Image.MAX_IMAGE_PIXELS or width * height)
     try:
-        if getattr(image, "is_animated", False):
-            image.seek(0)  # a GIF's (or WebP's) first frame
-        image.load()
+        with _no_pillow_bomb_warning() if past_pillows_limit else contextlib.nullcontext():
+            if getattr(image, "is_animated", False):
+                image.seek(0)  # a GIF's (or WebP's) first frame
+            image.load()
         image = ImageOps.exif_transpose(image)
         if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
             array = np.asarray(image, dtype=np.float64)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_cifar import write_cifar10
 
+from data.test_cifar import write_cifar10
 from trainlab.cli import main
 from trainlab.engine.loading import load_model
 
