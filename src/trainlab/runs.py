@@ -218,6 +218,15 @@ def write_config(
     return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))
 
 
+def write_skipped(run_dir: Path, skipped: list) -> Path | None:
+    """skipped_files.txt: every file the data left out and why (a folder's hidden files,
+    non-images and unreadable images), one per line, so a note's "and N more" can be read."""
+    if not skipped:
+        return None
+    lines = [f"{path}\t{why}" for path, why in skipped]
+    return atomic_write_text(Path(run_dir) / "skipped_files.txt", "\n".join(lines) + "\n")
+
+
 def record_stop(run_dir: Path, stopped: dict[str, Any]) -> Path:
     """Add why and when the run stopped early to its config.toml (a ``[stopped]`` table)."""
     path = Path(run_dir) / "config.toml"

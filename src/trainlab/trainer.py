@@ -229,6 +229,7 @@ class Trainer:
             position.history = list(saved[: position.epoch])
             return position
         position.history = runs.read_metrics(position.run_dir)
+        runs.write_skipped(position.run_dir, run.data.info.get("skipped", []))
         runs.write_config(
             position.run_dir,
             run.description,

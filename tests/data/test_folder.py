@@ -85,6 +85,9 @@ def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
     assert "decoded 1251 of 1251 images" in captured.err
     summary = json.loads(captured.out)
     assert summary["final"]["test_n"] == 250 and summary["final"]["test_acc"] > 0.5
+    # the whole list stays with the run, one file per line with why
+    listed = (Path(summary["run_dir"]) / "skipped_files.txt").read_text().splitlines()
+    assert len(listed) == 4 and listed[0].endswith("/train/T-shirt or top/.DS_Store\thidden")
     # the second run decodes nothing but the unreadable file again; a touched file is noticed
     assert main([*args, "--quiet"]) == 0
     assert "decoded 1 of 1251 images (1250 from the cache)" in capsys.readouterr().err
