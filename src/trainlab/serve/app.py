@@ -245,6 +245,7 @@ def create_app(
     """
     from trainlab.serve.page import render_page
 
+    page = render_page(predictor.describe(), predictor.page)  # refuses a kind without a page
     limits = limits or Limits()
     app = FastAPI(
         title="trainlab",
@@ -254,7 +255,6 @@ def create_app(
     )
     service = Service(predictor, limits, api_key)
     app.state.in_flight = service.in_flight
-    page = render_page(service.described)
 
     _add_error_handlers(app)
 
