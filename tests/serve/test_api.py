@@ -192,6 +192,12 @@ def test_loopback_by_default_and_a_warning_otherwise(default_run):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_port_that_is_no_tcp_port_is_refused(default_run):
+    proc = run_cli("serve", str(default_run), "--port", "99999")
+    assert proc.returncode != 0 and "--port 99999 is not a TCP port" in proc.stderr
+    assert "Traceback" not in proc.stderr and "serving" not in proc.stderr
+
+
 def test_without_the_extra_the_error_names_it(default_run, tmp_path):
     fake = tmp_path / "site" / "fastapi"
     fake.mkdir(parents=True)
