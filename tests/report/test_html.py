@@ -153,3 +153,31 @@ def test_a_run_without_predictions_has_curves_and_settings_only(run):
     assert page.headings == ["Curves", "Per epoch", *settings]
     assert not page.summary.startswith("test accuracy") and "1 epochs in" in page.summary
     assert [i["alt"] for i in page.images] == ["loss and accuracy per epoch"]
+
+
+def test_the_page_templates_ship_in_the_wheel(tmp_path):
+    """report.html.j2 and serve's page.html.j2 are package data: a wheel built from this
+    checkout holds them (one build checks both), and names jinja2 among its requirements."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # a copy: a build writes build/ and *.egg-info beside it
+    shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["-w", str(tmp_path / "wheel"), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "wheel").glob("trainlab-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "trainlab/report/templates/report.html.j2" in names
+    assert "trainlab/serve/templates/page.html.j2" in names
+    requires = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/METADATA"))
+    )
+    assert b"Requires-Dist: jinja2" in requires
