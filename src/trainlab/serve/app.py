@@ -122,7 +122,7 @@ IMAGE_BODY = {
     }
 }
 ERRORS = {
-    400: {"model": ErrorResponse, "description": "not a readable image, or no digit in it"},
+    400: {"model": ErrorResponse, "description": "not a readable image, or nothing to read in it"},
     401: {"model": ErrorResponse, "description": "missing or wrong API key"},
     413: {"model": ErrorResponse, "description": "body or image too large"},
     415: {"model": ErrorResponse, "description": "unsupported content type"},
