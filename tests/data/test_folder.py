@@ -290,7 +290,7 @@ def test_a_browser_uploads_a_photo_on_the_page(folder_run, folder, tmp_path):
             page = browser.new_page(viewport={"width": 420, "height": 800})  # a phone's width
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(server.url + "/")
-            assert page.title() == "trainlab: classify a photo"
+            assert page.title() == "trainlab: Classify a photo"  # the images kind's Page title
             assert page.get_attribute("#camera", "capture") == "environment"
             assert "upload a photo" in page.inner_text("#prob")
             page.set_input_files("#upload", str(photo))

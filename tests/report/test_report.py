@@ -93,7 +93,8 @@ def test_report_figures_show_what_eval_reports(runs):
         assert f"<td>{other_data}</td>" not in settings
     assert "<td>widths</td>" in settings and "<td>val_split</td>" in settings
     assert run_here("report", str(root / "b"), env=env).returncode == 0
-    assert "best.pt chosen on the test split (no validation split" in (
+    # without a validation split nothing is chosen on the test split: best.pt is the last epoch
+    assert "best.pt chosen on the last epoch (no validation split" in (
         (root / "b" / "report.html").read_text()
     )
     # mistakes are ordered by loss and really are mistakes

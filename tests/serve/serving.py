@@ -7,9 +7,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
+import threading
 
-import httpx
 import numpy as np
 from PIL import Image
 
@@ -21,6 +20,10 @@ def free_port() -> int:
 
 
 class Server:
+    """``trainlab serve`` in a subprocess. It is ready when it says "serving ... at URL": it
+    says so once uvicorn has started on its socket, so from then on a request is answered and
+    Ctrl-C stops it cleanly."""
+
     def __init__(self, run_dir, *args: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -32,27 +35,36 @@ class Server:
             text=True,
             env={**os.environ, **(env or {})},
         )
-        deadline = time.time() + 600  # generous: a busy machine starts it slowly
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
-            try:
-                httpx.get(self.url + "/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not start in 600 s")
+        self.lines: list[str] = []
+        ready = threading.Event()
+
+        def read_stderr():  # all of it, so that a full pipe never stalls the server
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                if line.startswith("serving "):
+                    ready.set()
+            ready.set()  # ended without serving
+
+        self.reader = threading.Thread(target=read_stderr, daemon=True)
+        self.reader.start()
+        ready.wait(timeout=600)  # a bound for a hung start only: the event ends the wait
+        if not any(line.startswith("serving ") for line in self.lines):
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {''.join(self.lines)}")
+        assert f"at {self.url}/" in "".join(self.lines)
 
     def stop(self) -> str:
+        """Ctrl-C, then everything it wrote to stderr."""
         import signal
 
         self.proc.send_signal(signal.SIGINT)
         try:
-            _, err = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
+            self.proc.wait()
+        self.reader.join()
+        return "".join(self.lines)
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@ every error."""
 
 import base64
 import io
-import threading
 
 import httpx
 import pytest
@@ -155,29 +154,20 @@ def test_an_api_key_is_required_when_set(default_run, digits):
         keyed.stop()
 
 
-def test_overload_answers_503_with_retry_after(default_run, digits):
-    busy = Server(default_run, "--max-in-flight", "1", "--queue-wait-ms", "0")
+def test_the_limits_given_on_the_command_line_are_the_servers(default_run, digits):
+    """The flags reach the server (what the limits then do: tests/serve/test_requests.py)."""
+    limited = Server(
+        default_run, "--max-in-flight", "1", "--queue-wait-ms", "0", "--max-batch", "2"
+    )
     try:
-        files = [("files", (f"{i}.png", b, "image/png")) for i, (b, _) in enumerate(digits[:16])]
-        statuses, retry = [], []
-
-        def client():
-            for _ in range(4):
-                reply = httpx.post(busy.url + "/api/predict/batch", files=files, timeout=60)
-                statuses.append(reply.status_code)
-                if reply.status_code == 503:
-                    retry.append(reply.headers.get("retry-after"))
-
-        threads = [threading.Thread(target=client) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses
-        assert set(retry) == {"1"}
-        assert_still_predicts(busy, digits)
+        limits = httpx.get(limited.url + "/api/model").json()["limits"]
+        assert limits["max_in_flight"] == 1 and limits["queue_wait_ms"] == 0
+        three = [("files", (f"{i}.png", b, "image/png")) for i, (b, _) in enumerate(digits[:3])]
+        reply = httpx.post(limited.url + "/api/predict/batch", files=three, timeout=30)
+        assert reply.status_code == 413 and "at most 2" in reply.json()["error"]
+        assert_still_predicts(limited, digits)
     finally:
-        busy.stop()
+        limited.stop()
 
 
 def test_ctrl_c_stops_the_server_cleanly(default_run):
@@ -200,6 +190,12 @@ def test_loopback_by_default_and_a_warning_otherwise(default_run):
     assert "warning: serving on 0.0.0.0" in proc.stderr and "--api-key" in proc.stderr
     assert proc.returncode != 0 and f"cannot serve on 0.0.0.0:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_port_that_is_no_tcp_port_is_refused(default_run):
+    proc = run_cli("serve", str(default_run), "--port", "99999")
+    assert proc.returncode != 0 and "--port 99999 is not a TCP port" in proc.stderr
+    assert "Traceback" not in proc.stderr and "serving" not in proc.stderr
 
 
 def test_without_the_extra_the_error_names_it(default_run, tmp_path):

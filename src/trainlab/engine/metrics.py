@@ -2,13 +2,44 @@
 
 Loss is accumulated as Σ loss·n and accuracy as a confusion matrix, so every figure is weighted by
 samples, never a mean of batch means, and nothing forces a host sync inside the loop.
+
+The one place that makes a confusion matrix from labels and predictions (``confusion_matrix``)
+and precision, recall, F1 and support from a confusion matrix (``per_class``), for training,
+eval, the report and TensorBoard alike:
+
+    >>> confusion = confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], num_classes=3)
+    >>> confusion.tolist()
+    [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    >>> per_class(confusion)["recall"]
+    [1.0, 0.5, 1.0]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> torch.Tensor:
+    """Counts of (true, predicted) pairs: a K×K int64 matrix, rows true, columns predicted.
+
+    Args:
+        labels, predictions: class indices, as tensors (kept on their device: no host sync)
+            or anything numpy reads.
+        num_classes: K; classes that never occur get rows and columns of zeros.
+    """
+    labels, predictions = _as_index(labels), _as_index(predictions)
+    k = num_classes
+    pairs = labels * k + predictions.to(labels.device)
+    return torch.bincount(pairs, minlength=k * k).view(k, k)
+
+
+def _as_index(values) -> torch.Tensor:
+    if not isinstance(values, torch.Tensor):
+        values = torch.from_numpy(np.asarray(values))
+    return values.reshape(-1).long()
 
 
 class Counts:
@@ -35,9 +66,8 @@ class Counts:
             self.num_classes = outputs.shape[1] if wide else 0
             self.confusion = self._zeros(self.num_classes)
         if self.num_classes:
-            k = self.num_classes
             pred = outputs.detach().argmax(dim=1)
-            self.confusion += torch.bincount(targets * k + pred, minlength=k * k).view(k, k)
+            self.confusion += confusion_matrix(targets, pred, self.num_classes)
 
     def copy(self) -> Counts:
         out = Counts(self.num_classes, self.device)
@@ -84,11 +114,16 @@ class EpochMetrics:
         return row
 
 
-def per_class(confusion: torch.Tensor) -> dict[str, list[float]]:
-    """Precision, recall, F1 and support per class from a confusion matrix (rows: true).
+def per_class(confusion) -> dict[str, list[float]]:
+    """Precision, recall, F1 and support per class from a confusion matrix (rows: true), as
+    scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)`` gives them: a class
+    never predicted has precision 0, a class that never occurs has recall 0.
 
-    A class never predicted has precision 0 (as scikit-learn's ``zero_division=0``).
+    Args:
+        confusion: from ``confusion_matrix`` or ``Counts``: a tensor or a nested list/array.
     """
+    if not isinstance(confusion, torch.Tensor):
+        confusion = torch.from_numpy(np.asarray(confusion))
     confusion = confusion.double()
     tp = confusion.diag()
     predicted = confusion.sum(0)

@@ -33,7 +33,7 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], list[dict[str, 
 
 def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
     """Write curves.png, confusion.png, mistakes.png and report.html into the run directory."""
-    from trainlab.engine.metrics import per_class
+    from trainlab.engine.metrics import confusion_matrix, per_class
     from trainlab.engine.predictions import load_predictions
     from trainlab.fsutil import atomic_write_text
     from trainlab.report import figures
@@ -50,14 +50,11 @@ def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
     predictions_path = run_dir / "predictions.npz"
     per, confused, confusion, accuracy, classes, checkpoint = {}, [], [], None, [], ""
     if predictions_path.exists():
-        import torch
-
         pred = load_predictions(predictions_path)
         classes = [str(c) for c in pred["classes"]]
-        k = len(classes)
-        matrix = np.bincount(pred["labels"] * k + pred["pred"], minlength=k * k).reshape(k, k)
+        matrix = confusion_matrix(pred["labels"], pred["pred"], len(classes)).numpy()
         confusion = matrix.tolist()
-        per = per_class(torch.from_numpy(matrix))
+        per = per_class(matrix)
         accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
         checkpoint = str(pred["checkpoint"])
         confused = figures.most_confused(matrix, classes)

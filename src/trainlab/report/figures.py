@@ -96,7 +96,11 @@ def mistakes_figure(predictions: dict[str, np.ndarray], k: int = 16):
     n = len(index)
     cols = min(8, max(n, 1))
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    # constrained layout sizes each row's space for its three-line titles, so a title never
+    # runs into the images of the row above (tight_layout let them overlap)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.6 * cols, 2.1 * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for slot, i in enumerate(index):
@@ -115,7 +119,6 @@ def mistakes_figure(predictions: dict[str, np.ndarray], k: int = 16):
         )
     if n == 0:
         axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
-    fig.tight_layout()
     return fig
 
 

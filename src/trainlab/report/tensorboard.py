@@ -77,8 +77,7 @@ class TensorBoardLogger(Callback):
         self.writer.close()
 
     def _confusion_image(self, result) -> None:
-        import numpy as np
-
+        from trainlab.engine.metrics import confusion_matrix
         from trainlab.engine.predictions import load_predictions
         from trainlab.report.figures import confusion_figure
 
@@ -86,7 +85,6 @@ class TensorBoardLogger(Callback):
         if not path.exists():
             return
         pred = load_predictions(path)
-        k = len(pred["classes"])
-        matrix = np.bincount(pred["labels"] * k + pred["pred"], minlength=k * k).reshape(k, k)
+        matrix = confusion_matrix(pred["labels"], pred["pred"], len(pred["classes"])).numpy()
         figure = confusion_figure(matrix, [str(c) for c in pred["classes"]])
         self.writer.add_figure("confusion_matrix", figure, result.history[-1]["epoch"])

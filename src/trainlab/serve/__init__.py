@@ -1,11 +1,13 @@
-"""``trainlab serve``: the draw-a-digit page and a JSON API for a run, on FastAPI and uvicorn.
+"""``trainlab serve``: a page for a run's model (the page its kind of data offers: draw a digit,
+or upload or take a photo) and a JSON API, on FastAPI and uvicorn.
 
 Example:
     $ trainlab serve runs/<id>                 # http://127.0.0.1:8000
     $ curl -F file=@digit.png http://127.0.0.1:8000/api/predict
 
 FastAPI and uvicorn are the optional extra ``trainlab[serve]``; without them the command says
-what to install. The server binds loopback unless told otherwise, and warns when it is.
+what to install. The server binds loopback unless told otherwise, and warns when it is. A model
+whose kind of data has no page (tables, regression) is refused in one paragraph.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import ConfigError, TrainlabError
 
 EXTRA = "pip install 'trainlab[serve]'  (fastapi, uvicorn, python-multipart)"
 
@@ -45,20 +47,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _check_port(host: str, port: int) -> None:
-    """Refuse a port another program holds, before announcing anything."""
+def _listen(host: str, port: int):
+    """The server's listening socket, bound here, before uvicorn starts: a port another
+    program holds is refused in one paragraph, and no other program can take it between a
+    check and the bind."""
     import socket
 
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a TCP port: give one from 1 to 65535.")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            raise TrainlabError(
-                f"cannot serve on {host}:{port}: {e.strerror or e} (another program has the "
-                f"port?). Choose another with --port, e.g. --port {port + 1}."
-            ) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise TrainlabError(
+            f"cannot serve on {host}:{port}: {e.strerror or e} (another program has the "
+            f"port?). Choose another with --port, e.g. --port {port % 65535 + 1}."
+        ) from None
+    return sock
 
 
 def serve(
@@ -99,12 +108,6 @@ def serve(
             + ("" if api_key else " by anyone: consider --api-key")
             + ". The default, 127.0.0.1, is this machine only."
         )
-    _check_port(host, port)  # before anything says "serving"
-    shown = f"[{host}]" if ":" in host else host
-    log(
-        f"serving {predictor.path} ({predictor.dataset}, {len(predictor.classes)} classes) at "
-        f"http://{shown}:{port}/  (API under /api, schema at /openapi.json; Ctrl-C stops)"
-    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -113,15 +116,29 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if self.started:  # answering, and Ctrl-C is uvicorn's: now say so
+                log(
+                    f"serving {predictor.path} ({predictor.dataset}, "
+                    f"{len(predictor.classes)} classes) at http://{shown}:{port}/  "
+                    "(API under /api, schema at /openapi.json; Ctrl-C stops)"
+                )
+
+    server = Server(config)
+    sock = _listen(host, port)  # a port that is taken is refused before anything starts
+    interrupted = False
     try:
-        server.run()
-    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn raises it again once it has stopped
+        interrupted = True
+    except SystemExit:  # uvicorn exits when its startup fails
         pass
-    except SystemExit:  # uvicorn exits when it cannot bind
-        pass
-    if not server.started:
-        raise TrainlabError(
-            f"could not serve on {host}:{port} (is the port in use? try --port 8001)"
-        )
+    finally:
+        sock.close()
+    if not (server.started or interrupted):
+        raise TrainlabError(f"could not serve on {host}:{port}: the server did not start.")
     log("server stopped.")

@@ -5,21 +5,20 @@ Example:
     >>> from trainlab.serve.app import Limits, create_app
     >>> app = create_app(Predictor("runs/<id>"), Limits(max_body_bytes=2_000_000))
 
-Limits, for a server that must keep working:
+Limits, for a server that must keep working (``trainlab.serve.requests`` applies them):
 - a request body over ``max_body_bytes`` gets 413, from its Content-Length header before the
   body is read, or as soon as a streamed body passes the limit;
 - images over ``max_pixels`` are refused before decoding (by the Predictor);
 - at most ``max_in_flight`` predictions run at once; a request waits up to ``queue_wait_s``
   for a place, then gets 503 with Retry-After: never a queue without end;
 - a bad image, an empty one or a wrong content type gets a 4xx JSON error, never a 500.
+
+The app keeps its limiter as ``app.state.in_flight`` (an ``InFlight``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import secrets
 import threading
 import time
@@ -32,6 +31,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab.inference import Prediction, Predictor
+from trainlab.serve.requests import ApiError, BodyLimit, InFlight, RequestLog, read_images
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ModelResponse(BaseModel):
     checkpoint: str
     model: str | None
     dataset: str
-    kind: str  # digits (the page draws) or images (the page takes photos)
+    kind: str  # the kind of data it was trained on (trainlab.data.kinds)
     classes: list[str]
     input_shape: list[int]
     epoch: int | None
@@ -94,12 +94,6 @@ class HealthResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 IMAGE_BODY = {
@@ -128,115 +122,12 @@ IMAGE_BODY = {
     }
 }
 ERRORS = {
-    400: {"model": ErrorResponse, "description": "not a readable image, or no digit in it"},
+    400: {"model": ErrorResponse, "description": "not a readable image, or nothing to read in it"},
     401: {"model": ErrorResponse, "description": "missing or wrong API key"},
     413: {"model": ErrorResponse, "description": "body or image too large"},
     415: {"model": ErrorResponse, "description": "unsupported content type"},
     503: {"model": ErrorResponse, "description": "busy: retry after Retry-After seconds"},
 }
-
-
-# How much of a refused body is read and dropped before the 413 goes out. A client that sends
-# its whole body without waiting (urllib, requests: no Expect: 100-continue) only reads the
-# answer if the server took the body; closing on unread data resets the connection instead.
-# Past this bound the connection is closed anyway (nginx's lingering close, in bytes).
-DRAIN_BYTES = 64_000_000
-
-
-async def _drain(receive, limit: int) -> None:
-    """Read and drop the rest of a request body, up to ``limit`` bytes."""
-    seen = 0
-    while seen <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a body over the limit, without keeping it: the body is read
-    and dropped (up to ``DRAIN_BYTES``) so that every client can read the answer."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            if length.isdigit() and int(length) <= DRAIN_BYTES:
-                await _drain(receive, DRAIN_BYTES)
-            return await _send_json(send, 413, self._message())
-        seen = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    if message.get("more_body", False):
-                        await _drain(receive, DRAIN_BYTES)
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_json(send, 413, self._message())
-
-    def _message(self) -> str:
-        return (
-            f"the request body is larger than {self.max_bytes:,} bytes; send a smaller image "
-            "(or start the server with a larger --max-body-mb)"
-        )
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _send_json(send, status: int, message: str, headers: dict[str, str] | None = None):
-    body = json.dumps({"error": message}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-class InFlight:
-    """At most ``limit`` predictions at once. A request waits up to ``wait_s`` for a place
-    (smoothing short bursts), then is turned away with 503: a bounded wait, never a queue
-    without end."""
-
-    def __init__(self, limit: int, retry_after_s: int, wait_s: float):
-        self.limit, self.retry_after_s, self.wait_s = limit, retry_after_s, wait_s
-        self.slots = asyncio.Semaphore(limit)
-
-    async def __aenter__(self):
-        try:
-            await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_s or 1e-9)
-        except TimeoutError:
-            raise ApiError(
-                503,
-                f"busy: {self.limit} predictions are running; retry after {self.retry_after_s} s",
-                {"Retry-After": str(self.retry_after_s)},
-            ) from None
-        return self
-
-    async def __aexit__(self, *exc):
-        self.slots.release()
 
 
 class Service:
@@ -354,6 +245,7 @@ def create_app(
     """
     from trainlab.serve.page import render_page
 
+    page = render_page(predictor.describe(), predictor.page)  # refuses a kind without a page
     limits = limits or Limits()
     app = FastAPI(
         title="trainlab",
@@ -362,7 +254,7 @@ def create_app(
         redoc_url=None,
     )
     service = Service(predictor, limits, api_key)
-    page = render_page(service.described)
+    app.state.in_flight = service.in_flight
 
     _add_error_handlers(app)
 
@@ -385,84 +277,6 @@ def create_app(
     if log is not None:
         app.add_middleware(RequestLog, log=log)
     return app
-
-
-class RequestLog:
-    """ASGI middleware: one line per request (method, path, status, milliseconds)."""
-
-    def __init__(self, app, log):
-        self.app, self.log = app, log
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        began, status = time.perf_counter(), [0]
-
-        async def noting_send(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting_send)
-        finally:
-            ms = 1000 * (time.perf_counter() - began)
-            self.log(f"{scope['method']} {scope['path']} {status[0]} {ms:.1f} ms")
-
-
-async def read_images(request: Request, single: bool) -> tuple[list[bytes], list[str]]:
-    """The image(s) of a request, from multipart, raw bytes or JSON with base64."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        try:
-            form = await request.form()
-        except Exception as e:  # noqa: BLE001 - a malformed multipart body is the client's
-            raise ApiError(400, f"malformed multipart body ({type(e).__name__})") from None
-        uploads = [v for k, v in form.multi_items() if k in ("file", "files", "image", "images")]
-        uploads = [u for u in uploads if hasattr(u, "read")]
-        if not uploads:
-            raise ApiError(400, "multipart body without a file: send the image as field 'file'")
-        images = [await u.read() for u in uploads]
-        return _one_or_many(images, [u.filename or "upload" for u in uploads], single)
-    if kind == "application/json":
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "the JSON body does not parse") from None
-        values = payload.get("images") if isinstance(payload, dict) else None
-        if values is None and isinstance(payload, dict) and "image" in payload:
-            values = [payload["image"]]
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise ApiError(
-                400, "JSON needs {'image': base64} (or {'images': [base64, ...]} for a batch)"
-            )
-        images = [_decode_base64(v, i) for i, v in enumerate(values)]
-        return _one_or_many(images, [f"image {i}" for i in range(len(images))], single)
-    if kind.startswith("image/") or kind == "application/octet-stream":
-        body = await request.body()
-        return _one_or_many([body], ["body"], single)
-    raise ApiError(
-        415,
-        f"content type '{kind or 'none'}' is not supported: send multipart/form-data (field "
-        "'file'), image/* or application/octet-stream bytes, or JSON with base64",
-    )
-
-
-def _one_or_many(images, names, single: bool):
-    if not images or any(len(i) == 0 for i in images):
-        raise ApiError(400, "empty image: the body holds no bytes")
-    if single and len(images) != 1:
-        raise ApiError(400, "one image per /api/predict call; use /api/predict/batch for more")
-    return images, names
-
-
-def _decode_base64(value: str, index: int) -> bytes:
-    if value.startswith("data:"):
-        value = value.split(",", 1)[-1]
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(400, f"image {index}: not valid base64") from None
 
 
 def _add_error_handlers(app: FastAPI) -> None:
