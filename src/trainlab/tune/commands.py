@@ -117,10 +117,10 @@ def raise_config(message: str) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) -> int:
-    from trainlab.tune import sweep as sw
+    from trainlab.tune.settings import prepare
 
     given = _checked(given)
-    setup = sw.prepare(
+    setup = prepare(
         args.space,
         given,
         config_file=args.config,
@@ -131,6 +131,11 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
         pruner=args.pruner,
         trust_code=args.trust_code,
     )
+    # Optuna's modules load here, after prepare has said how to install it if it is missing
+    from trainlab.tune import sweep as sw
+    from trainlab.tune.results import summary
+    from trainlab.tune.study import open_study
+
     if args.worker_index is not None:  # one of --workers K: run trials, say nothing more
         sw.work(setup, args.worker_index, args.timeout)
         return 0
@@ -143,7 +148,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
     if args.workers == 1:
         sw.work(setup, 0, args.timeout)
     else:
-        sw.open_study(setup)  # the tables and the study exist before the workers race to them
+        open_study(setup)  # the tables and the study exist before the workers race to them
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         children = [
@@ -161,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
             raise
         if any(codes):
             _err(f"note: worker exit codes {codes}; re-run the command to continue the sweep")
-    result = sw.summary(setup)
+    result = summary(setup)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
