@@ -18,9 +18,11 @@ What it guarantees:
   lock (a file lock beside SQLite or a journal file, PostgreSQL's advisory lock), counting the
   trials that finished, were pruned or failed of their own error, and those in progress.
 - **A killed worker loses nothing.** Each trial sends heartbeats (RDB storages); a trial whose
-  heartbeats stopped is marked failed ("its worker stopped") and its parameters are queued again,
-  so the next worker (or a re-run of the command) tries them. Such a trial is not counted. The
-  journal storage has no heartbeats: there a killed trial stays "running" (use an RDB URL).
+  heartbeats stopped is marked failed ("its worker stopped") and its parameters are queued again
+  (Optuna's retry callback), so the next worker (or a re-run of the command) tries them, up to
+  twice: parameters that kill their worker each time do not hold the sweep up. Such a trial is
+  not counted. The journal storage has no heartbeats: there a killed trial stays "running" (use
+  an RDB URL).
 - TPE samples; trials report each epoch, so the pruner (``median``, ``halving``, ``none``) stops
   poor ones early.
 """
@@ -34,7 +36,7 @@ from typing import Any
 from trainlab.engine.callbacks import Callback
 from trainlab.errors import TrainlabError
 from trainlab.tune.settings import Sweep, import_optuna, write_trial
-from trainlab.tune.study import beats, claim_lock, heartbeat, open_study
+from trainlab.tune.study import claim, heartbeat, make_storage, open_study, requeue_interrupted
 
 
 class _Reporter(Callback):
@@ -80,7 +82,7 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
     values = {name: p.suggest(trial) for name, p in sweep.space.items()}
     run_dir = sweep.directory / "trials" / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
-    shown = " ".join(f"{k}={v}" for k, v in values.items() if sweep.space[k].kind != "fixed")
+    searched = " ".join(f"{k}={v}" for k, v in values.items() if sweep.space[k].kind != "fixed")
     began = time.perf_counter()
     reporter = _Reporter(trial, sweep.monitor, sweep.pruner)
     try:
@@ -97,17 +99,14 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
         )
     except KeyboardInterrupt:  # not the trial's fault: failed, not counted, tried again
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        write_trial(
-            run_dir, trial.number, "failed", trial.params, reason="interrupted; queued again"
-        )
+        requeue_interrupted(study, trial.number)
         raise
     except Exception as e:  # noqa: BLE001 - a trial's failure is recorded; the sweep goes on
         message = f"{type(e).__name__}: {e}" if not isinstance(e, TrainlabError) else str(e)
         trial.set_user_attr("error", message[:2000])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         write_trial(run_dir, trial.number, "failed", trial.params, error=message)
-        log(f"trial {trial.number}: {shown} -> failed: {message.splitlines()[0][:200]}")
+        log(f"trial {trial.number}: {searched} -> failed: {message.splitlines()[0][:200]}")
         return "FAIL"
     seconds = time.perf_counter() - began
     value = result.best.get("value")
@@ -116,48 +115,37 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
         write_trial(run_dir, trial.number, "pruned", trial.params, epoch=reporter.pruned_at,
                     reason=result.stopped["reason"] if result.stopped else "pruned")  # fmt: skip
         log(
-            f"trial {trial.number}: {shown} -> pruned at epoch {reporter.pruned_at} "
+            f"trial {trial.number}: {searched} -> pruned at epoch {reporter.pruned_at} "
             f"({seconds:.1f} s)"
         )
         return "PRUNED"
     study.tell(trial, value)
     write_trial(run_dir, trial.number, "complete", trial.params, value=value, monitor=sweep.monitor)
-    log(f"trial {trial.number}: {shown} -> {sweep.monitor} {value:.4f} ({seconds:.1f} s)")
+    log(f"trial {trial.number}: {searched} -> {sweep.monitor} {value:.4f} ({seconds:.1f} s)")
     return "COMPLETE"
 
 
 def work(sweep: Sweep, worker: int = 0, timeout: float | None = None, log=None) -> int:
     """Claim and run trials until the sweep has ``sweep.trials``; returns how many this ran."""
-    optuna = import_optuna()
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    study = open_study(sweep, worker)
-    storage = study._storage
+    storage = make_storage(sweep)
+    study = open_study(sweep, worker, storage)
     began, ran, waited = time.monotonic(), 0, False
     while True:
         if timeout and time.monotonic() - began > timeout:
             log(f"worker {worker}: --timeout {timeout:g} s reached; no new trials")
             break
-        trial = None
-        with claim_lock(sweep):
-            if beats(storage):
-                optuna.storages.fail_stale_trials(study)
-            trials = study.get_trials(deepcopy=False)
-            done = sum(sweep.counted(t) for t in trials)
-            running = sum(t.state.name == "RUNNING" for t in trials)
-            if done >= sweep.trials:
-                break
-            if done + running < sweep.trials:
-                trial = study.ask()
-                if beats(storage):
-                    storage.record_heartbeat(trial._trial_id)
-        if trial is None:  # the last trials run elsewhere: wait for them to end (or die)
+        claimed = claim(sweep, study, storage)
+        if claimed.finished:
+            break
+        if claimed.trial is None:  # the last trials run elsewhere: wait for them to end (or die)
             if not waited:
-                log(f"worker {worker}: waiting for {running} trial(s) running elsewhere")
+                log(f"worker {worker}: waiting for {claimed.running} trial(s) running elsewhere")
                 waited = True
             time.sleep(1.0)
             continue
         waited = False
-        with heartbeat(storage, trial):
-            run_trial(sweep, study, trial, log)
+        with heartbeat(storage, claimed.trial_id):
+            run_trial(sweep, study, claimed.trial, log)
         ran += 1
     return ran
