@@ -65,6 +65,7 @@ def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
             == {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[t.state.name]
         )
     assert summary["counted"] == 6 and summary["states"].get("complete", 0) >= 1
+    assert "Warning" not in proc.stderr, proc.stderr  # Optuna's notices, from either worker
     page = (directory / "sweep.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "http" not in page.split("<h2>")[0]
 
@@ -89,6 +90,49 @@ def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
     )
     assert more.returncode == 0, more.stderr
     assert len(_trials(directory, "space")) == 6
+
+
+def test_a_trial_that_ran_all_its_epochs_completes_and_its_parameters_read_well(
+    tmp_path, mnist_root
+):
+    """The pruner judges a trial after each epoch but its last: a trial that ran all its epochs
+    is COMPLETE, even one the median pruner finds worse than the others there, so the sampler
+    and the importances get its figure. Parameters print to 4 significant digits (files keep
+    them whole), and Optuna's notices about its experimental API do not show."""
+    import optuna
+
+    space = tmp_path / "lr.toml"
+    space.write_text("[space]\nlr = { low = 1e-4, high = 0.5, log = true }\nepochs = 2\n")
+    sweeps = tmp_path / "sweeps"
+    (sweeps / "lr").mkdir(parents=True)
+    study = optuna.create_study(
+        study_name="lr", storage=f"sqlite:///{sweeps / 'lr' / 'study.db'}", direction="maximize"
+    )
+    rates = [0.1, 0.041652066074075685, 1e-4]  # two that train, then one far too small
+    for lr in rates:
+        study.enqueue_trial({"lr": lr})
+    proc = run_cli(
+        "sweep", str(space), *FLAGS, "--trials", "3", "--sweeps-dir", str(sweeps),
+        env={"TRAINLAB_DATA": str(mnist_root)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    trials = _trials(sweeps / "lr", "lr")
+    assert [t.params["lr"] for t in trials] == rates
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    # the third was worse than both others at every epoch, the last included
+    assert max(trials[2].intermediate_values.values()) < min(
+        t.intermediate_values[1] for t in trials[:2]
+    )
+    for t in trials:
+        run_dir = sweeps / "lr" / "trials" / f"trial-{t.number:04d}"
+        assert (run_dir / "metrics.jsonl").read_text().count("\n") == 2  # both epochs ran
+        record = json.loads((run_dir / "trial.json").read_text())
+        assert record["state"] == "complete" and record["params"]["lr"] == rates[t.number]
+    page = (sweeps / "lr" / "sweep.html").read_text()
+    assert "From the 3 completed trials" in page
+    assert "trial 1: lr=0.04165 -> val_acc" in proc.stderr
+    assert "trial 2: lr=0.0001 -> val_acc" in proc.stderr and "pruned" not in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
 
 
 def _wait_for(event, worker: subprocess.Popen) -> None:

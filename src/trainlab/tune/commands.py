@@ -118,6 +118,7 @@ def raise_config(message: str) -> None:
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) -> int:
     from trainlab.tune.settings import prepare
+    from trainlab.tune.space import shown
 
     given = _checked(given)
     setup = prepare(
@@ -173,7 +174,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
         states = ", ".join(f"{k} {v}" for k, v in result["states"].items())
         print(f"{result['counted']} of {setup.trials} trials ({states}); best {setup.monitor}:")
         for b in result["best"]:
-            params = " ".join(f"{k}={v}" for k, v in b["params"].items())
+            params = shown(b["params"])
             print(f"  trial {b['trial']:>4}  {b['value']:.4f}  {params}  {b['run_dir']}")
         if "best_toml" in result:
             print(

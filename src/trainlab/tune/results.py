@@ -79,11 +79,17 @@ def write_html(sweep: Sweep, study, result: dict[str, Any]) -> Path:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as vis
 
+    complete = result["states"].get("complete", 0)
     figures = []
-    for title, plot in (
-        ("Optimisation history", vis.plot_optimization_history),
-        ("Parameter importances", vis.plot_param_importances),
-        ("Parallel coordinates", vis.plot_parallel_coordinate),
+    for title, plot, note in (
+        ("Optimisation history", vis.plot_optimization_history, ""),
+        (
+            "Parameter importances",
+            vis.plot_param_importances,
+            f"<p>From the {complete} completed trials (a pruned or failed trial has no final "
+            "figure).</p>",
+        ),
+        ("Parallel coordinates", vis.plot_parallel_coordinate, ""),
     ):
         try:
             with warnings.catch_warnings():
@@ -96,7 +102,7 @@ def write_html(sweep: Sweep, study, result: dict[str, Any]) -> Path:
             plt.close(figure)
             encoded = base64.b64encode(buffer.getvalue()).decode()
             figures.append(
-                f'<h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{encoded}">'
+                f'<h2>{title}</h2>{note}<img alt="{title}" src="data:image/png;base64,{encoded}">'
             )
         except Exception as e:  # noqa: BLE001 - too few trials for a plot: say so
             figures.append(f"<h2>{title}</h2><p>not drawn: {html.escape(str(e))}</p>")

@@ -3,6 +3,7 @@ trial's ``trial.json``. How a sweep runs is in ``trainlab.tune.sweep``."""
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from trainlab.tune.space import Param, decode, read_space
 PRUNERS = ("median", "halving", "none")
 
 
+@functools.cache
 def import_optuna():
+    """Optuna, or a ConfigError saying how to install it; its notices hushed, once."""
     try:
         import optuna
     except ImportError:
@@ -25,10 +28,18 @@ def import_optuna():
             "(or pip install optuna)."
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # heartbeats with ask/tell (Optuna's own loop is not used: a claim must be exact) and its
-    # experimental flags warn on every call; what they say is in this module's docstring
-    for category in (UserWarning, FutureWarning, optuna.exceptions.ExperimentalWarning):
-        warnings.filterwarnings("ignore", category=category, module="optuna")
+    # Optuna calls what a sweep uses experimental (heartbeats, their retry, fail_stale_trials),
+    # and says heartbeats are meant for its own loop (a sweep claims trials itself, so that the
+    # count is exact): nothing a user can act on. The filters are set once: each change to
+    # them makes Python forget which warnings it has shown, and show them all again.
+    warnings.filterwarnings(
+        "ignore",
+        category=optuna.exceptions.ExperimentalWarning,
+        module=r"(optuna|trainlab\.tune)(\.|$)",
+    )
+    warnings.filterwarnings(
+        "ignore", "Heartbeat of storage is supposed to be used with Study.optimize", UserWarning
+    )
     return optuna
 
 

@@ -70,6 +70,20 @@ def decode(params: dict[str, Any]) -> dict[str, Any]:
     return {k: _from_scalar(v) for k, v in params.items()}
 
 
+def shown(params: dict[str, Any]) -> str:
+    """Parameters as a person reads them, ``lr=0.04165 hidden=[64]``: floats to 4 significant
+    digits (files keep them whole)."""
+    return " ".join(f"{name}={_short(value)}" for name, value in params.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
 def settings_names() -> list[str]:
     """What a space may search: the config's fields and the built-ins' option names."""
     import dataclasses

@@ -24,7 +24,8 @@ What it guarantees:
   not counted. The journal storage has no heartbeats: there a killed trial stays "running" (use
   an RDB URL).
 - TPE samples; trials report each epoch, so the pruner (``median``, ``halving``, ``none``) stops
-  poor ones early.
+  poor ones early. A trial that reaches its last epoch is complete: its figure counts for the
+  sampler and the parameter importances.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ import sys
 import time
 from typing import Any
 
+from typing_extensions import override
+
 from trainlab.engine.callbacks import Callback
 from trainlab.errors import TrainlabError
 from trainlab.tune.settings import Sweep, import_optuna, write_trial
+from trainlab.tune.space import shown
 from trainlab.tune.study import claim, heartbeat, make_storage, open_study, requeue_interrupted
 
 
@@ -44,11 +48,20 @@ class _Reporter(Callback):
 
     def __init__(self, trial, monitor: str, pruner: str):
         self.trial, self.monitor, self.pruner = trial, monitor, pruner
+        self.epochs: int | None = None
         self.pruned_at: int | None = None
 
+    @override
+    def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
+        self.epochs = info["epochs"]
+
+    @override
     def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
         self.trial.report(row[self.monitor], step=row["epoch"] - 1)  # steps count from 0
-        if self.trial.should_prune():
+        # After its last epoch a trial has cost all it will: it completes, and its figure goes
+        # to the sampler and the importances (a pruned trial gives them nothing).
+        last = self.epochs is not None and row["epoch"] >= self.epochs
+        if not last and self.trial.should_prune():
             self.pruned_at = row["epoch"]
             trainer.request_stop(
                 f"pruned by the sweep's {self.pruner} pruner at epoch {row['epoch']} "
@@ -82,7 +95,7 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
     values = {name: p.suggest(trial) for name, p in sweep.space.items()}
     run_dir = sweep.directory / "trials" / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
-    searched = " ".join(f"{k}={v}" for k, v in values.items() if sweep.space[k].kind != "fixed")
+    searched = shown({k: v for k, v in values.items() if sweep.space[k].kind != "fixed"})
     began = time.perf_counter()
     reporter = _Reporter(trial, sweep.monitor, sweep.pruner)
     try:
