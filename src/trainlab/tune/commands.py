@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+from trainlab.errors import ConfigError
+
 SWEEP_EXAMPLE = """\
 example space.toml:
   [space]
@@ -106,14 +108,10 @@ def _err(line: str) -> None:
 
 def _checked(given: dict[str, Any]) -> dict[str, Any]:
     if given.get("lr") == "auto":
-        raise_config("--lr auto is for trainlab train; lr-find suggests, and a sweep searches lr.")
+        raise ConfigError(
+            "--lr auto is for trainlab train; lr-find suggests, and a sweep searches lr."
+        )
     return given
-
-
-def raise_config(message: str) -> None:
-    from trainlab.errors import ConfigError
-
-    raise ConfigError(message)
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) -> int:
@@ -141,7 +139,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
         sw.work(setup, args.worker_index, args.timeout)
         return 0
     if args.workers < 1:
-        raise_config(f"--workers {args.workers}: give 1 or more.")
+        raise ConfigError(f"--workers {args.workers}: give 1 or more.")
     _err(
         f"sweep {setup.directory}: {setup.trials} trials, {setup.monitor} ({setup.direction}), "
         f"storage {setup.storage}"
