@@ -179,6 +179,36 @@ def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_pat
     assert record["state"] == "failed" and "heartbeats" in record["reason"]
 
 
+def test_ctrl_c_fails_the_running_trial_uncounted_and_queues_its_parameters(tmp_path, mnist_root):
+    """Ctrl-C stops the running trial's run mid-way: the trial is failed, not complete (its
+    figure would be an unfinished run's) and not counted, and its parameters wait for the next
+    worker, or the same command run again."""
+    import optuna
+
+    space = tmp_path / "long.toml"
+    space.write_text("[space]\nlr = { low = 0.01, high = 0.2, log = true }\nepochs = 20\n")
+    sweeps = tmp_path / "sweeps"
+    command = [sys.executable, "-m", "trainlab", "sweep", str(space), *FLAGS, "--trials", "3",
+               "--sweeps-dir", str(sweeps)]  # fmt: skip
+    env = {**os.environ, "TRAINLAB_DATA": str(mnist_root)}
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = sweeps / "long" / "trials" / "trial-0000" / "metrics.jsonl"
+    _wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 1, worker)
+    worker.send_signal(signal.SIGINT)  # one epoch of 20 done
+    _, err = worker.communicate(timeout=600)
+    assert worker.returncode == 130 and "aborted." in err.decode(), err.decode()
+
+    trials = _trials(sweeps / "long", "long")
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    retried_from = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    assert retried_from(trials[1]) == 0 and trials[1].params == trials[0].params
+    record = json.loads((metrics.parent / "trial.json").read_text())
+    assert record["state"] == "failed"
+    assert record["reason"] == (
+        "interrupted; its parameters were queued again and another trial tries them"
+    )
+
+
 def test_a_test_metric_is_refused_and_the_reason_given(space, tmp_path):
     proc = run_here("sweep", str(space), "--monitor", "test_acc", cwd=tmp_path)
     assert_clean_error(proc, "--monitor test_acc", "optimistic", "val_acc")

@@ -110,6 +110,8 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
             log=lambda _line: None,
             trust_code=sweep.trust_code,
         )
+        if result.status == "interrupted":  # Ctrl-C mid-epoch: the run stopped, unfinished
+            raise KeyboardInterrupt
     except KeyboardInterrupt:  # not the trial's fault: failed, not counted, tried again
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         requeue_interrupted(study, trial.number)
