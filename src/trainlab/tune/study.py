@@ -50,13 +50,14 @@ def make_storage(sweep: Sweep):
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=max(1, round(HEARTBEAT_SECONDS)),
-            grace_period=max(2, round(GRACE_SECONDS)),
-            heartbeat_stale_trial_callback=Requeue(MAX_RETRIES),
-            **kwargs,
-        )
+        with claim_lock(sweep):  # two machines starting at once must not both create the tables
+            return RDBStorage(
+                url,
+                heartbeat_interval=max(1, round(HEARTBEAT_SECONDS)),
+                grace_period=max(2, round(GRACE_SECONDS)),
+                heartbeat_stale_trial_callback=Requeue(MAX_RETRIES),
+                **kwargs,
+            )
     except ImportError as e:
         raise ConfigError(
             f"--storage {url}: its database driver is not installed ({e.__cause__ or e}); for "
@@ -99,9 +100,10 @@ def open_study(sweep: Sweep, worker: int = 0, storage=None) -> optuna.Study:
         "none": lambda: optuna.pruners.NopPruner(),
     }[sweep.pruner]()
     sampler = optuna.samplers.TPESampler(seed=sweep.seed * 1000 + worker + os.getpid())
-    with claim_lock(sweep):  # two machines starting at once must not both create the tables
+    storage = make_storage(sweep) if storage is None else storage
+    with claim_lock(sweep):  # nor both create the study
         return optuna.create_study(
-            storage=storage or make_storage(sweep),
+            storage=storage,
             sampler=sampler,
             pruner=pruner,
             study_name=sweep.study_name,
