@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -66,6 +65,7 @@ def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
             == {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[t.state.name]
         )
     assert summary["counted"] == 6 and summary["states"].get("complete", 0) >= 1
+    assert "Warning" not in proc.stderr, proc.stderr  # Optuna's notices, from either worker
     page = (directory / "sweep.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "http" not in page.split("<h2>")[0]
 
@@ -92,10 +92,65 @@ def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
     assert len(_trials(directory, "space")) == 6
 
 
+def test_a_trial_that_ran_all_its_epochs_completes_and_its_parameters_read_well(
+    tmp_path, mnist_root
+):
+    """The pruner judges a trial after each epoch but its last: a trial that ran all its epochs
+    is COMPLETE, even one the median pruner finds worse than the others there, so the sampler
+    and the importances get its figure. Parameters print to 4 significant digits (files keep
+    them whole), and Optuna's notices about its experimental API do not show."""
+    import optuna
+
+    space = tmp_path / "lr.toml"
+    space.write_text("[space]\nlr = { low = 1e-4, high = 0.5, log = true }\nepochs = 2\n")
+    sweeps = tmp_path / "sweeps"
+    (sweeps / "lr").mkdir(parents=True)
+    study = optuna.create_study(
+        study_name="lr", storage=f"sqlite:///{sweeps / 'lr' / 'study.db'}", direction="maximize"
+    )
+    rates = [0.1, 0.041652066074075685, 1e-4]  # two that train, then one far too small
+    for lr in rates:
+        study.enqueue_trial({"lr": lr})
+    proc = run_cli(
+        "sweep", str(space), *FLAGS, "--trials", "3", "--sweeps-dir", str(sweeps),
+        env={"TRAINLAB_DATA": str(mnist_root)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    trials = _trials(sweeps / "lr", "lr")
+    assert [t.params["lr"] for t in trials] == rates
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    # the third was worse than both others at every epoch, the last included
+    assert max(trials[2].intermediate_values.values()) < min(
+        t.intermediate_values[1] for t in trials[:2]
+    )
+    for t in trials:
+        run_dir = sweeps / "lr" / "trials" / f"trial-{t.number:04d}"
+        assert (run_dir / "metrics.jsonl").read_text().count("\n") == 2  # both epochs ran
+        record = json.loads((run_dir / "trial.json").read_text())
+        assert record["state"] == "complete" and record["params"]["lr"] == rates[t.number]
+    page = (sweeps / "lr" / "sweep.html").read_text()
+    assert "From the 3 completed trials" in page
+    assert "trial 1: lr=0.04165 -> val_acc" in proc.stderr
+    assert "trial 2: lr=0.0001 -> val_acc" in proc.stderr and "pruned" not in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
+
+
+def _wait_for(event, worker: subprocess.Popen) -> None:
+    """Until ``event()`` holds (what the worker writes), failing at once if the worker ends."""
+    while not event():
+        try:
+            worker.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"the worker ended first: {worker.communicate()}")
+
+
 @pytest.mark.slow  # waits out the heartbeat's grace period (5 s here) and trains 4 trials
 def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_path, mnist_root):
+    import optuna
+
     space = tmp_path / "long.toml"
-    space.write_text("[space]\nlr = { low = 0.01, high = 0.2, log = true }\nepochs = 60\n")
+    space.write_text("[space]\nlr = { low = 0.01, high = 0.2, log = true }\nepochs = 20\n")
     env = {**os.environ, "TRAINLAB_DATA": str(mnist_root)}
     env |= {"TRAINLAB_SWEEP_HEARTBEAT": "1", "TRAINLAB_SWEEP_GRACE": "5"}
     sweeps = tmp_path / "sweeps"
@@ -103,10 +158,8 @@ def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_pat
                "--pruner", "none", "--sweeps-dir", str(sweeps)]  # fmt: skip
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     metrics = sweeps / "long" / "trials" / "trial-0000" / "metrics.jsonl"
-    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):  # mid-trial
-        assert worker.poll() is None, worker.communicate()
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
+    _wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, worker)
+    worker.send_signal(signal.SIGKILL)  # mid-trial: two of its 20 epochs done
     worker.wait()
     assert [t.state.name for t in _trials(sweeps / "long", "long")] == ["RUNNING"]
 
@@ -118,11 +171,42 @@ def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_pat
     assert "RUNNING" not in states and "WAITING" not in states
     killed = [t for t in trials if t.state.name == "FAIL" and "error" not in t.user_attrs]
     assert [t.number for t in killed] == [0]
-    retried = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    retried_from = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    retried = [t for t in trials if retried_from(t) == 0]
     assert len(retried) == 1 and retried[0].params == killed[0].params  # queued again
     assert states.count("COMPLETE") == 3  # the requested number, the killed one not counted
     record = json.loads((sweeps / "long" / "trials" / "trial-0000" / "trial.json").read_text())
     assert record["state"] == "failed" and "heartbeats" in record["reason"]
+
+
+def test_ctrl_c_fails_the_running_trial_uncounted_and_queues_its_parameters(tmp_path, mnist_root):
+    """Ctrl-C stops the running trial's run mid-way: the trial is failed, not complete (its
+    figure would be an unfinished run's) and not counted, and its parameters wait for the next
+    worker, or the same command run again."""
+    import optuna
+
+    space = tmp_path / "long.toml"
+    space.write_text("[space]\nlr = { low = 0.01, high = 0.2, log = true }\nepochs = 20\n")
+    sweeps = tmp_path / "sweeps"
+    command = [sys.executable, "-m", "trainlab", "sweep", str(space), *FLAGS, "--trials", "3",
+               "--sweeps-dir", str(sweeps)]  # fmt: skip
+    env = {**os.environ, "TRAINLAB_DATA": str(mnist_root)}
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = sweeps / "long" / "trials" / "trial-0000" / "metrics.jsonl"
+    _wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 1, worker)
+    worker.send_signal(signal.SIGINT)  # one epoch of 20 done
+    _, err = worker.communicate(timeout=600)
+    assert worker.returncode == 130 and "aborted." in err.decode(), err.decode()
+
+    trials = _trials(sweeps / "long", "long")
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    retried_from = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    assert retried_from(trials[1]) == 0 and trials[1].params == trials[0].params
+    record = json.loads((metrics.parent / "trial.json").read_text())
+    assert record["state"] == "failed"
+    assert record["reason"] == (
+        "interrupted; its parameters were queued again and another trial tries them"
+    )
 
 
 def test_a_test_metric_is_refused_and_the_reason_given(space, tmp_path):

@@ -291,20 +291,14 @@ def ensure_files(
 
 @contextlib.contextmanager
 def fetch_lock(directory: Path) -> Iterator[None]:
-    """An exclusive lock on ``directory/.fetch.lock`` (several processes on one machine, e.g.
-    under torchrun, never write the same file at once). Where locks are unavailable, none."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
+    """An exclusive lock on ``directory/.fetch.lock``, let go however the block ends: several
+    processes on one machine (under torchrun, say) never write the same file at once. filelock
+    uses flock where the system has it, else a lock file of its own."""
+    from filelock import FileLock  # only a fetch needs it
+
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".fetch.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(directory / ".fetch.lock"):
+        yield
 
 
 def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, LocalFile]:

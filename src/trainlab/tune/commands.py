@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+from trainlab.errors import ConfigError
+
 SWEEP_EXAMPLE = """\
 example space.toml:
   [space]
@@ -106,21 +108,18 @@ def _err(line: str) -> None:
 
 def _checked(given: dict[str, Any]) -> dict[str, Any]:
     if given.get("lr") == "auto":
-        raise_config("--lr auto is for trainlab train; lr-find suggests, and a sweep searches lr.")
+        raise ConfigError(
+            "--lr auto is for trainlab train; lr-find suggests, and a sweep searches lr."
+        )
     return given
 
 
-def raise_config(message: str) -> None:
-    from trainlab.errors import ConfigError
-
-    raise ConfigError(message)
-
-
 def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) -> int:
-    from trainlab.tune import sweep as sw
+    from trainlab.tune.settings import prepare
+    from trainlab.tune.space import shown
 
     given = _checked(given)
-    setup = sw.prepare(
+    setup = prepare(
         args.space,
         given,
         config_file=args.config,
@@ -131,11 +130,16 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
         pruner=args.pruner,
         trust_code=args.trust_code,
     )
+    # Optuna's modules load here, after prepare has said how to install it if it is missing
+    from trainlab.tune import sweep as sw
+    from trainlab.tune.results import summary
+    from trainlab.tune.study import open_study
+
     if args.worker_index is not None:  # one of --workers K: run trials, say nothing more
         sw.work(setup, args.worker_index, args.timeout)
         return 0
     if args.workers < 1:
-        raise_config(f"--workers {args.workers}: give 1 or more.")
+        raise ConfigError(f"--workers {args.workers}: give 1 or more.")
     _err(
         f"sweep {setup.directory}: {setup.trials} trials, {setup.monitor} ({setup.direction}), "
         f"storage {setup.storage}"
@@ -143,7 +147,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
     if args.workers == 1:
         sw.work(setup, 0, args.timeout)
     else:
-        sw.open_study(setup)  # the tables and the study exist before the workers race to them
+        open_study(setup)  # the tables and the study exist before the workers race to them
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         children = [
@@ -161,14 +165,14 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str], given: dict[str, Any]) 
             raise
         if any(codes):
             _err(f"note: worker exit codes {codes}; re-run the command to continue the sweep")
-    result = sw.summary(setup)
+    result = summary(setup)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         states = ", ".join(f"{k} {v}" for k, v in result["states"].items())
         print(f"{result['counted']} of {setup.trials} trials ({states}); best {setup.monitor}:")
         for b in result["best"]:
-            params = " ".join(f"{k}={v}" for k, v in b["params"].items())
+            params = shown(b["params"])
             print(f"  trial {b['trial']:>4}  {b['value']:.4f}  {params}  {b['run_dir']}")
         if "best_toml" in result:
             print(

@@ -16,6 +16,7 @@ decoded for the run).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,20 @@ def decode(params: dict[str, Any]) -> dict[str, Any]:
     return {k: _from_scalar(v) for k, v in params.items()}
 
 
+def shown(params: dict[str, Any]) -> str:
+    """Parameters as a person reads them, ``lr=0.04165 hidden=[64]``: floats to 4 significant
+    digits (files keep them whole)."""
+    return " ".join(f"{name}={_short(value)}" for name, value in params.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
 def settings_names() -> list[str]:
     """What a space may search: the config's fields and the built-ins' option names."""
     import dataclasses
@@ -81,11 +96,13 @@ def settings_names() -> list[str]:
 
 
 def read_space(path: str | Path) -> dict[str, Param]:
-    """The ``[space]`` table of ``path``, checked: every name a setting, every range sound."""
+    """The ``[space]`` table of ``path``, checked: every name a setting, every range sound. An
+    error names the file, the line and the setting."""
     from trainlab.resolve import read_toml
 
     path = Path(path)
     table = read_toml(path, str(path), "no such search-space file")
+    text = path.read_text(encoding="utf-8")
     space = table.get("space", table)
     if not isinstance(space, dict) or not space:
         raise ConfigError(
@@ -96,17 +113,22 @@ def read_space(path: str | Path) -> dict[str, Param]:
     params = {}
     for name, spec in space.items():
         key = name.replace("-", "_")
+        where = _where(path, text, name)
         if key not in known and not key.startswith(("model_options.", "data_options.")):
-            raise unknown_name(f"setting in {path}", name, known)
-        params[key] = _param(key, spec, path)
-    for banned in ("runs_dir", "run_name", "resume"):
-        if banned in params:
-            raise ConfigError(f"{path}: {banned} is set by the sweep (each trial is a run).")
+            raise unknown_name(f"setting at {where}", name, known)
+        if key in ("runs_dir", "run_name", "resume"):
+            raise ConfigError(f"{where}: {key} is set by the sweep (each trial is a run).")
+        params[key] = _param(key, spec, f"{where}: {name}")
     return params
 
 
-def _param(name: str, spec: Any, path: Path) -> Param:
-    where = f"{path}: {name}"
+def _where(path: Path, text: str, name: str) -> str:
+    """``path:line`` of the line that sets ``name`` (bare or quoted), else ``path``."""
+    found = re.search(rf"^[ \t]*([\"']?){re.escape(name)}\1[ \t]*=", text, re.MULTILINE)
+    return f"{path}:{text.count(chr(10), 0, found.start()) + 1}" if found else str(path)
+
+
+def _param(name: str, spec: Any, where: str) -> Param:
     if not isinstance(spec, dict):
         return Param(name, "fixed", value=spec)
     keys = set(spec)
