@@ -85,3 +85,10 @@ def test_dead_code_stays_gone():
     assert not hasattr(zoo, "LogSoftmaxHead") and not hasattr(Trainer, "device")
     package = ast.parse((SRC / "engine" / "__init__.py").read_text())  # no re-exports
     assert not [n for n in package.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    # gone in the restructuring of the pipeline ("one house")
+    from trainlab import resolve
+    from trainlab.engine import setup
+    from trainlab.tune import commands
+
+    assert not hasattr(resolve.Plan, "resume_dir") and not hasattr(resolve, "Resolved")
+    assert not hasattr(setup, "model_record") and not hasattr(commands, "raise_config")
