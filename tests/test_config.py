@@ -34,7 +34,7 @@ def test_bad_values(changes, needle):
 
 
 def test_roundtrip_through_dict():
-    cfg = TrainConfig.from_dict({"model": "mlp", "hidden": [64], "lr": 1})
+    cfg = resolve_config({"model": "mlp", "hidden": [64], "lr": 1}).config
     assert cfg.model_options == {"hidden": [64]}
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -76,9 +76,9 @@ def test_recipe_under_given_flags():
 
 
 def test_saved_run_under_given_flags_and_changes_are_listed():
-    saved = TrainConfig.from_dict(
+    saved = resolve_config(
         {"model": "mlp", "hidden": [32], "epochs": 2, "lr": 0.05, "log_every": 0}
-    ).to_dict()
+    ).config.to_dict()
     resolved = resolve_config({"epochs": 4, "log_every": 10, "lr": 0.05}, saved=saved)
     assert resolved.config == TrainConfig.from_dict({**saved, "epochs": 4, "log_every": 10})
     assert resolved.changed == {"epochs": (2, 4), "log_every": (0, 10)}  # lr is unchanged
@@ -105,7 +105,7 @@ def test_saved_run_beats_defaults_and_recipe():
     ],
 )
 def test_a_resume_cannot_change_the_model_or_data(given, needle):
-    saved = TrainConfig.from_dict({"model": "mlp", "hidden": [32]}).to_dict()
+    saved = resolve_config({"model": "mlp", "hidden": [32]}).config.to_dict()
     with pytest.raises(ConfigError, match=f"cannot resume with {needle}"):
         resolve_config(given, saved=saved)
 
