@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from trainlab.build import Started, build, cut_data, load_data, make_model, say, start
 from trainlab.config import TrainConfig
@@ -105,6 +106,7 @@ def evaluate_checkpoint(
     trust_code: bool = False,
     amp: str | None = None,
     data: Dataset | None = None,
+    model: nn.Module | None = None,
 ):
     """Evaluate a checkpoint as training did: same data cut, preprocessing, loss and precision.
 
@@ -118,11 +120,14 @@ def evaluate_checkpoint(
             float32, as an exported model computes).
         data: the dataset, for a run trained from Python on a ``Dataset`` of your own (the
             registry's datasets are loaded by name); it is cut as the run was.
+        model: an untrained instance of the run's model, for a model trainlab cannot rebuild
+            from the checkpoint (an ``nn.Sequential`` built in code); the weights are loaded
+            into a copy of it.
 
     Returns:
         An ``EvalReport`` (and, with ``return_predictions``, the outputs and targets).
     """
-    model, ckpt = load_model(checkpoint, trust_code=trust_code)
+    model, ckpt = load_model(checkpoint, trust_code=trust_code, model=model)
     cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
     if data_dir is not None:
         cfg = cfg.replace(data_dir=data_dir)

@@ -67,7 +67,9 @@ def test_a_lazy_model_trains_counts_its_parameters_and_evaluates(tmp_path, mnist
     lazy = nn.Sequential(nn.Flatten(), nn.LazyLinear(16), nn.ReLU(), nn.LazyLinear(10))
     result = _fit(tmp_path, lazy, mnist_small.subset(500, 200))
     assert result.final["test_acc"] > 0.5
-    report = evaluate_checkpoint(result.best_path, device="cpu", data=mnist_small.subset(500, 200))
+    report = evaluate_checkpoint(
+        result.best_path, device="cpu", data=mnist_small.subset(500, 200), model=lazy
+    )
     assert report.accuracy == pytest.approx(result.final["test_acc"])
 
 

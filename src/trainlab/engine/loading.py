@@ -12,6 +12,8 @@ load the same way; their records name a built-in and its options.
 
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +70,24 @@ def model_input_shape(record: dict[str, Any]) -> tuple[int, ...]:
 
 
 def load_model(
-    checkpoint: str | Path | dict[str, Any], *, trust_code: bool = False, log: Any = None
+    checkpoint: str | Path | dict[str, Any],
+    *,
+    trust_code: bool = False,
+    log: Any = None,
+    model: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a checkpoint's model and load its weights: (model, checkpoint payload)."""
+    """Rebuild a checkpoint's model and load its weights: (model, checkpoint payload).
+
+    ``model``: an untrained instance to load the weights into, for a model trainlab cannot
+    rebuild from its record (an ``nn.Sequential`` built in code); it is not modified.
+    """
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     record = ckpt.get("model") or {}
-    model = model_from_record(record, trust_code=trust_code, what=ckpt["path"], log=log)
-    materialize(model, model_input_shape(record))  # lazy modules take their shapes first
-    load_weights(model, ckpt["state_dict"], ckpt["path"], record["name"])
+    if model is None:
+        model = model_from_record(record, trust_code=trust_code, what=ckpt["path"], log=log)
+    else:
+        model = copy.deepcopy(model)
+    shape_of = record if "input_shape" in record else ckpt["data"]  # a model of your own: the data's
+    materialize(model, model_input_shape(shape_of))  # lazy modules take their shapes first
+    load_weights(model, ckpt["state_dict"], ckpt["path"], record.get("name") or record.get("class"))
     return model, ckpt
