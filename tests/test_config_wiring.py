@@ -591,12 +591,10 @@ ELSEWHERE = {
         "test_the_head_from_cached_features_equals_the_head_through_the_frozen_network"
     ),
     "folds": (
-        "tests/tune/test_cv.py::"
-        "test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
+        "tests/tune/test_cv.py::test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
     ),
     "fold": (
-        "tests/tune/test_cv.py::"
-        "test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
+        "tests/tune/test_cv.py::test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
     ),
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"

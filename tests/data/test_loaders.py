@@ -37,7 +37,8 @@ def test_the_seed_tutorials_loaders_train_into_a_run_directory(tmp_path, capsys)
     said = capsys.readouterr().err
     assert "collected 80 train, 20 test samples" in said
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4, 5]
-    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    lines = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
     assert rows[-1]["test_n"] == 20 and "test_acc" in rows[-1]
     config = load_checkpoint(result.best_path)["config"]
     assert config["batch_size"] == 10  # the train loader's, as nothing else was chosen

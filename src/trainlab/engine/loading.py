@@ -13,7 +13,6 @@ load the same way; their records name a built-in and its options.
 from __future__ import annotations
 
 import copy
-
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +86,7 @@ def load_model(
         model = model_from_record(record, trust_code=trust_code, what=ckpt["path"], log=log)
     else:
         model = copy.deepcopy(model)
-    shape_of = record if "input_shape" in record else ckpt["data"]  # a model of your own: the data's
+    shape_of = record if "input_shape" in record else ckpt["data"]  # your own model: the data's
     materialize(model, model_input_shape(shape_of))  # lazy modules take their shapes first
     load_weights(model, ckpt["state_dict"], ckpt["path"], record.get("name") or record.get("class"))
     return model, ckpt
