@@ -42,7 +42,7 @@ def test_values_are_checked_and_defaults_filled():
     [
         ({"hiden": [8]}, "model 'b' has no option 'hiden'. Did you mean 'hidden'?"),
         ({"hidden": 8}, "option 'hidden' takes a list of int, got 8"),
-        ({"hidden": [0]}, r"option 'hidden' = 0 is outside \[1, 4096\]"),
+        ({"hidden": [0]}, r"option 'hidden' must be in \[1, 4096\], got 0"),
         ({"act": "gelu"}, "option 'act' must be one of relu, tanh, got 'gelu'"),
         ({"dropout": "high"}, "option 'dropout' must be float, got str 'high'"),
         ({"width": True}, "option 'width' must be int, got bool True"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import re
 import tomllib
 import types
 import typing
@@ -33,59 +34,106 @@ from trainlab.errors import ConfigError
 
 @dataclass(frozen=True)
 class Opt:
-    """Help text and bounds of an option, given as ``Annotated[type, Opt(...)]``."""
+    """Help text and bounds of an option, given as ``Annotated[type, Opt(...)]``.
+
+    ``low``/``high`` are inclusive bounds, ``gt``/``lt`` exclusive ones, ``pattern`` a regular
+    expression a string must match in full (``shape`` says what it looks like in the error),
+    ``cap`` the largest magnitude that can finish on any machine.
+    """
 
     help: str = ""
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
+    gt: float | None = None
+    lt: float | None = None
+    pattern: str | None = None
+    shape: str = ""
+    cap: float | None = None  # a sanity limit on the magnitude (a typo that added zeros)
+
+    def bounds(self) -> str:
+        """The accepted range in words: "at least 1", "in [0, 1)", "positive"."""
+        low = f"[{_num(self.low)}" if self.low is not None else None
+        low = f"({_num(self.gt)}" if self.gt is not None else low
+        high = f"{_num(self.high)}]" if self.high is not None else None
+        high = f"{_num(self.lt)})" if self.lt is not None else high
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            if self.gt == 0:
+                return "positive"
+            return "0 or more" if self.low == 0 else f"at least {low[1:]}"
+        return f"at most {high[:-1]}" if high else ""
+
+    def holds(self, item: Any) -> bool:
+        return not (
+            (self.low is not None and item < self.low)
+            or (self.gt is not None and item <= self.gt)
+            or (self.high is not None and item > self.high)
+            or (self.lt is not None and item >= self.lt)
+        )
+
+
+def _num(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 100_000 else f"{value:g}"
 
 
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: type | None  # element type (int, float, str, bool); None: any TOML value
+    kind: type | None  # element type (int, float, str, bool, dict); None: any TOML value
     is_list: bool
     default: Any
     required: bool
     meta: Opt
 
-    def check(self, value: Any, owner: str) -> Any:
-        """The value as this option's type, or a ConfigError naming the option."""
+    def check(self, value: Any, owner: str = "") -> Any:
+        """The value as this option's type, or a ConfigError naming the option (``owner``
+        empty: a setting of the run itself, named as such)."""
         if self.kind is None or (value is None and self.default is None):
             return value
+        who = f"{owner}: option '{self.name}'" if owner else self.name
+        if self.kind is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{who} must be a table of options, got {value!r}")
+            bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
+            if bad:
+                raise ConfigError(f"{who}: option names must be identifiers, got {bad[0]!r}")
+            return dict(value)
         items = value if self.is_list else [value]
         if self.is_list and not isinstance(value, list | tuple):
-            raise ConfigError(
-                f"{owner}: option '{self.name}' takes a list of {self.kind.__name__}, got "
-                f"{value!r} (on the command line: {self.name}=[...])."
-            )
-        out = [self._one(item, owner) for item in items]
+            hint = f" (on the command line: {self.name}=[...])" if owner else ""
+            raise ConfigError(f"{who} takes a list of {self.kind.__name__}, got {value!r}{hint}.")
+        out = [self._one(item, who, owner) for item in items]
         return out if self.is_list else out[0]
 
-    def _one(self, item: Any, owner: str) -> Any:
-        kind, name = self.kind, self.name
+    def _one(self, item: Any, who: str, owner: str) -> Any:
+        kind, meta = self.kind, self.meta
         ok = isinstance(item, kind) and not (kind is not bool and isinstance(item, bool))
         if kind is float and isinstance(item, int) and not isinstance(item, bool):
             item, ok = float(item), True
         if not ok:
-            raise ConfigError(
-                f"{owner}: option '{name}' must be {kind.__name__}, got "
-                f"{type(item).__name__} {item!r}."
-            )
-        meta = self.meta
+            raise ConfigError(f"{who} must be {kind.__name__}, got {type(item).__name__} {item!r}.")
         if kind in (int, float) and not math.isfinite(item):
-            raise ConfigError(f"{owner}: option '{name}' must be a finite number, got {item}.")
-        if meta.low is not None and item < meta.low or meta.high is not None and item > meta.high:
+            raise ConfigError(f"{who} must be a finite number, got {item}.")
+        if kind in (int, float) and not meta.holds(item):
+            raise ConfigError(f"{who} must be {meta.bounds()}, got {item}.")
+        if kind in (int, float) and meta.cap is not None and abs(item) > meta.cap:
             raise ConfigError(
-                f"{owner}: option '{name}' = {item} is outside [{meta.low}, {meta.high}]."
+                f"{who} = {item} is beyond what trainlab accepts (at most {_num(meta.cap)}): "
+                "it would exhaust memory or time long before it finished."
             )
         if meta.choices is not None and item not in meta.choices:
+            if not owner:
+                from trainlab.errors import unknown_name
+
+                raise unknown_name(self.name, item, list(meta.choices))
             raise ConfigError(
-                f"{owner}: option '{name}' must be one of {', '.join(map(str, meta.choices))}, "
-                f"got {item!r}."
+                f"{who} must be one of {', '.join(map(str, meta.choices))}, got {item!r}."
             )
+        if meta.pattern is not None and not re.fullmatch(meta.pattern, item):
+            raise ConfigError(f"{who} must be {meta.shape or meta.pattern}; got {item!r}.")
         return item
 
 

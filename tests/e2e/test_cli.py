@@ -254,7 +254,7 @@ def test_checkpoint_errors(tmp_path, trained_run, env):
 
     before = (run_dir / "last.pt").read_bytes()
     proc = run_here("train", "--resume", str(run_dir), "--model", "mlp", "--epochs", "3", env=env)
-    assert_clean_error(proc, "cannot resume with --model mlp", "model = cnn")
+    assert_clean_error(proc, "cannot resume with --model mlp", "the run trained with model cnn")
     assert (run_dir / "last.pt").read_bytes() == before
     proc = run_here("train", "--resume", str(run_dir), "--dataset", "kmnist", env=env)
     assert_clean_error(proc, "cannot resume with --dataset kmnist", "dataset = mnist")

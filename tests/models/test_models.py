@@ -92,7 +92,7 @@ def test_alexnets_dropout_is_an_option_with_an_effect():
     "options, needle",
     [
         ({"hiden": [8]}, "has no option 'hiden'. Did you mean 'hidden'"),
-        ({"hidden": [8, 0]}, "option 'hidden' = 0 is outside"),
+        ({"hidden": [8, 0]}, "option 'hidden' must be in \\[1, "),
         ({"hidden": 8}, "takes a list of int"),
         ({"log_softmax": "yes"}, "option 'log_softmax' must be bool"),
     ],
