@@ -113,7 +113,7 @@ def test_the_layers_point_one_way():
     imports a higher one. The report reads run directories, and the trainer shows a run through
     the report's callbacks, so the report sits between the two."""
     order = [
-        {"errors", "fsutil", "wheels", "plugins", "registry"},
+        {"errors", "fsutil", "logs", "wheels", "plugins", "registry"},
         {"options"},
         {"config"},
         {"data"},

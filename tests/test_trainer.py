@@ -60,8 +60,11 @@ def test_config_toml_records_config_and_environment(tmp_path, mnist_small):
     assert written["run"]["best_checkpoint_chosen_on"].startswith("the last epoch")
     # what auto became here is recorded next to amp = "auto"
     assert written["config"]["amp"] == "auto"
+    from trainlab.engine.device import cpu_has_native_bf16
+
     assert written["resolved"] == {
-        "precision": "float32",  # a conv-free mlp on the CPU: float32 everywhere
+        # the cnn under auto: bf16 where the CPU has it natively (AVX512-BF16, AMX), else float32
+        "precision": "bf16" if cpu_has_native_bf16() else "float32",
         "device": "cpu",
         "threads": torch.get_num_threads(),
     }

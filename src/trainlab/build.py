@@ -32,15 +32,9 @@ from trainlab.engine.distributed import Dist
 from trainlab.engine.features import FeatureCache, try_cache
 from trainlab.engine.probe import probe
 from trainlab.engine.setup import RunSetup, amp_warning, input_transform, loss_kind, setup_run
+from trainlab.logs import say, warn
 from trainlab.resolve import Plan, check_resumable, plan_run, settings_of
 from trainlab.runs import describe_run, find_launched_run, run_config
-
-
-def say(line: str) -> None:
-    """How a run tells a person what it does (stderr; stdout is for results)."""
-    import sys
-
-    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -208,7 +202,7 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     setup = setup_run(cfg, model, data, dist)
     warning = amp_warning(setup.amp_dtype, setup.device)
     if warning and dist.main:  # a warning, not progress: said when quiet too
-        (log or say)(warning)
+        warn(warning)
     task = data.kind_entry.task
     best = best_checkpoint(cfg.monitor, "val" in setup.splits, task)
     if cfg.early_stop and not best.chooses:

@@ -398,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="say more of what is done (debug lines)"
+    )
     parser.add_argument("--version", action="version", version=f"trainlab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -430,7 +433,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     given = given_settings(args)
     main = Dist.from_env().main  # under torchrun, rank 0 speaks for the job
-    log = _err if main else (lambda _line: None)
+    from trainlab.logs import say
+
+    log = say if main else (lambda _line: None)
     note = None
     if given.get("lr") == "auto":
         given["lr"], note = _auto_lr(args, given, log)
@@ -750,6 +755,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from trainlab.data import load_dataset
     from trainlab.data.registry import get_dataset_spec
+    from trainlab.logs import say
     from trainlab.options import parse_assignment
 
     spec = get_dataset_spec(args.name)  # an unknown name: the registry's list, did-you-mean
@@ -774,7 +780,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     options = dict(parse_assignment(text, "--data-arg") for text in args.data_arg or [])
     verify = getattr(args, "verify", False)
     data = load_dataset(
-        args.name, args.data_dir, sources=sources, log=_err, verify=verify, **options
+        args.name, args.data_dir, sources=sources, log=say, verify=verify, **options
     )
     info = {
         "name": data.name,
@@ -895,11 +901,14 @@ def main(argv: list[str] | None = None) -> int:
 
     tuning = {"sweep": tune.cmd_sweep, "lr-find": tune.cmd_lr_find, "cv": tune.cmd_cv}
     argv = list(sys.argv[1:] if argv is None else argv)
+    from trainlab.logs import to_stderr
+
     try:
-        if args.command in tuning:  # the sweep's workers rerun its own arguments
-            rest = argv[argv.index(args.command) + 1 :]
-            return tuning[args.command](args, rest, given_settings(args))
-        return handlers[args.command](args)
+        with to_stderr(quiet=getattr(args, "quiet", False), verbose=args.verbose):
+            if args.command in tuning:  # the sweep's workers rerun its own arguments
+                rest = argv[argv.index(args.command) + 1 :]
+                return tuning[args.command](args, rest, given_settings(args))
+            return handlers[args.command](args)
     except TrainlabError as e:
         if args.debug:
             raise

@@ -41,6 +41,7 @@ from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import write_run_predictions
 from trainlab.engine.state import checkpoint_payload, epoch_row, restore_state
 from trainlab.errors import DistributedError
+from trainlab.logs import to_stderr
 from trainlab.resolve import Plan, merge_layers, plan_run, resolve_config, settings_of
 
 __all__ = ["Callback", "FitResult", "Trainer"]
@@ -134,11 +135,12 @@ class Trainer:
         """
         self.model = model  # for callbacks, as Lightning's trainer.model
         log = None if self.quiet else say
-        plan = self._plan(resume)
-        if not isinstance(data, Dataset):
-            data = self._collect(data, plan, log)
-        started = start(plan, log=log)
-        return self.run(build(started, model, cut_data(started, data)), live_plot=live_plot)
+        with to_stderr(quiet=self.quiet):  # what the CLI shows; warnings only when quiet
+            plan = self._plan(resume)
+            if not isinstance(data, Dataset):
+                data = self._collect(data, plan, log)
+            started = start(plan, log=log)
+            return self.run(build(started, model, cut_data(started, data)), live_plot=live_plot)
 
     def _collect(self, loaders: Any, plan: Plan, log: Any) -> Dataset:
         """DataLoaders into a Dataset, once; a loader's batch size is the run's unless one was

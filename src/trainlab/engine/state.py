@@ -8,8 +8,8 @@ the model, optimizer, random generators, best-so-far record and callbacks.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from typing import Any
 
@@ -101,11 +101,9 @@ def restore_state(
         if setup.device.type == "cuda" and ranks[dist.rank].get("cuda"):
             torch.cuda.set_rng_state_all(ranks[dist.rank]["cuda"])
     elif dist.main:
-        print(
+        logging.getLogger(__name__).warning(
             f"resume: {len(ranks)} process(es) -> {dist.world}: the same global batches,"
-            " re-sharded; random draws (dropout, augmentation) restart from the seed",
-            file=sys.stderr,
-            flush=True,
+            " re-sharded; random draws (dropout, augmentation) restart from the seed"
         )
     best.load_state_dict(checkpoint["best"])
     states = checkpoint.get("callbacks") or {}

@@ -14,6 +14,7 @@ that cannot be read gets an ``error`` and the others still get predictions.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,9 +224,7 @@ class Predictor:
 
 
 def _note(line: str) -> None:
-    import sys
-
-    print(line, file=sys.stderr, flush=True)
+    logging.getLogger(__name__).warning(line)
 
 
 def _name_of(source, index: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -187,4 +188,4 @@ def class_reference(model: Any) -> tuple[str | None, str | None]:
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    logging.getLogger(__name__).warning(line)

@@ -13,7 +13,7 @@ whose kind of data has no page (tables, regression) is refused in one paragraph.
 from __future__ import annotations
 
 import ipaddress
-import sys
+import logging
 
 from trainlab.errors import ConfigError, TrainlabError
 
@@ -93,7 +93,7 @@ def serve(
     from trainlab.inference import Predictor
     from trainlab.serve.app import Limits, create_app
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or logging.getLogger(__name__).info
     predictor = Predictor(checkpoint, device=device, max_pixels=max_pixels, trust_code=trust_code)
     limits = Limits(
         max_body_bytes=max_body_bytes,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def add_parsers(sub, add_config_flags, trust_flag) -> None:
 
 
 def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    logging.getLogger(__name__).info(line)
 
 
 def _checked(given: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ What it guarantees:
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from typing import Any
 
@@ -142,7 +142,7 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
 
 def work(sweep: Sweep, worker: int = 0, timeout: float | None = None, log=None) -> int:
     """Claim and run trials until the sweep has ``sweep.trials``; returns how many this ran."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or logging.getLogger(__name__).info
     storage = make_storage(sweep)
     study = open_study(sweep, worker, storage)
     began, ran, waited = time.monotonic(), 0, False
