@@ -86,19 +86,30 @@ class Trainer:
         quiet: bool = False,
         **overrides: Any,
     ):
-        self.quiet = quiet
-        self._given = None if config is not None else dict(overrides)
+        given = None if config is not None else dict(overrides)
         if config is None:
             planned = resolve_config(overrides, source="Trainer arguments")
-            config, self._chosen = planned.config, planned.chosen
+            config, chosen = planned.config, planned.chosen
         else:
             if overrides:
                 merged = merge_layers(config.to_dict(), overrides, source="Trainer arguments")
                 config = TrainConfig.from_dict(merged, source="Trainer arguments")
-            self._chosen = frozenset(config.to_dict())
+            chosen = frozenset(config.to_dict())
+        resolve_device(config.device)  # an unusable device fails here, not mid-fit
+        self._hold(config, chosen, given, callbacks, quiet)
+
+    @classmethod
+    def of_run(cls, config: TrainConfig, callbacks: list[Callback] | None = None) -> Trainer:
+        """The Trainer of a run that ``build`` planned and built already (the CLI's way): its
+        config is the run's, with nothing left to resolve."""
+        trainer = cls.__new__(cls)
+        trainer._hold(config, frozenset(config.to_dict()), None, callbacks, quiet=False)
+        return trainer
+
+    def _hold(self, config, chosen, given, callbacks, quiet: bool) -> None:
+        self.quiet, self._given, self._chosen = quiet, given, chosen
         self._own_config = self.config = config
         self.callbacks = list(callbacks or [])
-        resolve_device(self.config.device)  # an unusable device fails here, not mid-fit
         self.changes: dict[str, tuple[Any, Any]] = {}
         self.dist = Dist()
         self._stop_reason: str | None = None

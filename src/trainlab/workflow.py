@@ -75,7 +75,7 @@ def train(
     started = start(plan, log)
     data = load_data(started)
     model = make_model(started, data, trust_code=trust_code)
-    return Trainer(started.config, callbacks=callbacks).run(build(started, model, data))
+    return Trainer.of_run(started.config, callbacks).run(build(started, model, data))
 
 
 @dataclass
