@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,14 +40,16 @@ def user_run(tmp_path_factory, mnist_root):
         "--model-arg",
         "width=12",
         *("--subset", "1200", "--test-subset", "300", "--epochs", "1", "--device", "cpu"),
-        *("--runs-dir", str(root / "runs"), "--run-name", "mine"),
+        *("--runs-dir", str(root / "runs")),  # no --run-name, as README's command
         env=env,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     assert canary.read_text() == "imported\n"  # training ran the file, as it must
     canary.unlink()
-    return {"run": root / "runs" / "mine", "file": model_file, "canary": canary, "env": env}
+    (run,) = (root / "runs").iterdir()  # named by the file's stem and class, not its path
+    assert re.fullmatch(r"\d{8}-\d{6}-small_resnet-SmallResNet", run.name), run.name
+    return {"run": run, "file": model_file, "canary": canary, "env": env}
 
 
 def test_the_run_records_the_code_and_its_option(user_run):
