@@ -144,28 +144,18 @@ def evaluate_checkpoint(
             f"{ckpt['path']}: this run has no validation split (it trained without "
             "--val-split), so there is nothing to score as 'val'. Use --split test or train."
         )
-    x, y = {
-        "test": (data.test_x, data.test_y),
-        "train": (data.train_x, data.train_y),
-        "val": (data.val_x, data.val_y),
-    }[split]
+    x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
     batches = Batches(
         x, y, batch_size or cfg.eval_batch_size, device=scoring.device, transform=scoring.transform
     )
     amp_dtype = scoring.amp_dtype
     scorer = scoring.scorer  # the model, flip-averaged if the run used --tta flip
     metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype)
-    report = EvalReport(
-        checkpoint=ckpt["path"],
-        split=split,
-        loss=metrics.loss,
-        accuracy=metrics.accuracy,
-        n=metrics.n,
-        classes=list(data.classes),
-        confusion=metrics.confusion.tolist(),
-        per_class=per_class(metrics.confusion) if data.kind_entry.task.has_classes else {},
-    )
-    if save_predictions and data.kind_entry.task.has_classes:
+    has_classes = data.kind_entry.task.has_classes
+    report = EvalReport(ckpt["path"], split, metrics.loss, metrics.accuracy, metrics.n,
+                        list(data.classes), metrics.confusion.tolist(),
+                        per_class(metrics.confusion) if has_classes else {})  # fmt: skip
+    if save_predictions and has_classes:
         from trainlab.engine.predictions import write_predictions
 
         path = Path(ckpt["path"])

@@ -89,11 +89,11 @@ def test_it_trains_and_reports_the_strays(folder, tmp_path, capsys):
     listed = (Path(summary["run_dir"]) / "skipped_files.txt").read_text().splitlines()
     assert len(listed) == 4 and listed[0].endswith("/train/T-shirt or top/.DS_Store\thidden")
     # the second run decodes nothing but the unreadable file again; a touched file is noticed
-    assert main([*args, "--quiet"]) == 0
+    assert main(args) == 0  # (--quiet would keep this line back: it prints only the summary)
     assert "decoded 1 of 1251 images (1250 from the cache)" in capsys.readouterr().err
     picture = next((folder / "train" / "Bag").iterdir())
     os.utime(picture, ns=(picture.stat().st_atime_ns, picture.stat().st_mtime_ns + 10**9))
-    assert main([*args, "--quiet"]) == 0
+    assert main(args) == 0  # (--quiet would keep this line back: it prints only the summary)
     assert "decoded 2 of 1251 images (1249 from the cache)" in capsys.readouterr().err
     assert main([*args, "--strict"]) == 2
     assert "unreadable" in capsys.readouterr().err
@@ -182,17 +182,21 @@ def test_the_class_names_are_the_folder_names(folder_run):
 def test_predict_on_the_test_files_agrees_with_eval_on_every_image(folder_run, folder, capsys):
     from trainlab.workflow import evaluate_checkpoint
 
-    # in float32, as predict computes (bf16 autocast could flip a close call)
-    _, (outputs, _) = evaluate_checkpoint(
-        folder_run, device="cpu", amp="off", return_predictions=True
-    )
+    # both in the run's recorded precision (bf16 where --amp auto chose it, float32 elsewhere)
+    _, (outputs, _) = evaluate_checkpoint(folder_run, device="cpu", return_predictions=True)
     from trainlab.data.folder import scan
 
     layout = scan(folder)
     files = [str(f) for f, _ in layout.files["test"]]
     assert main(["predict", str(folder_run), *files, "--json", "--min-confidence", "0"]) == 0
     predicted = json.loads(capsys.readouterr().out)["predictions"]
-    assert [p["index"] for p in predicted] == outputs.argmax(1).tolist()
+    # the bound tests/inference/test_agreement.py states: the same label except where eval's
+    # own top two are within 1e-2 (a bf16 batch may be summed in another order)
+    top2 = outputs.softmax(1).topk(2, dim=1).values
+    near_tie = ((top2[:, 0] - top2[:, 1]) < 1e-2).tolist()
+    labels = outputs.argmax(1).tolist()
+    differ = [i for i, p in enumerate(predicted) if p["index"] != labels[i] and not near_tie[i]]
+    assert differ == [], differ
 
 
 def test_predicting_a_10000_pixel_square_png_says_only_trainlabs_refusal(folder_run, tmp_path):
