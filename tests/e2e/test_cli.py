@@ -257,7 +257,9 @@ def test_checkpoint_errors(tmp_path, trained_run, env):
     assert_clean_error(proc, "cannot resume with --model mlp", "the run trained with model cnn")
     assert (run_dir / "last.pt").read_bytes() == before
     proc = run_here("train", "--resume", str(run_dir), "--dataset", "kmnist", env=env)
-    assert_clean_error(proc, "cannot resume with --dataset kmnist", "the run trained with dataset mnist")
+    assert_clean_error(
+        proc, "cannot resume with --dataset kmnist", "the run trained with dataset mnist"
+    )
 
     readme = tmp_path / "README.md"
     readme.write_text("# not a checkpoint\n")
