@@ -44,3 +44,34 @@ def trust_flag(parser: argparse.ArgumentParser, what: str = "") -> None:
         help=(what or "import the model's code if it is your own (FILE.py:Class)")
         + "; without it such a model is refused and nothing is imported",
     )
+
+
+def int_in(lo: int, hi: int | None = None):
+    """An argparse ``type``: a whole number in [lo, hi] (no upper bound when hi is None).
+    argparse names the flag; the message gives the range and the value found."""
+    return _number_in(int, "a whole number", lo, hi)
+
+
+def float_in(lo: float, hi: float | None = None, *, above: bool = False):
+    """An argparse ``type``: a number in [lo, hi], or in (lo, hi] when ``above``."""
+    return _number_in(float, "a number", lo, hi, above=above)
+
+
+def _number_in(kind, what: str, lo, hi, *, above: bool = False):
+    if hi is None:
+        wanted = f"{what} {'above' if above else 'at least'} {lo}"
+    else:
+        wanted = f"{what} {'above' if above else 'from'} {lo}{',' if above else ''} to {hi}"
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        fits = (value > lo if above else value >= lo) and (hi is None or value <= hi)
+        if not fits:  # NaN fits nowhere
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in some messages
+    return convert

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trainlab.cli.common import err, out, table, trust_flag
+from trainlab.cli.common import err, int_in, out, table, trust_flag
 
 
 def add(sub) -> dict[str, argparse.ArgumentParser]:
@@ -22,7 +22,7 @@ def add(sub) -> dict[str, argparse.ArgumentParser]:
     ev.add_argument("--device", default="auto", help="device (default: auto)")
     ev.add_argument(
         "--batch-size",
-        type=int,
+        type=int_in(1),
         default=None,
         help="evaluation batch size (default: the run's --eval-batch-size)",
     )

@@ -6,8 +6,7 @@ import argparse
 import json
 import os
 
-from trainlab.cli.common import err, out, table, trust_flag
-from trainlab.errors import ConfigError
+from trainlab.cli.common import err, float_in, int_in, out, table, trust_flag
 
 
 def add(sub) -> dict[str, argparse.ArgumentParser]:
@@ -38,20 +37,24 @@ def _add_predict(sub) -> argparse.ArgumentParser:
     pred.add_argument(
         "--preview", metavar="DIR", help="save the image the model saw for each input"
     )
-    pred.add_argument("--top-k", type=int, default=3, help="classes listed per image (default: 3)")
+    pred.add_argument(
+        "--top-k", type=int_in(1), default=3, help="classes listed per image (default: 3)"
+    )
     pred.add_argument(
         "--min-confidence",
-        type=float,
+        type=float_in(0, 1),
         default=0.5,
         help="flag predictions whose probability is below this (default: 0.5)",
     )
     pred.add_argument(
         "--max-pixels",
-        type=int,
+        type=int_in(1),
         default=16_000_000,
         help="refuse larger images before decoding them (default: 16000000)",
     )
-    pred.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    pred.add_argument(
+        "--batch-size", type=int_in(1), default=256, help="images per model call (default: 256)"
+    )
     pred.add_argument("--device", default="auto", help="device (default: auto)")
     return pred
 
@@ -88,7 +91,7 @@ def _add_serve(sub) -> argparse.ArgumentParser:
     )
     srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    srv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    srv.add_argument("--port", type=int_in(1, 65535), default=8000, help="port (default: 8000)")
     srv.add_argument(
         "--quiet", action="store_true", help="no line per request (method, path, status, ms)"
     )
@@ -100,23 +103,26 @@ def _add_serve(sub) -> argparse.ArgumentParser:
     )
     srv.add_argument("--device", default="auto", help="device (default: auto)")
     srv.add_argument(
-        "--max-body-mb", type=float, default=2.0, help="largest request body in MB (default: 2)"
+        "--max-body-mb",
+        type=float_in(0, above=True),
+        default=2.0,
+        help="largest request body in MB (default: 2)",
     )
     srv.add_argument(
-        "--max-pixels", type=int, default=16_000_000, help="largest image (default: 16000000)"
+        "--max-pixels", type=int_in(1), default=16_000_000, help="largest image (default: 16000000)"
     )
     srv.add_argument(
-        "--max-batch", type=int, default=16, help="images per batch call (default: 16)"
+        "--max-batch", type=int_in(1), default=16, help="images per batch call (default: 16)"
     )
     srv.add_argument(
         "--max-in-flight",
-        type=int,
+        type=int_in(1),
         default=4,
         help="predictions at once; more wait --queue-wait-ms, then get 503 (default: 4)",
     )
     srv.add_argument(
         "--queue-wait-ms",
-        type=int,
+        type=int_in(0),
         default=500,
         help="how long a request may wait for a place before 503 (default: 500)",
     )
@@ -180,7 +186,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if r.ok
         ]
         if rows:
-            table(["file", "class", "probability", f"top {args.top_k}"], rows)
+            shown = min(args.top_k, len(predictor.classes))  # the classes there are
+            table(["file", "class", "probability", f"top {shown}"], rows)
         if any(r.low_confidence for r in results if r.ok):
             out(f"? probability below {args.min_confidence}: look at these yourself")
         if args.preview:
@@ -221,12 +228,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-
     from trainlab.serve import serve
 
-    for name in ("max_body_mb", "max_pixels", "max_batch", "max_in_flight", "port"):
-        if getattr(args, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
     serve(
         args.checkpoint,
         host=args.host,
@@ -237,7 +240,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_batch=args.max_batch,
         max_in_flight=args.max_in_flight,
-        queue_wait_s=max(0, args.queue_wait_ms) / 1000,
+        queue_wait_s=args.queue_wait_ms / 1000,
         log=err,
         trust_code=args.trust_code,
         quiet=args.quiet,

@@ -1,0 +1,68 @@
+"""What a newcomer found in the CLI, on real MNIST: the train summary gives the figure eval will
+give, predict reads a test/<class>/ tree and scores it as eval does, out-of-range flags are
+refused by name, a path through a file is not blamed on the disk, and serve's help says what the
+page is for each kind of data."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import run_cli, run_here
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory, mnist_root):
+    """Two epochs of an MLP at a constant learning rate of 0.3: on this subset the second
+    epoch scores worse than the first, so best.pt (chosen on validation) is epoch 1, not the
+    last (which is what the newcomer met)."""
+    runs = tmp_path_factory.mktemp("runs")
+    proc = run_cli(
+        *("train", "--model", "mlp", "--epochs", "2", "--subset", "1000", "--test-subset", "300"),
+        *("--val-split", "0.2", "--lr", "0.3", "--schedule", "constant", "--device", "cpu"),
+        *("--runs-dir", str(runs), "--run-name", "mlp", "--quiet"),
+        env={"TRAINLAB_DATA": str(mnist_root)},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / "mlp", proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "wanted", "value"),
+    [
+        (["predict", "RUN", "x.png", "--batch-size", "0"], "--batch-size", "at least 1", "0"),
+        (["predict", "RUN", "x.png", "--top-k", "0"], "--top-k", "at least 1", "0"),
+        (["predict", "RUN", "x.png", "--min-confidence", "2"], "--min-confidence", "0 to 1", "2"),
+        (["predict", "RUN", "x.png", "--max-pixels", "-5"], "--max-pixels", "at least 1", "-5"),
+        (["eval", "RUN", "--batch-size", "0"], "--batch-size", "at least 1", "0"),
+        (["serve", "RUN", "--port", "99999"], "--port", "from 1 to 65535", "99999"),
+        (["serve", "RUN", "--max-body-mb", "0"], "--max-body-mb", "above 0", "0"),
+        (["serve", "RUN", "--max-batch", "0"], "--max-batch", "at least 1", "0"),
+        (["serve", "RUN", "--max-in-flight", "0"], "--max-in-flight", "at least 1", "0"),
+        (["serve", "RUN", "--queue-wait-ms", "-1"], "--queue-wait-ms", "at least 0", "-1"),
+        (["serve", "RUN", "--port", "http"], "--port", "from 1 to 65535", "'http'"),
+    ],
+)
+def test_out_of_range_flags_are_refused_naming_flag_range_and_value(
+    mnist_run, args, flag, wanted, value
+):
+    run, _ = mnist_run
+    proc = run_here(*(str(run) if a == "RUN" else a for a in args))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"argument {flag}: expected " in proc.stderr, proc.stderr
+    assert wanted in proc.stderr and f"got {value}" in proc.stderr, proc.stderr
+
+
+def test_in_range_values_still_work(mnist_run, mnist, tmp_path):
+    from PIL import Image
+
+    run, _ = mnist_run
+    Image.fromarray(mnist.test_x[0][0].numpy()).save(tmp_path / "digit.png")
+    proc = run_here(
+        *("predict", str(run), str(tmp_path / "digit.png"), "--top-k", "20"),
+        *("--min-confidence", "1", "--batch-size", "1", "--device", "cpu"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    header = proc.stdout.splitlines()[0]
+    assert "top 10" in header  # ten classes: a top 20 lists the ten there are
