@@ -5,9 +5,11 @@ page is for each kind of data."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
-from helpers import run_cli, run_here
+from helpers import assert_clean_error, run_cli, run_here
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +68,32 @@ def test_in_range_values_still_work(mnist_run, mnist, tmp_path):
     assert proc.returncode == 0, proc.stderr
     header = proc.stdout.splitlines()[0]
     assert "top 10" in header  # ten classes: a top 20 lists the ten there are
+
+
+def test_a_path_through_a_file_is_not_blamed_on_the_disk_space(mnist_run, mnist, tmp_path):
+    from PIL import Image
+
+    run, _ = mnist_run
+    Image.fromarray(mnist.test_x[0][0].numpy()).save(tmp_path / "digit.png")
+    preview = tmp_path / "digit.png" / "previews"  # a folder asked for below a file
+    proc = run_here("predict", str(run), str(tmp_path / "digit.png"), "--preview", str(preview))
+    assert_clean_error(proc, str(preview), "a file, not a folder")
+    assert "disk" not in proc.stderr.replace(str(preview), "")
+
+
+@pytest.mark.parametrize(
+    ("number", "advice"),
+    [
+        (errno.ENOENT, "does not exist"),
+        (errno.ENOTDIR, "a file, not a folder"),
+        (errno.ENOSPC, "disk is full"),
+        (errno.EDQUOT, "quota"),
+    ],
+)
+def test_only_a_full_disk_talks_of_disk_space(number, advice, tmp_path):
+    from trainlab.cli import os_error_message
+
+    path = str(tmp_path / "x")
+    message = os_error_message(OSError(number, "the system's words", path))
+    assert advice in message and path in message
+    assert ("disk" in message.replace(path, "")) == (number in (errno.ENOSPC, errno.EDQUOT))

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -157,6 +158,26 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the machine's side: disk full, permissions, a folder gone
         if args.debug:
             raise
-        where = f" ({e.filename})" if e.filename else ""
-        err(f"error: {e.strerror or e}{where}. Check the disk space and the folder's permissions.")
+        err(f"error: {os_error_message(e)}")
         return 1
+
+
+# what to do about the machine's refusals, by errno: only a full disk talks about disk space
+OS_ADVICE = {
+    errno.ENOSPC: "The disk is full: free some space, or write somewhere else.",
+    errno.EDQUOT: "Your disk quota is used up: free some space, or write somewhere else.",
+    errno.ENOENT: "A folder on this path does not exist: check the path, or create the folder.",
+    errno.ENOTDIR: "A part of this path is a file, not a folder: check the path.",
+    errno.EEXIST: "A file is in the way where a folder is wanted: move it, or choose another path.",
+    errno.EISDIR: "This path is a folder where a file is wanted: choose a file's path.",
+    errno.EACCES: "Check the folder's permissions, or write somewhere else.",
+    errno.EPERM: "Check the folder's permissions, or write somewhere else.",
+    errno.EROFS: "The file system is read-only: write somewhere else.",
+}
+
+
+def os_error_message(e: OSError) -> str:
+    """What went wrong, on which path, and what to do, for an ``OSError``."""
+    where = f" ({e.filename})" if e.filename else ""
+    advice = OS_ADVICE.get(e.errno, "Check the path and the folder's permissions.")
+    return f"{e.strerror or e}{where}. {advice}"
