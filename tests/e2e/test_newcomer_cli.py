@@ -97,3 +97,16 @@ def test_only_a_full_disk_talks_of_disk_space(number, advice, tmp_path):
     message = os_error_message(OSError(number, "the system's words", path))
     assert advice in message and path in message
     assert ("disk" in message.replace(path, "")) == (number in (errno.ENOSPC, errno.EDQUOT))
+
+
+def test_serve_help_says_what_the_page_does_for_each_kind():
+    from trainlab.data.kinds import KINDS
+
+    proc = run_here("serve", "--help")
+    text = " ".join(proc.stdout.split())
+    assert "draw-a-digit" not in text
+    served = [kind for kind in KINDS.all().values() if kind.page is not None]
+    assert len(served) >= 2  # digits draw, photos upload
+    for kind in served:
+        assert f"for {kind.summary}, {kind.page.hint}" in text
+    assert "has no page and is not served" in text

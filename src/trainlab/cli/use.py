@@ -82,12 +82,18 @@ def _add_export(sub) -> argparse.ArgumentParser:
 
 
 def _add_serve(sub) -> argparse.ArgumentParser:
+    from trainlab.data.kinds import KINDS
+
+    # what the page offers is each kind's to say (a drawing pad, an upload and the camera)
+    kinds = [kind for kind in KINDS.all().values() if kind.page is not None]
+    pages = "; ".join(f"for {kind.summary}, {kind.page.hint}" for kind in kinds)
     srv = sub.add_parser(
         "serve",
-        help="the draw-a-digit page and a JSON API for a model",
-        description="Serve a page to draw or upload a digit and a JSON API (/api/predict, "
-        "/api/predict/batch, /api/model, /api/health; schema at /openapi.json). Needs the "
-        "[serve] extra. Ctrl-C stops it.",
+        help="a page to try a model on your own inputs, and a JSON API",
+        description="Serve a page to try the model and a JSON API (/api/predict, "
+        "/api/predict/batch, /api/model, /api/health; schema at /openapi.json). The page "
+        f"depends on the data the model was trained on: {pages}. A model of another kind of "
+        "data has no page and is not served. Needs the [serve] extra. Ctrl-C stops it.",
     )
     srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
