@@ -6,6 +6,8 @@ page is for each kind of data."""
 from __future__ import annotations
 
 import errno
+import json
+import re
 
 import pytest
 
@@ -27,6 +29,12 @@ def mnist_run(tmp_path_factory, mnist_root):
     )
     assert proc.returncode == 0, proc.stderr
     return runs / "mlp", proc.stdout
+
+
+def _percent(pattern: str, text: str) -> float:
+    found = re.search(pattern, text)
+    assert found, f"{pattern!r} not in: {text}"
+    return float(found.group(1))
 
 
 @pytest.mark.parametrize(
@@ -110,3 +118,20 @@ def test_serve_help_says_what_the_page_does_for_each_kind():
     for kind in served:
         assert f"for {kind.summary}, {kind.page.hint}" in text
     assert "has no page and is not served" in text
+
+
+def test_the_train_summary_gives_the_figure_eval_gives(mnist_run, mnist_root):
+    run, summary = mnist_run
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = max(rows, key=lambda row: row["val_acc"])  # the first of equals, as best.pt keeps
+    said = re.search(r"best\.pt: epoch (\d+) \(best val_acc\), test accuracy ([\d.]+)%", summary)
+    assert said, summary
+    assert int(said.group(1)) == best["epoch"]
+    evaluated = run_cli("eval", str(run / "best.pt"), env={"TRAINLAB_DATA": str(mnist_root)})
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert float(said.group(2)) == _percent(r"accuracy ([\d.]+)%", evaluated.stdout)
+    # the last epoch's figure is still said first, and here it is another one
+    last = _percent(r"^test accuracy ([\d.]+)% after 2 epoch\(s\)", summary)
+    assert last == round(100 * rows[-1]["test_acc"], 2)
+    if best["epoch"] != 2:
+        assert last != float(said.group(2))

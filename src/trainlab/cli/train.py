@@ -78,6 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "status": result.status,
         "best": result.best,
         "final": final,
+        **({"best_checkpoint": at_best} if (at_best := _best_row(result)) else {}),
         "changed": {k: list(v) for k, v in plan.changed.items()},
         **({"stopped": result.stopped} if result.stopped else {}),
         **result.extra,
@@ -85,13 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps(summary, indent=2))
     elif final:
-        metric = "test_acc" if "test_acc" in final else "test_loss"
-        value = f"{100 * final[metric]:.2f}%" if metric == "test_acc" else f"{final[metric]:.6f}"
-        name = "test accuracy" if metric == "test_acc" else "test loss (MSE)"
-        out(
-            f"{name} {value} after {final['epoch']} epoch(s); best {result.best['monitor']} "
-            f"at epoch {result.best['epoch']}; run: {result.run_dir}"
-        )
+        out(_summary_line(result))
         if "sklearn_test_acc" in result.extra:
             out(
                 "scikit-learn accuracy_score on the test predictions: "
@@ -113,3 +108,33 @@ def _auto_lr(args, given: dict[str, Any], log) -> tuple[float, str]:
     note = f"--lr auto: {lr:g} from the learning-rate range test ({RULE}; {found.stopped})"
     log(note)
     return lr, note
+
+
+def _best_row(result) -> dict[str, Any] | None:
+    """The metrics of the epoch best.pt holds (None if it is not in this run's history)."""
+    epoch = result.best.get("epoch")
+    return next((row for row in result.history if row.get("epoch") == epoch), None)
+
+
+def _summary_line(result) -> str:
+    """The last epoch's test figure, and best.pt's: the one `trainlab eval` (and predict,
+    export, serve) will give, which is not the last epoch's when an earlier one was best."""
+    final = result.final
+    metric = "test_acc" if "test_acc" in final else "test_loss"
+    name = "test accuracy" if metric == "test_acc" else "test loss (MSE)"
+
+    def shown(row: dict[str, Any]) -> str:
+        return f"{100 * row[metric]:.2f}%" if metric == "test_acc" else f"{row[metric]:.6f}"
+
+    best = _best_row(result)
+    at_best = ""
+    if best is not None and result.best["monitor"] == "epoch":  # no validation split
+        at_best = "; best.pt: the same, the last epoch (no validation split to choose on)"
+    elif best is not None and metric in best:
+        at_best = (
+            f"; best.pt: epoch {best['epoch']} (best {result.best['monitor']}), "
+            f"{name} {shown(best)}"
+        )
+    elif result.best.get("epoch") is not None:
+        at_best = f"; best {result.best['monitor']} at epoch {result.best['epoch']}"
+    return f"{name} {shown(final)} after {final['epoch']} epoch(s){at_best}; run: {result.run_dir}"
