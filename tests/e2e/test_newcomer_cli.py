@@ -135,3 +135,56 @@ def test_the_train_summary_gives_the_figure_eval_gives(mnist_run, mnist_root):
     assert last == round(100 * rows[-1]["test_acc"], 2)
     if best["epoch"] != 2:
         assert last != float(said.group(2))
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory, mnist):
+    """A run on a folder of MNIST images in the layout such data comes in: train/<class>/ and
+    test/<class>/, the class folders named 0-9."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("mnist-folder")
+    for split, x, y in (("train", mnist.train_x[:600], mnist.train_y[:600]),
+                        ("test", mnist.test_x[:150], mnist.test_y[:150])):  # fmt: skip
+        for i, (image, label) in enumerate(zip(x, y, strict=True)):
+            where = folder / split / str(int(label))
+            where.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[0].numpy()).save(where / f"{i:04d}.png")
+    runs = tmp_path_factory.mktemp("folder-runs")
+    proc = run_here(
+        *("train", "--dataset", str(folder), "--epochs", "1", "--device", "cpu", "--quiet"),
+        *("--runs-dir", str(runs), "--run-name", "folder"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / "folder", folder
+
+
+def test_predict_scores_a_test_tree_as_eval_does(folder_run):
+    run, folder = folder_run
+    evaluated = run_here("eval", str(run), "--device", "cpu", "--no-save")
+    assert evaluated.returncode == 0, evaluated.stderr
+    expected = _percent(r"accuracy ([\d.]+)%", evaluated.stdout)
+    assert "test split: 150 samples" in evaluated.stdout
+
+    proc = run_here("predict", str(run), str(folder / "test"), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "no images" not in proc.stderr
+    said = _percent(r"accuracy ([\d.]+)% \(\d+ of 150 images in class folders", proc.stdout)
+    assert said == expected
+    assert proc.stdout.splitlines()[0].split()[:3] == ["file", "class", "true"]
+
+    as_json = run_here("predict", str(run), str(folder / "test"), "--json", "--device", "cpu")
+    answers = json.loads(as_json.stdout)
+    truths = [p["true_label"] for p in answers["predictions"]]
+    assert len(truths) == 150
+    assert truths == [p["source"].split("/")[-2] for p in answers["predictions"]]
+    assert round(100 * answers["accuracy"], 2) == expected and answers["scored"] == 150
+
+
+def test_predict_says_why_folders_that_are_not_classes_get_no_accuracy(folder_run):
+    run, folder = folder_run
+    proc = run_here("predict", str(run), str(folder), "--device", "cpu")  # train/ and test/
+    assert proc.returncode == 0, proc.stderr
+    assert sum(".png" in line for line in proc.stdout.splitlines()) == 750  # every image
+    assert "accuracy" not in proc.stdout
+    assert "note: no accuracy: the folder name(s) test, train are not classes" in proc.stderr

@@ -31,7 +31,13 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         help="a .pt file, a run directory (uses its best.pt), or a pretrained model by name "
         "(efficientnet-lite0: ImageNet's classes)",
     )
-    pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    pred.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders or globs; a folder's class folders (test/<class>/...) are "
+        "read too, and when they are named after the model's classes the accuracy is printed",
+    )
     pred.add_argument("--json", action="store_true", help="print the results as JSON")
     trust_flag(pred)
     pred.add_argument(
@@ -136,10 +142,8 @@ def _add_serve(sub) -> argparse.ArgumentParser:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from trainlab.inference import Predictor, picture_of
-    from trainlab.inference.inputs import expand_inputs
+    from trainlab.inference import Predictor
+    from trainlab.inference.inputs import find_inputs, known_truths
 
     predictor = Predictor(
         args.checkpoint,
@@ -149,63 +153,101 @@ def cmd_predict(args: argparse.Namespace) -> int:
         low_confidence=args.min_confidence,
         trust_code=args.trust_code,
     )
-    files, problems = expand_inputs(args.inputs)
-    results = predictor.predict(files, batch_size=args.batch_size) if files else []
+    found = find_inputs(args.inputs)
+    problems = found.problems
+    results = predictor.predict(found.files, batch_size=args.batch_size) if found.files else []
+    truths, note = known_truths(found, predictor.classes)
+    truths = truths or [None] * len(results)
     if args.preview:
-        from trainlab.fsutil import atomic_write
-
-        folder = Path(args.preview)
-        used: set[str] = set()
-        for r in results:
-            if r.preview is None:
-                continue
-            stem = Path(r.source).stem
-            name, i = f"{stem}.png", 1
-            while name in used:
-                i += 1
-                name = f"{stem}-{i}.png"
-            used.add(name)
-            image = picture_of(r.preview)
-            atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
-    failed = [r for r in results if not r.ok] + problems
+        _write_previews(results, args.preview)
     if args.json:
-        out(
-            json.dumps(
-                {
-                    "checkpoint": predictor.path,
-                    "predictions": [r.to_dict() for r in results],
-                    "errors": [{"source": s, "error": e} for s, e in problems],
-                    "low_confidence_below": args.min_confidence,
-                },
-                indent=2,
-            )
-        )
+        _print_json(predictor, results, truths, problems, args)
     else:
-        rows = [
-            [
-                r.source,
-                r.label,
-                f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
-                "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
-            ]
-            for r in results
-            if r.ok
-        ]
-        if rows:
-            shown = min(args.top_k, len(predictor.classes))  # the classes there are
-            table(["file", "class", "probability", f"top {shown}"], rows)
-        if any(r.low_confidence for r in results if r.ok):
-            out(f"? probability below {args.min_confidence}: look at these yourself")
-        if args.preview:
-            out(f"previews (what the model saw): {args.preview}")
+        _print_table(predictor, results, truths, args)
+    if note:
+        err(f"note: {note}")
     for r in results:
         if not r.ok:
             err(f"error: {r.error}")
     for source, problem in problems:
         err(f"error: {source}: {problem}")
+    failed = [r for r in results if not r.ok] + problems
     if failed:
         err(f"{len(failed)} of {len(results) + len(problems)} input(s) failed.")
     return 1 if failed else 0
+
+
+def _scored(results, truths) -> tuple[int, int]:
+    """(correct, scored): the answers for images whose true class is known."""
+    pairs = [(r.label, t) for r, t in zip(results, truths, strict=True) if r.ok and t is not None]
+    return sum(label == truth for label, truth in pairs), len(pairs)
+
+
+def _write_previews(results, where: str) -> None:
+    from pathlib import Path
+
+    from trainlab.fsutil import atomic_write
+    from trainlab.inference import picture_of
+
+    folder = Path(where)
+    used: set[str] = set()
+    for r in results:
+        if r.preview is None:
+            continue
+        stem = Path(r.source).stem
+        name, i = f"{stem}.png", 1
+        while name in used:
+            i += 1
+            name = f"{stem}-{i}.png"
+        used.add(name)
+        image = picture_of(r.preview)
+        atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
+
+
+def _print_json(predictor, results, truths, problems, args) -> None:
+    answers = [r.to_dict() for r in results]
+    for answer, truth in zip(answers, truths, strict=True):
+        if truth is not None:
+            answer["true_label"] = truth
+    correct, scored = _scored(results, truths)
+    summary = {"accuracy": correct / scored, "scored": scored} if scored else {}
+    document = {
+        "checkpoint": predictor.path,
+        "predictions": answers,
+        "errors": [{"source": s, "error": e} for s, e in problems],
+        "low_confidence_below": args.min_confidence,
+        **summary,
+    }
+    out(json.dumps(document, indent=2))
+
+
+def _print_table(predictor, results, truths, args) -> None:
+    labelled = any(t is not None for t in truths)
+    rows = [
+        [
+            r.source,
+            r.label,
+            *([t or ""] if labelled else []),
+            f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
+            "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
+        ]
+        for r, t in zip(results, truths, strict=True)
+        if r.ok
+    ]
+    shown = min(args.top_k, len(predictor.classes))
+    header = ["file", "class", *(["true"] if labelled else []), "probability", f"top {shown}"]
+    if rows:
+        table(header, rows)
+    if any(r.low_confidence for r in results if r.ok):
+        out(f"? probability below {args.min_confidence}: look at these yourself")
+    if args.preview:
+        out(f"previews (what the model saw): {args.preview}")
+    correct, scored = _scored(results, truths)
+    if scored:  # the figure `trainlab eval` gives on these images
+        out(
+            f"accuracy {100 * correct / scored:.2f}% ({correct} of {scored} images in class "
+            "folders named after the model's classes)"
+        )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -234,6 +276,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+
     from trainlab.serve import serve
 
     serve(
