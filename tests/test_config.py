@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from trainlab.cli import build_parser
+from trainlab.cli import subcommand_parser
 from trainlab.config import TrainConfig
 from trainlab.errors import ConfigError
 from trainlab.resolve import describe_changes, resolve_config
@@ -41,10 +41,7 @@ def test_roundtrip_through_dict():
 
 
 def test_cli_flags_are_in_step_with_the_config():
-    parser = build_parser()
-    train = next(
-        a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("train")
-    )
+    train = subcommand_parser("train")
     dests = {a.dest for a in train._actions}
     for f in dataclasses.fields(TrainConfig):
         if f.metadata.get("cli") is False:  # option tables: --model-arg / --data-arg

@@ -194,7 +194,8 @@ def test_loopback_by_default_and_a_warning_otherwise(default_run):
 
 def test_a_port_that_is_no_tcp_port_is_refused(default_run):
     proc = run_cli("serve", str(default_run), "--port", "99999")
-    assert proc.returncode != 0 and "--port 99999 is not a TCP port" in proc.stderr
+    assert proc.returncode != 0 and "argument --port: expected a whole number" in proc.stderr
+    assert "from 1 to 65535, got 99999" in proc.stderr
     assert "Traceback" not in proc.stderr and "serving" not in proc.stderr
 
 

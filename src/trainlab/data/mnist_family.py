@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainlab.data.idx import md5_of, parse_idx, read_bytes
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 from trainlab.fsutil import atomic_write_bytes, atomic_write_text
 
 SPLIT_FILES = (
@@ -274,6 +274,12 @@ def ensure_files(
     Returns:
         The four files, read and verified.
     """
+    bad = [s for s in sources if s not in SOURCES]
+    if bad or not sources:
+        raise ConfigError(
+            f"--source: unknown source(s) {', '.join(bad) or '(none)'}; "
+            f"choose from {', '.join(SOURCES)}"
+        )
     log = log or (lambda _line: None)
     found = local_files(name, root, verify) if "local" in sources else {}
     missing = [stem for stem in SPLIT_FILES if stem not in found]

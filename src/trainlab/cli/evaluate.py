@@ -1,0 +1,137 @@
+"""``trainlab eval | report | compare``: what a run scored, drawn and set beside others."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from trainlab.cli.common import err, int_in, out, table, trust_flag
+
+
+def add(sub) -> dict[str, argparse.ArgumentParser]:
+    ev = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, per-class P/R/F1, confusion")
+    ev.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    ev.add_argument(
+        "--split",
+        choices=["test", "val", "train"],
+        default="test",
+        help="which split to evaluate; val is the run's --val-split (default: test)",
+    )
+    trust_flag(ev)
+    ev.add_argument("--data-dir", help="data root, if not the one the run used")
+    ev.add_argument("--device", default="auto", help="device (default: auto)")
+    ev.add_argument(
+        "--batch-size",
+        type=int_in(1),
+        default=None,
+        help="evaluation batch size (default: the run's --eval-batch-size)",
+    )
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.add_argument(
+        "--all",
+        action="store_true",
+        help="use the whole split, not the run's --test-subset (if it had one)",
+    )
+    ev.add_argument(
+        "--no-save",
+        action="store_true",
+        help="do not write predictions.npz next to "
+        "the checkpoint (written by default, for `trainlab report`)",
+    )
+    rep = sub.add_parser(
+        "report",
+        help="curves, confusion matrix, mistakes and report.html for a run",
+        description="Write curves.png, confusion.png, mistakes.png and a "
+        "self-contained report.html into RUN_DIR, from its metrics.jsonl and "
+        "predictions.npz (the model is not run again).",
+    )
+    rep.add_argument("run_dir", help="a run directory made by `trainlab train`")
+    rep.add_argument(
+        "--top-k", type=int, default=16, help="how many confident mistakes to show (default: 16)"
+    )
+    rep.add_argument("--open", action="store_true", help="open report.html in the default browser")
+
+    cmp = sub.add_parser("compare", help="compare runs: differing settings, final metrics, curves")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    cmp.add_argument(
+        "--output",
+        default=None,
+        help="where to write the overlaid curves (default: compare.png in the folder that "
+        "holds the runs)",
+    )
+    cmp.add_argument("--json", action="store_true", help="print the table as JSON")
+    ev.set_defaults(func=cmd_eval)
+    rep.set_defaults(func=cmd_report)
+    cmp.set_defaults(func=cmd_compare)
+    return {"eval": ev, "report": rep, "compare": cmp}
+
+
+def format_eval(report) -> str:
+    lines = [
+        f"checkpoint {report.checkpoint}",
+        f"{report.split} split: {report.n} samples",
+        f"loss     {report.loss:.4f}",
+    ]
+    if report.accuracy is None:
+        return "\n".join(lines)
+    lines.append(f"accuracy {100 * report.accuracy:.2f}%")
+    width = max(8, *(len(c) for c in report.classes))
+    lines += ["", f"{'class':>{width}}  precision  recall     f1  support"]
+    pc = report.per_class
+    for i, name in enumerate(report.classes):
+        lines.append(
+            f"{name:>{width}}  {pc['precision'][i]:9.4f}  {pc['recall'][i]:6.4f}  "
+            f"{pc['f1'][i]:5.4f}  {pc['support'][i]:7d}"
+        )
+    cell = max(5, len(str(max(max(r) for r in report.confusion))) + 1)
+    lines += [
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        " " * width + "".join(f"{c[: cell - 1]:>{cell}}" for c in report.classes),
+    ]
+    for name, row in zip(report.classes, report.confusion, strict=True):
+        lines.append(f"{name:>{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from trainlab.workflow import evaluate_checkpoint
+
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        split=args.split,
+        data_dir=args.data_dir,
+        device=args.device,
+        batch_size=args.batch_size,
+        save_predictions=not args.no_save and args.split == "test",
+        whole_split=args.all,
+        trust_code=args.trust_code,
+    )
+    out(json.dumps(report.to_dict(), indent=2) if args.json else format_eval(report))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trainlab.report import make_report
+
+    paths = make_report(args.run_dir, top_k=args.top_k)
+    for name, path in paths.items():
+        out(f"{name:9} {path}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(paths["html"].resolve().as_uri()):
+            err("no browser available here; open the file above yourself")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.report import compare_runs
+
+    header, rows, png = compare_runs(args.run_dirs, args.output)
+    if args.json:
+        out(json.dumps({"header": header, "rows": rows, "curves": str(png)}, indent=2))
+        return 0
+    table(header, rows)
+    out(f"curves: {png}")
+    return 0

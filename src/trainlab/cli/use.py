@@ -1,0 +1,297 @@
+"""``trainlab predict | export | serve``: a trained model put to use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from trainlab.cli.common import err, float_in, int_in, out, table, trust_flag
+
+
+def add(sub) -> dict[str, argparse.ArgumentParser]:
+    """`trainlab predict`, `trainlab export`, `trainlab serve`."""
+    made = {"predict": _add_predict(sub), "export": _add_export(sub), "serve": _add_serve(sub)}
+    for name, handler in (("predict", cmd_predict), ("export", cmd_export), ("serve", cmd_serve)):
+        made[name].set_defaults(func=handler)
+    return made
+
+
+def _add_predict(sub) -> argparse.ArgumentParser:
+    pred = sub.add_parser(
+        "predict",
+        help="predict the class of your own images (files, folders, globs)",
+        description="Predict with a trained model. For the MNIST family each image is made "
+        "to look like an MNIST digit first (polarity from the border, ink cropped, fitted into "
+        "20×20, centred by its centre of mass in 28×28); --preview saves what the model saw. "
+        "Exit status 1 if any input could not be read.",
+    )
+    pred.add_argument(
+        "checkpoint",
+        help="a .pt file, a run directory (uses its best.pt), or a pretrained model by name "
+        "(efficientnet-lite0: ImageNet's classes)",
+    )
+    pred.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders or globs; a folder's class folders (test/<class>/...) are "
+        "read too, and when they are named after the model's classes the accuracy is printed",
+    )
+    pred.add_argument("--json", action="store_true", help="print the results as JSON")
+    trust_flag(pred)
+    pred.add_argument(
+        "--preview", metavar="DIR", help="save the image the model saw for each input"
+    )
+    pred.add_argument(
+        "--top-k", type=int_in(1), default=3, help="classes listed per image (default: 3)"
+    )
+    pred.add_argument(
+        "--min-confidence",
+        type=float_in(0, 1),
+        default=0.5,
+        help="flag predictions whose probability is below this (default: 0.5)",
+    )
+    pred.add_argument(
+        "--max-pixels",
+        type=int_in(1),
+        default=16_000_000,
+        help="refuse larger images before decoding them (default: 16000000)",
+    )
+    pred.add_argument(
+        "--batch-size", type=int_in(1), default=256, help="images per model call (default: 256)"
+    )
+    pred.add_argument("--device", default="auto", help="device (default: auto)")
+    return pred
+
+
+def _add_export(sub) -> argparse.ArgumentParser:
+    exp = sub.add_parser(
+        "export",
+        help="export a model to ONNX (default) or a torch.export program",
+        description="Write the model, its normalisation (and resize) included, as one file "
+        "that takes float32 images in [0, 1], N×C×H×W with a dynamic batch size, then check "
+        "it against the checkpoint on real test images.",
+    )
+    exp.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    exp.add_argument("--format", choices=["onnx", "pt2"], default="onnx", help="(default: onnx)")
+    exp.add_argument(
+        "--output", "-o", help="the file to write (default: beside the checkpoint, .onnx/.pt2)"
+    )
+    exp.add_argument(
+        "--no-verify", action="store_true", help="skip the parity check with ONNX Runtime"
+    )
+    exp.add_argument("--data-dir", help="data root for the parity check's test images")
+    exp.add_argument("--json", action="store_true", help="print the result as JSON")
+    trust_flag(exp)
+    return exp
+
+
+def _add_serve(sub) -> argparse.ArgumentParser:
+    from trainlab.data.kinds import KINDS
+
+    # what the page offers is each kind's to say (a drawing pad, an upload and the camera)
+    kinds = [kind for kind in KINDS.all().values() if kind.page is not None]
+    pages = "; ".join(f"for {kind.summary}, {kind.page.hint}" for kind in kinds)
+    srv = sub.add_parser(
+        "serve",
+        help="a page to try a model on your own inputs, and a JSON API",
+        description="Serve a page to try the model and a JSON API (/api/predict, "
+        "/api/predict/batch, /api/model, /api/health; schema at /openapi.json). The page "
+        f"depends on the data the model was trained on: {pages}. A model of another kind of "
+        "data has no page and is not served. Needs the [serve] extra. Ctrl-C stops it.",
+    )
+    srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    srv.add_argument("--port", type=int_in(1, 65535), default=8000, help="port (default: 8000)")
+    srv.add_argument(
+        "--quiet", action="store_true", help="no line per request (method, path, status, ms)"
+    )
+    trust_flag(srv)
+    srv.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on every API call (default: $TRAINLAB_API_KEY)",
+    )
+    srv.add_argument("--device", default="auto", help="device (default: auto)")
+    srv.add_argument(
+        "--max-body-mb",
+        type=float_in(0, above=True),
+        default=2.0,
+        help="largest request body in MB (default: 2)",
+    )
+    srv.add_argument(
+        "--max-pixels", type=int_in(1), default=16_000_000, help="largest image (default: 16000000)"
+    )
+    srv.add_argument(
+        "--max-batch", type=int_in(1), default=16, help="images per batch call (default: 16)"
+    )
+    srv.add_argument(
+        "--max-in-flight",
+        type=int_in(1),
+        default=4,
+        help="predictions at once; more wait --queue-wait-ms, then get 503 (default: 4)",
+    )
+    srv.add_argument(
+        "--queue-wait-ms",
+        type=int_in(0),
+        default=500,
+        help="how long a request may wait for a place before 503 (default: 500)",
+    )
+    return srv
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from trainlab.inference import Predictor
+    from trainlab.inference.inputs import find_inputs, known_truths
+
+    predictor = Predictor(
+        args.checkpoint,
+        device=args.device,
+        max_pixels=args.max_pixels,
+        top_k=args.top_k,
+        low_confidence=args.min_confidence,
+        trust_code=args.trust_code,
+    )
+    found = find_inputs(args.inputs)
+    problems = found.problems
+    results = predictor.predict(found.files, batch_size=args.batch_size) if found.files else []
+    truths, note = known_truths(found, predictor.classes)
+    truths = truths or [None] * len(results)
+    if args.preview:
+        _write_previews(results, args.preview)
+    if args.json:
+        _print_json(predictor, results, truths, problems, args)
+    else:
+        _print_table(predictor, results, truths, args)
+    if note:
+        err(f"note: {note}")
+    for r in results:
+        if not r.ok:
+            err(f"error: {r.error}")
+    for source, problem in problems:
+        err(f"error: {source}: {problem}")
+    failed = [r for r in results if not r.ok] + problems
+    if failed:
+        err(f"{len(failed)} of {len(results) + len(problems)} input(s) failed.")
+    return 1 if failed else 0
+
+
+def _scored(results, truths) -> tuple[int, int]:
+    """(correct, scored): the answers for images whose true class is known."""
+    pairs = [(r.label, t) for r, t in zip(results, truths, strict=True) if r.ok and t is not None]
+    return sum(label == truth for label, truth in pairs), len(pairs)
+
+
+def _write_previews(results, where: str) -> None:
+    from pathlib import Path
+
+    from trainlab.fsutil import atomic_write
+    from trainlab.inference import picture_of
+
+    folder = Path(where)
+    used: set[str] = set()
+    for r in results:
+        if r.preview is None:
+            continue
+        stem = Path(r.source).stem
+        name, i = f"{stem}.png", 1
+        while name in used:
+            i += 1
+            name = f"{stem}-{i}.png"
+        used.add(name)
+        image = picture_of(r.preview)
+        atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
+
+
+def _print_json(predictor, results, truths, problems, args) -> None:
+    answers = [r.to_dict() for r in results]
+    for answer, truth in zip(answers, truths, strict=True):
+        if truth is not None:
+            answer["true_label"] = truth
+    correct, scored = _scored(results, truths)
+    summary = {"accuracy": correct / scored, "scored": scored} if scored else {}
+    document = {
+        "checkpoint": predictor.path,
+        "predictions": answers,
+        "errors": [{"source": s, "error": e} for s, e in problems],
+        "low_confidence_below": args.min_confidence,
+        **summary,
+    }
+    out(json.dumps(document, indent=2))
+
+
+def _print_table(predictor, results, truths, args) -> None:
+    labelled = any(t is not None for t in truths)
+    rows = [
+        [
+            r.source,
+            r.label,
+            *([t or ""] if labelled else []),
+            f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
+            "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
+        ]
+        for r, t in zip(results, truths, strict=True)
+        if r.ok
+    ]
+    shown = min(args.top_k, len(predictor.classes))
+    header = ["file", "class", *(["true"] if labelled else []), "probability", f"top {shown}"]
+    if rows:
+        table(header, rows)
+    if any(r.low_confidence for r in results if r.ok):
+        out(f"? probability below {args.min_confidence}: look at these yourself")
+    if args.preview:
+        out(f"previews (what the model saw): {args.preview}")
+    correct, scored = _scored(results, truths)
+    if scored:  # the figure `trainlab eval` gives on these images
+        out(
+            f"accuracy {100 * correct / scored:.2f}% ({correct} of {scored} images in class "
+            "folders named after the model's classes)"
+        )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trainlab.inference.export import export_model
+
+    info = export_model(
+        args.checkpoint,
+        args.output,
+        format=args.format,
+        verify=not args.no_verify,
+        data_dir=args.data_dir,
+        trust_code=args.trust_code,
+    )
+    if args.json:
+        out(json.dumps(info, indent=2))
+        return 0
+    out(f"wrote {info['path']} ({info['format']}, {info['size_bytes'] / 1e6:.2f} MB)")
+    parity = info.get("parity")
+    if parity:
+        out(
+            f"checked on {parity['images']} {parity['inputs']}: max |logit diff| "
+            f"{parity['max_abs_logit_diff']:.2e}, same predictions: {parity['same_argmax']}"
+        )
+    out(f"input: {info['metadata']['input']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+
+    from trainlab.serve import serve
+
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("TRAINLAB_API_KEY") or None,
+        device=args.device,
+        max_body_bytes=int(args.max_body_mb * 1_000_000),
+        max_pixels=args.max_pixels,
+        max_batch=args.max_batch,
+        max_in_flight=args.max_in_flight,
+        queue_wait_s=args.queue_wait_ms / 1000,
+        log=err,
+        trust_code=args.trust_code,
+        quiet=args.quiet,
+    )
+    return 0
