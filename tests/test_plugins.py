@@ -88,6 +88,7 @@ def test_a_plugins_dataset_and_model_train_evaluate_and_predict(plugin_env, tmp_
     assert json.loads(proc.stdout)["predictions"][0]["label"] == "vertical"
 
 
+@pytest.mark.slow
 def test_the_registries_list_the_plugins(plugin_env):
     proc = run_cli("models", env=plugin_env)
     assert proc.returncode == 0 and "tinynet" in proc.stdout and "[plugin]" in proc.stdout

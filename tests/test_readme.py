@@ -37,6 +37,7 @@ def test_every_python_block_is_checked_here():
     assert all(_block(needle) for needle in checked)
 
 
+@pytest.mark.slow
 def test_the_python_tour_runs_as_written(tmp_path, mnist_root):
     proc = _run(_block('build_model("lenet-relu"'), tmp_path, mnist_root)
     assert proc.returncode == 0, proc.stderr

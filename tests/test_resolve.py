@@ -115,6 +115,7 @@ def test_an_option_added_in_one_place_reaches_the_model(tmp_path, mnist_root, ca
     assert "option 'act' must be one of relu, tanh" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_epoch_and_a_resume_says_it_is_finished(
     tmp_path, mnist_root, capsys
 ):

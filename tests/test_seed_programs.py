@@ -65,6 +65,7 @@ print('ours', d2l.evaluate_accuracy(net, test_iter))
 """
 
 
+@pytest.mark.slow
 def test_seed001_train_ch3_with_its_own_animator(tmp_path, env):
     out = run_program(seed("seed001_ch3.py") + CH3_DRIVER, tmp_path, env)
     seed_acc = float(re.search(r"seed ([\d.]+)", out).group(1))
@@ -93,6 +94,7 @@ d2l.train_ch6(lenet(), train_iter, test_iter, 2, 0.9, d2l.try_gpu())
 """
 
 
+@pytest.mark.slow
 def test_seed001_train_ch6_and_ours_without_the_hot_loop_print(tmp_path, env):
     out = run_program(seed("seed001_ch6.py") + CH6_DRIVER, tmp_path, env)
     seed_part, ours = out.split("=== trainlab.d2l.train_ch6")
@@ -134,6 +136,7 @@ torch.save(alexnet.state_dict(), "alexnet_weight.pth")
 """
 
 
+@pytest.mark.slow
 def test_seed000_alexnet_with_cached_weights(tmp_path, env):
     """The seed's definitions as written (pretrained=True through torchvision's cache), then its own
     train_model/test_model on 128 images: the full run is 5 epochs of 60,000 images at 96×96."""

@@ -24,6 +24,7 @@ def fresh_model(data, name="cnn", seed=0, **options):
     return build_model(name, data, **options)
 
 
+@pytest.mark.slow
 def test_cnn_learns_on_a_small_subset(tmp_path, mnist_small):
     result = Trainer(small_cfg(tmp_path, epochs=3, lr=0.1)).fit(
         fresh_model(mnist_small), mnist_small
@@ -137,6 +138,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path, mnist_small):
     assert resumed.final["train_loss"] == pytest.approx(straight.final["train_loss"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, mnist_small):
     cfg = small_cfg(tmp_path, epochs=1, model="mlp", schedule="constant")
     first = Trainer(cfg).fit(fresh_model(mnist_small, "mlp"), mnist_small)

@@ -48,6 +48,7 @@ def test_eval_scores_the_runs_own_images(api_run, mnist_root):
     assert report["accuracy"] == api_run.final["test_acc"]
 
 
+@pytest.mark.slow
 def test_the_python_api_run_resumes_from_the_cli_and_from_python(api_run, mnist_root, mnist):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     proc = run_here("train", "--resume", str(api_run.run_dir), "--epochs", "2", "--json", env=env)
@@ -62,6 +63,7 @@ def test_the_python_api_run_resumes_from_the_cli_and_from_python(api_run, mnist_
     assert load_checkpoint(result.last_path)["config"]["subset"] == 5000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
     [
@@ -117,6 +119,7 @@ def test_an_unusable_device_fails_before_any_data_is_fetched(tmp_path):
     assert "fetch" not in proc.stderr.lower() and "download" not in proc.stderr.lower()
 
 
+@pytest.mark.slow
 def test_eval_scores_the_validation_split(tmp_path, mnist_root, capsys):
     from trainlab.cli import main
 
@@ -142,6 +145,7 @@ def test_eval_scores_the_validation_split(tmp_path, mnist_root, capsys):
     assert "no validation split" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_says_what_it_compared_when_the_data_is_gone(tmp_path, mnist, capsys):
     """A run on a Dataset built in Python cannot load its data again: the parity check runs on
     random inputs and says so, and the metadata claims nothing about the images' polarity."""

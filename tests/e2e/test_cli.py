@@ -67,6 +67,7 @@ def test_train_writes_a_complete_run(trained_run):
     }
 
 
+@pytest.mark.slow
 def test_seed_recipe_command_reports_accuracy(tmp_path, env):
     proc = run_cli(
         "train",
@@ -298,6 +299,7 @@ def test_resume_with_more_epochs_equals_an_uninterrupted_run(tmp_path, env):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, env):
     cmd = [
         sys.executable,

@@ -3,6 +3,7 @@ frozen network, and the run says which it did."""
 
 import tomllib
 
+import pytest
 import torch
 
 from trainlab.config import TrainConfig
@@ -30,6 +31,7 @@ def _fit(tmp_path, mnist_root, name, **settings):
     return result, lines
 
 
+@pytest.mark.slow
 def test_the_head_from_cached_features_equals_the_head_through_the_frozen_network(
     tmp_path, mnist_root
 ):

@@ -52,6 +52,7 @@ print(torch.allclose(compiled(x), model(x)), compiled(x).shape == (5, 2))
 """
 
 
+@pytest.mark.slow
 def test_compile_is_still_there_when_asked_for():
     """The guard is about the default path only: a model still compiles (and gives the same
     outputs) in a process that uses trainlab's optimizer."""

@@ -131,6 +131,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, mnist_root, kills):
     )
 
 
+@pytest.mark.slow
 def test_disk_full_keeps_the_previous_checkpoint(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     args = [*SMALL, "--model", "mlp", "--hidden", "1024", "1024", "--runs-dir", str(tmp_path)]

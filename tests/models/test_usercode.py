@@ -88,6 +88,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_without_trust_code_nothing_is_imported(user_run, tmp_path):
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28)).save(image)
@@ -109,6 +110,7 @@ def test_without_trust_code_nothing_is_imported(user_run, tmp_path):
         assert not result["canary"] and not result["imported"], name
 
 
+@pytest.mark.slow
 def test_with_trust_code_it_evaluates_predicts_and_exports(user_run, mnist_root):
     from trainlab.cli import main
     from trainlab.inference.export import run_exported
@@ -153,6 +155,7 @@ def test_with_trust_code_it_serves(user_run, mnist):
         server.stop()
 
 
+@pytest.mark.slow
 def test_with_trust_code_it_resumes_and_an_edit_is_reported(user_run, tmp_path):
     run = tmp_path / "mine"
     shutil.copytree(user_run["run"], run)
@@ -179,6 +182,7 @@ def test_with_trust_code_it_resumes_and_an_edit_is_reported(user_run, tmp_path):
         source.write_text(original)
 
 
+@pytest.mark.slow
 def test_an_unknown_option_gets_a_did_you_mean(user_run):
     proc = run_cli(
         "train",
@@ -193,6 +197,7 @@ def test_an_unknown_option_gets_a_did_you_mean(user_run):
     assert_clean_error(proc, "has no 'Missing'")
 
 
+@pytest.mark.slow
 def test_a_class_defined_in_a_script_says_how_to_make_it_loadable(tmp_path, mnist_root):
     script = tmp_path / "script.py"
     script.write_text(

@@ -13,6 +13,7 @@ import sys
 import ipykernel  # noqa: F401
 import nbclient
 import nbformat
+import pytest
 
 FIT = """
 import torch
@@ -75,6 +76,7 @@ def text(cell) -> str:
     return "".join(out.get("text", "") for out in cell.outputs if out["output_type"] == "stream")
 
 
+@pytest.mark.slow
 def test_live_plot_updates_one_figure_in_a_notebook(tmp_path, mnist_root):
     fit, animator = run_notebook(
         FIT.format(root=str(mnist_root), runs=str(tmp_path / "runs")),

@@ -165,6 +165,7 @@ def test_tensorboard_scalars_match_metrics(runs):
     assert (root / "a" / "tb" / "hparams").is_dir()
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_control_characters(tmp_path, mnist_root):
     proc = run_cli(
         "train",
@@ -194,6 +195,7 @@ def test_piped_output_has_no_control_characters(tmp_path, mnist_root):
     assert quiet.stderr == "" and quiet.stdout.startswith("test accuracy")
 
 
+@pytest.mark.slow
 def test_terminal_gets_a_progress_bar(tmp_path, mnist_root):
     """On a real pseudo-terminal: a redrawn bar with images/s and an ETA, then the epoch line."""
     import fcntl
@@ -228,6 +230,7 @@ def test_terminal_gets_a_progress_bar(tmp_path, mnist_root):
     assert "img/s" in text and "epoch 1/1  train loss" in text
 
 
+@pytest.mark.slow
 def test_a_terminal_of_zero_columns_still_gets_progress(tmp_path, mnist_root):
     """Some pseudo-terminals (``script -qc``, some CI runners) report a 0×0 size."""
     import fcntl

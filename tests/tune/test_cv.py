@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import tomllib
 
+import pytest
+
 from helpers import assert_clean_error, run_here
 
 
+@pytest.mark.slow
 def test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     flags = ["--model", "mlp", "--subset", "900", "--test-subset", "200", "--device", "cpu"]

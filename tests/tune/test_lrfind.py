@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 
+import pytest
 from PIL import Image
 
 from helpers import assert_clean_error, run_here
@@ -13,6 +14,7 @@ from helpers import assert_clean_error, run_here
 DATA = ["--subset", "10000", "--test-subset", "1000", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_lr_find_suggests_a_rate_that_trains_well_and_leaves_no_weights(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     proc = run_here("lr-find", *DATA, "--json", env=env, cwd=tmp_path)
@@ -36,6 +38,7 @@ def test_lr_find_suggests_a_rate_that_trains_well_and_leaves_no_weights(tmp_path
     assert 0.1 / 3 <= found["suggested_lr"] <= 0.3
 
 
+@pytest.mark.slow
 def test_lr_auto_runs_the_range_test_first_and_records_the_value(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     proc = run_here(
@@ -51,6 +54,7 @@ def test_lr_auto_runs_the_range_test_first_and_records_the_value(tmp_path, mnist
     assert bad.returncode == 2 and "a number (e.g. 0.1) or auto" in bad.stderr
 
 
+@pytest.mark.slow
 def test_lr_find_takes_its_range_steps_and_output(tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     out = tmp_path / "curve.png"

@@ -46,6 +46,7 @@ def space(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_four_workers_claiming_at_once_take_exactly_the_trials_asked_for(space, tmp_path):
     sweeps, trials = tmp_path / "sweeps", 12
     sweep = prepare(space, {}, trials=trials, sweeps_dir=sweeps)

@@ -39,6 +39,7 @@ def space(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     sweeps = tmp_path / "sweeps"
@@ -92,6 +93,7 @@ def test_six_trials_on_two_workers_one_sqlite_file(space, tmp_path, mnist_root):
     assert len(_trials(directory, "space")) == 6
 
 
+@pytest.mark.slow
 def test_a_trial_that_ran_all_its_epochs_completes_and_its_parameters_read_well(
     tmp_path, mnist_root
 ):
@@ -179,6 +181,7 @@ def test_a_killed_worker_leaves_no_trial_running_and_the_rerun_completes(tmp_pat
     assert record["state"] == "failed" and "heartbeats" in record["reason"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_fails_the_running_trial_uncounted_and_queues_its_parameters(tmp_path, mnist_root):
     """Ctrl-C stops the running trial's run mid-way: the trial is failed, not complete (its
     figure would be an unfinished run's) and not counted, and its parameters wait for the next
@@ -300,6 +303,7 @@ def test_two_processes_share_one_study_on_a_real_postgresql(space, tmp_path, mni
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_timeout_stops_claiming_and_says_how_to_continue(space, tmp_path, mnist_root):
     env = {"TRAINLAB_DATA": str(mnist_root)}
     sweeps = tmp_path / "sweeps"
@@ -314,6 +318,7 @@ def test_timeout_stops_claiming_and_says_how_to_continue(space, tmp_path, mnist_
     assert 1 <= len(trials) < 50 and all(t.state.name != "RUNNING" for t in trials)
 
 
+@pytest.mark.slow
 def test_the_halving_pruner_stops_worse_trials_at_its_first_rung(tmp_path, mnist_root):
     """``--pruner halving`` (Optuna's successive halving): once a first trial has set the rungs,
     a trial goes on past its first rung (epoch 2 of 3 here) only if it is among the best that
