@@ -60,11 +60,14 @@ def test_config_toml_records_config_and_environment(tmp_path, mnist_small):
     assert written["run"]["best_checkpoint_chosen_on"].startswith("the last epoch")
     # what auto became here is recorded next to amp = "auto"
     assert written["config"]["amp"] == "auto"
-    assert written["resolved"] == {
+    resolved = written["resolved"]
+    assert {k: resolved[k] for k in ("precision", "device")} == {
         "precision": "float32",  # a conv-free mlp on the CPU: float32 everywhere
         "device": "cpu",
-        "threads": torch.get_num_threads(),
     }
+    assert 1 <= resolved["threads"] <= torch.get_num_threads()  # the free cores' share
+    # and how the threads were chosen, how idle ones wait: tests/engine/test_threads.py
+    assert set(resolved) == {"precision", "device", "threads", "threads_chosen", "omp_wait_policy"}
     assert load_checkpoint(result.best_path)["resolved"] == written["resolved"]
 
 

@@ -181,10 +181,12 @@ class Trainer:
             if not (run.dist.active and is_backend_failure(e)):
                 raise
             raise DistributedError(f"{peer_failure(e)} {kept_message(position)}") from None
-        finally:  # this fit's own callbacks and config only: a later fit() starts afresh
+        finally:  # this fit's own callbacks, config and threads only: a later fit() starts afresh
             for callback in added:
                 self.callbacks.remove(callback)
             self.config = self._own_config
+            if run.threads is not None:
+                run.threads.finish()
 
     def _config_callbacks(self, run: Run, live_plot: bool) -> list[Callback]:
         from trainlab.report.console import ConsoleLogger
@@ -260,6 +262,10 @@ class Trainer:
                     # the first epoch of this fit waited for the features: its cost says so
                     row["feature_seconds"] = round(run.features.seconds, 3)
                     row["seconds"] = round(row["seconds"] + run.features.seconds, 3)
+                if run.threads is not None:  # a neighbour came or went: its share, no more
+                    changed = run.threads.recheck()
+                    if changed is not None:
+                        row["threads_next"] = changed  # the count the next epoch runs on
                 history.append(row)
                 improved = best.update(row)
                 self._emit("on_epoch_end", row)
