@@ -26,6 +26,7 @@ from torch import nn
 
 from trainlab.config import TrainConfig
 from trainlab.data import Dataset, load_dataset
+from trainlab.engine import denormals
 from trainlab.engine.allocator import keep_freed_memory
 from trainlab.engine.checkpoint import BestCheckpoint, best_checkpoint, load_weights
 from trainlab.engine.device import resolve_device
@@ -231,7 +232,11 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     if features is not None and log is not None:
         log(features.line())
     description = describe_run(cfg, model, data, setup.transform)
-    description["resolved"] = {**resolved_record(setup), **started.threads_record}
+    description["resolved"] = {
+        **resolved_record(setup),
+        **started.threads_record,
+        "flush_denormal": denormals.record(setup.device),
+    }
     augment = setup.train.transform.augment if setup.train.transform else None
     if augment is not None:  # what --augment chose for this data
         description["data"]["augment"] = augment.describe()

@@ -30,6 +30,7 @@ from trainlab import runs
 from trainlab.build import Run, build, cut_data, say, start
 from trainlab.config import TrainConfig
 from trainlab.data.dataset import Dataset
+from trainlab.engine import denormals
 from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.device import resolve_device
@@ -252,7 +253,7 @@ class Trainer:
         result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
         result.config = cfg
         self._emit("on_fit_start", start_info(run, position, self.changes))
-        with StopFlag(dist.launched) as stop:
+        with StopFlag(dist.launched) as stop, denormals.flushed(setup.device):
             for epoch in range(position.epoch, cfg.epochs):
                 row = self._train_epoch(run, position, epoch, stop)
                 if row is None:
@@ -266,6 +267,8 @@ class Trainer:
                     changed = run.threads.recheck()
                     if changed is not None:
                         row["threads_next"] = changed  # the count the next epoch runs on
+                        if setup.device.type == "cpu":
+                            denormals.set_flush(True)  # new threads too
                 history.append(row)
                 improved = best.update(row)
                 self._emit("on_epoch_end", row)
