@@ -53,10 +53,11 @@ def make_folder(root: Path, data_root: str, train: int, test: int) -> Path:
 
 def one_epoch(src: Path, args: list[str], runs: Path, hog: bool) -> dict:
     """One `trainlab train --epochs 1` process with ``src`` first on the path; its epoch."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
-    }
+    from trainlab.engine.threads import environment_as_given
+
+    # as a user would start it: without the wait policy this process's `import trainlab` set
+    env = environment_as_given()
+    env["PYTHONPATH"] = os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])
     load = os.getloadavg()[0]
     neighbour = subprocess.Popen(HOG) if hog else None
     try:

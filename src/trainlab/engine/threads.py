@@ -54,6 +54,13 @@ def sleep_when_idle(environ: Any = os.environ) -> str:
     return _wait_policy
 
 
+def environment_as_given() -> dict[str, str]:
+    """This process's environment without what ``import trainlab`` added: for child processes
+    that should run as the user would have run them (a benchmark's peers, a baseline)."""
+    added = _wait_policy.startswith("PASSIVE (set by trainlab")
+    return {k: v for k, v in os.environ.items() if not (added and k == "OMP_WAIT_POLICY")}
+
+
 def wait_policy() -> str:
     """How idle OpenMP threads wait in this process, for the run's record."""
     return _wait_policy
