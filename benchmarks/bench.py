@@ -313,6 +313,15 @@ def bench_transfer(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* s
     return result
 
 
+def bench_busy(repeats: int, root: str) -> dict:
+    """One epoch of the default run and of a folder run, idle and beside one CPU hog
+    (benchmarks/busy.py): a busy neighbour should cost about its share (hog / idle <= 1.6)."""
+    import busy
+
+    subset = int(os.environ.get("TRAINLAB_BENCH_BUSY_SUBSET", "0"))
+    return busy.measure(root, repeats, subset)
+
+
 BENCHES = {
     "time-to-99": bench_time_to_99,
     "seed-mlp": bench_seed_mlp,
@@ -326,6 +335,7 @@ BENCHES = {
     "default-seeds": bench_default_seeds,
     "folder": bench_folder,
     "transfer": bench_transfer,
+    "busy": bench_busy,
 }
 DEFAULT = [
     "time-to-99",
@@ -339,6 +349,7 @@ DEFAULT = [
     "distributed",
     "folder",
     "transfer",
+    "busy",
 ]
 
 
@@ -542,6 +553,14 @@ def render_table(r: dict) -> str:
             "| the feature cache: slowest later epoch / first epoch (frozen backbone) | "
             f"{t['later_epoch_fraction_of_first']:.5f} | | | <= 0.05 |"
         )
+    if "busy" in r:
+        for workload in ("default", "folder"):
+            b = r["busy"][f"this/{workload}"]
+            lines.append(
+                f"| {workload} run, one epoch beside one CPU hog / idle | "
+                f"{b['hog_seconds']:.2f} s / {b['idle_seconds']:.2f} s | | "
+                f"{b['hog_over_idle']:.2f}x | <= 1.6x |"
+            )
     if "accuracy" in r:
         a = r["accuracy"]
         lines.append(

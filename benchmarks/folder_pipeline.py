@@ -105,9 +105,10 @@ PEER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_"
 
 def imagefolder_epochs(folder: Path, epochs: int = 3, tuned: bool = False) -> dict:
     """The peer in a fresh process: its per-epoch seconds."""
-    import os
 
-    env = {**os.environ, "TRAINLAB_MALLOC": "system", **(PEER_MALLOC if tuned else {})}
+    from trainlab.engine.threads import environment_as_given  # the user's, not trainlab's
+
+    env = {**environment_as_given(), "TRAINLAB_MALLOC": "system", **(PEER_MALLOC if tuned else {})}
     if not tuned:
         for name in PEER_MALLOC:
             env.pop(name, None)

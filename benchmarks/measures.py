@@ -15,11 +15,19 @@ HERE = Path(__file__).resolve().parent
 TRAINLAB = [sys.executable, "-m", "trainlab"]
 
 
+def _given() -> dict[str, str]:
+    """The environment as the user gave it: peers run as they would without trainlab (whose
+    import makes idle OpenMP threads sleep in its own process and its children)."""
+    from trainlab.engine.threads import environment_as_given
+
+    return environment_as_given()
+
+
 def run_with_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, str, int]:
     """Like launch, but measures the child's own peak RSS through os.wait4."""
     started = time.time()
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **env}
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**_given(), **env}
     )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -74,7 +82,7 @@ def peer_lines(name: str, data_root: str, *args: int) -> tuple[float, list[dict]
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "TRAINLAB_DATA": data_root},
+            env={**_given(), "TRAINLAB_DATA": data_root},
             cwd=cwd,
         )
     if proc.returncode != 0:
@@ -356,7 +364,7 @@ def predict_fixture(root: str, tmp: Path) -> tuple[Path, Path]:
 
     from trainlab.data import load_dataset
 
-    env = {**os.environ, "TRAINLAB_DATA": root}
+    env = {**_given(), "TRAINLAB_DATA": root}
     subprocess.run(
         [sys.executable, "-m", "trainlab", "train", "--subset", "10000", "--epochs", "1"]
         + ["--runs-dir", str(tmp), "--run-name", "model", "--quiet"],
@@ -500,7 +508,7 @@ def distributed_epoch(data_root: str, processes: int, threads: int, subset: int 
     (on CUDA: one GPU per process). The global batch is the default 128 either way."""
     import torch
 
-    env = {**os.environ, "TRAINLAB_DATA": data_root, "OMP_NUM_THREADS": str(threads)}
+    env = {**_given(), "TRAINLAB_DATA": data_root, "OMP_NUM_THREADS": str(threads)}
     args = ["train", "--epochs", "1", "--subset", str(subset), "--test-subset", "2000"]
     with tempfile.TemporaryDirectory() as runs:
         args += ["--runs-dir", runs, "--run-name", "r", "--quiet"]

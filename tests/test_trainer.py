@@ -63,11 +63,16 @@ def test_config_toml_records_config_and_environment(tmp_path, mnist_small):
     assert written["config"]["amp"] == "auto"
     from trainlab.engine.device import cpu_has_native_bf16
 
-    assert written["resolved"] == {
+    resolved = written["resolved"]
+    assert {k: resolved[k] for k in ("precision", "device")} == {
         # the cnn under auto: bf16 where the CPU has it natively (AVX512-BF16, AMX), else float32
         "precision": "bf16" if cpu_has_native_bf16() else "float32",
         "device": "cpu",
-        "threads": torch.get_num_threads(),
+    }
+    assert 1 <= resolved["threads"] <= torch.get_num_threads()  # the free cores' share
+    # and how the threads were chosen, how idle ones wait: tests/engine/test_threads.py
+    assert set(resolved) == {
+        *("precision", "device", "threads", "threads_chosen", "omp_wait_policy", "flush_denormal")
     }
     assert load_checkpoint(result.best_path)["resolved"] == written["resolved"]
 

@@ -16,6 +16,7 @@ too (``resolve.refuse_owned_changes``). The Trainer then restores the run's stat
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from torch import nn
 
 from trainlab.config import TrainConfig
 from trainlab.data import Dataset, load_dataset
+from trainlab.engine import denormals
 from trainlab.engine.allocator import keep_freed_memory
 from trainlab.engine.checkpoint import BestCheckpoint, best_checkpoint, load_weights
 from trainlab.engine.device import resolve_device
@@ -32,6 +34,7 @@ from trainlab.engine.distributed import Dist
 from trainlab.engine.features import FeatureCache, try_cache
 from trainlab.engine.probe import probe
 from trainlab.engine.setup import RunSetup, amp_warning, input_transform, loss_kind, setup_run
+from trainlab.engine.threads import ThreadChooser
 from trainlab.logs import say, warn
 from trainlab.resolve import Plan, check_resumable, plan_run, settings_of
 from trainlab.runs import describe_run, find_launched_run, run_config
@@ -45,6 +48,8 @@ class Started:
     plan: Plan
     dist: Dist
     log: Any = say  # where this process says what it does (None: quiet)
+    threads: ThreadChooser | None = None  # the CPU threads chosen at the start, rechecked
+    threads_record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> TrainConfig:
@@ -67,7 +72,10 @@ def start(plan: Plan, log: Any = say) -> Started:
         if found is not None:
             plan = plan_run(settings_of(plan.config), resume=found, source=str(found))
     plan.fit_processes(dist.world, log if dist.main else None)
-    return Started(plan, dist, log if dist.main else None)
+    # the cores other processes leave free, before the first batch (see engine/threads.py)
+    threads = ThreadChooser(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    record = threads.start()
+    return Started(plan, dist, log if dist.main else None, threads, record)
 
 
 def restarted_run(runs_dir: str | Path, dist: Dist, log: Any) -> Path | None:
@@ -179,6 +187,7 @@ class Run:
     features: FeatureCache | None
     description: dict[str, Any]  # config.toml's and every checkpoint's account of the run
     notes: dict[str, str] = field(default_factory=dict)
+    threads: ThreadChooser | None = None  # rechecked between epochs
 
     @property
     def checkpoint(self) -> dict[str, Any] | None:
@@ -217,7 +226,11 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     if features is not None and log is not None:
         log(features.line())
     description = describe_run(cfg, model, data, setup.transform)
-    description["resolved"] = resolved_record(setup)
+    description["resolved"] = {
+        **resolved_record(setup),
+        **started.threads_record,
+        "flush_denormal": denormals.record(setup.device),
+    }
     augment = setup.train.transform.augment if setup.train.transform else None
     if augment is not None:  # what --augment chose for this data
         description["data"]["augment"] = augment.describe()
@@ -235,12 +248,15 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
             "run_id": dist.run_id,
             "restart": dist.restart,
         }
-    return Run(cfg, plan, dist, model, data, setup, best, features, description, notes)
+    return Run(
+        cfg, plan, dist, model, data, setup, best, features, description, notes, started.threads
+    )
 
 
 def resolved_record(setup: RunSetup) -> dict[str, Any]:
     """What ``auto`` became on this machine: the precision the steps ran in, the device type
-    and the thread count. Eval, predict and serve score in the recorded precision."""
+    and the thread count (``start`` adds how it was chosen). Eval, predict and serve score in
+    the recorded precision."""
     return {
         "precision": "bf16" if setup.amp_dtype == torch.bfloat16 else "float32",
         "device": setup.device.type,

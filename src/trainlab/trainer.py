@@ -30,6 +30,7 @@ from trainlab import runs
 from trainlab.build import Run, build, cut_data, say, start
 from trainlab.config import TrainConfig
 from trainlab.data.dataset import Dataset
+from trainlab.engine import denormals
 from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.device import resolve_device
@@ -194,10 +195,12 @@ class Trainer:
             if not (run.dist.active and is_backend_failure(e)):
                 raise
             raise DistributedError(f"{peer_failure(e)} {kept_message(position)}") from None
-        finally:  # this fit's own callbacks and config only: a later fit() starts afresh
+        finally:  # this fit's own callbacks, config and threads only: a later fit() starts afresh
             for callback in added:
                 self.callbacks.remove(callback)
             self.config = self._own_config
+            if run.threads is not None:
+                run.threads.finish()
 
     def _config_callbacks(self, run: Run, live_plot: bool) -> list[Callback]:
         from trainlab.report.console import ConsoleLogger
@@ -263,7 +266,7 @@ class Trainer:
         result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
         result.config = cfg
         self._emit("on_fit_start", start_info(run, position, self.changes))
-        with StopFlag(dist.launched) as stop:
+        with StopFlag(dist.launched) as stop, denormals.flushed(setup.device):
             for epoch in range(position.epoch, cfg.epochs):
                 row = self._train_epoch(run, position, epoch, stop)
                 if row is None:
@@ -273,6 +276,12 @@ class Trainer:
                     # the first epoch of this fit waited for the features: its cost says so
                     row["feature_seconds"] = round(run.features.seconds, 3)
                     row["seconds"] = round(row["seconds"] + run.features.seconds, 3)
+                if run.threads is not None:  # a neighbour came or went: its share, no more
+                    changed = run.threads.recheck()
+                    if changed is not None:
+                        row["threads_next"] = changed  # the count the next epoch runs on
+                        if setup.device.type == "cpu":
+                            denormals.set_flush(True)  # new threads too
                 history.append(row)
                 improved = best.update(row)
                 self._emit("on_epoch_end", row)

@@ -21,3 +21,25 @@ def test_step_cosine_constant():
     cos = TrainConfig(epochs=1, lr=1.0, schedule="cosine")
     assert lr_at(cos, 0, 100) == 1.0 and lr_at(cos, 50, 100) == pytest.approx(0.5)
     assert lr_at(TrainConfig(schedule="constant", lr=0.3), 77, 10) == 0.3
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_steps_as_one_fused_kernel_on_the_cpu_and_learns(name):
+    import torch
+
+    from trainlab.engine.optim import build_optimizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    optimizer = build_optimizer(model, TrainConfig(optimizer=name, lr=0.01))
+    assert all(group["fused"] for group in optimizer.param_groups)
+    x = torch.randn(256, 8)
+    y = x.sum(1, keepdim=True)
+    first = None
+    for _ in range(200):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < first / 10

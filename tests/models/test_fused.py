@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -179,7 +180,18 @@ def test_the_kernel_is_built_once_into_the_cache_whole(tmp_path):
 
 def test_runs_record_the_kernel_and_train_alike_without_it(tmp_path, mnist_root):
     """The same run with the kernel, with TRAINLAB_FUSED=0, and with no C compiler: each
-    records what it ran, and they learn the same to float rounding."""
+    records what it ran, and they learn alike.
+
+    The two kernels round differently, so after a few steps the runs are two different runs
+    of one recipe, not one run twice; their test accuracies differ as two runs' do. The bound
+    is a statement about that: each accuracy is a mean over n = 500 test images with standard
+    error sqrt(p(1 - p) / n), and the difference of two, sqrt(2 p(1 - p) / n) at most (the
+    shared test images only make it smaller). Runs that learn alike differ by more than 3 of
+    those about 3 times in 1000; a kernel that computes the wrong thing loses far more. One
+    epoch of batches of 16 (125 steps) over the 2,000 images converges to about 96%, where
+    the bound is about 0.037 (at 87%, one epoch of batches of 64, it was 0.064).
+    """
+    n_test = 500
     results = {}
     for label, env in (
         ("fused", {}),
@@ -187,7 +199,8 @@ def test_runs_record_the_kernel_and_train_alike_without_it(tmp_path, mnist_root)
         ("no compiler", {"CC": "no-such-cc", "XDG_CACHE_HOME": str(tmp_path / "cache")}),
     ):
         proc = run_cli(
-            "train", "--subset", "2000", "--test-subset", "500", "--epochs", "1",
+            "train", "--subset", "2000", "--batch-size", "16", "--test-subset", str(n_test),
+            "--epochs", "1",
             "--data-dir", str(mnist_root), "--runs-dir", str(tmp_path / label), "--json",
             "--device", "cpu", "--seed", "1", env=env, timeout=1800,
         )  # fmt: skip
@@ -200,7 +213,10 @@ def test_runs_record_the_kernel_and_train_alike_without_it(tmp_path, mnist_root)
     assert results["no compiler"][0].startswith("off: no C compiler")
     accuracy = {k: v[1]["final"]["test_acc"] for k, v in results.items()}
     assert accuracy["off"] == accuracy["no compiler"]  # both PyTorch's kernels
-    assert abs(accuracy["fused"] - accuracy["off"]) <= 0.02, accuracy
+    assert accuracy["off"] >= 0.9, accuracy  # it learnt: the bound below is a tight one
+    p = (accuracy["fused"] + accuracy["off"]) / 2
+    bound = 3 * math.sqrt(2 * p * (1 - p) / n_test)
+    assert abs(accuracy["fused"] - accuracy["off"]) <= bound, (accuracy, bound)
 
 
 def test_other_cpus_are_left_to_pytorchs_kernels(monkeypatch):
