@@ -134,7 +134,7 @@ def runner(tmp_path_factory, mnist_root):
         cfg = resolve_config(given).config
         stream, probe = io.StringIO(), Probe()
         logger = ConsoleLogger(cfg.log_every, stream=stream, bar=False)
-        result = train(cfg, callbacks=[logger, probe], log=lambda _line: None)
+        result = train(cfg, callbacks=[logger, probe])
         record = tomllib.loads((result.run_dir / "config.toml").read_text())
         outcome = Outcome(
             cfg, result, record, load_checkpoint(result.last_path), probe, stream.getvalue()

@@ -136,9 +136,7 @@ def test_cached_imagenet_weights_load_and_the_head_is_replaced(tmp_path, monkeyp
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     state = _cache_weights(tmp_path / "torch")
-    model = build_configured_model(
-        TrainConfig(model="alexnet", pretrained=True), mnist_small, log=lambda _: None
-    )
+    model = build_configured_model(TrainConfig(model="alexnet", pretrained=True), mnist_small)
     assert torch.equal(model.features[0].weight, state["features.0.weight"])
     assert torch.equal(model.features[10].bias, state["features.10.bias"])
     assert model.classifier[-1].out_features == 10
@@ -146,7 +144,6 @@ def test_cached_imagenet_weights_load_and_the_head_is_replaced(tmp_path, monkeyp
     frozen = build_configured_model(
         TrainConfig(model="alexnet", pretrained=True, freeze_features=True),
         mnist_small,
-        log=lambda _: None,
     )
     assert not any(p.requires_grad for p in frozen.features.parameters())
     assert all(p.requires_grad for p in frozen.classifier.parameters())
@@ -158,9 +155,7 @@ def test_weights_flag_loads_a_local_file(tmp_path, env, mnist_small):
 
     state = _cache_weights(tmp_path / "elsewhere")
     local = tmp_path / "elsewhere" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
-    model = build_configured_model(
-        TrainConfig(model="alexnet", weights=str(local)), mnist_small, log=lambda _: None
-    )
+    model = build_configured_model(TrainConfig(model="alexnet", weights=str(local)), mnist_small)
     assert torch.equal(model.features[0].weight, state["features.0.weight"])
     torch.save({"something": torch.zeros(3)}, tmp_path / "unrelated.pt")
     proc = run_here(

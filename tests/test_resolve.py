@@ -4,6 +4,7 @@ added in one place, early stopping ends and records a run, and fits do not share
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tomllib
 from typing import Annotated
@@ -169,7 +170,7 @@ def test_a_second_fit_does_not_inherit_the_first(tmp_path, mnist):
     assert trainer.config.model == "cnn" and trainer.config.subset == 0  # its own settings again
 
 
-def test_under_torchrun_a_default_batch_is_rounded_and_a_chosen_one_kept():
+def test_under_torchrun_a_default_batch_is_rounded_and_a_chosen_one_kept(caplog):
     """What the 3-process torchrun tests (slow) check end to end, here without processes."""
     import torch
 
@@ -177,11 +178,11 @@ def test_under_torchrun_a_default_batch_is_rounded_and_a_chosen_one_kept():
     from trainlab.errors import ConfigError
     from trainlab.resolve import plan_run
 
-    lines = []
+    caplog.set_level(logging.INFO, logger="trainlab")
     plan = plan_run({})
-    plan.fit_processes(3, lines.append)
+    plan.fit_processes(3)
     assert plan.config.batch_size == 63 and "rounded to 63" in plan.notes["batch_size"]
-    assert lines and "a multiple of the 3 processes" in lines[0]
+    assert "a multiple of the 3 processes" in caplog.text
     chosen = plan_run({"batch_size": 64})
     chosen.fit_processes(3)
     assert chosen.config.batch_size == 64 and not chosen.notes

@@ -72,7 +72,7 @@ def test_config_toml_records_config_and_environment(tmp_path, mnist_small):
     assert 1 <= resolved["threads"] <= torch.get_num_threads()  # the free cores' share
     # and how the threads were chosen, how idle ones wait: tests/engine/test_threads.py
     assert set(resolved) == {
-        *("precision", "device", "threads", "threads_chosen", "omp_wait_policy", "flush_denormal")
+        *("precision", "device", "threads", "threads_chosen", "omp_wait_policy")
     }
     assert load_checkpoint(result.best_path)["resolved"] == written["resolved"]
 

@@ -90,7 +90,7 @@ def test_eval_reproduces_the_recorded_epoch(tmp_path, mnist_root, settings):
             **settings,
         )
     ).config
-    result = train(cfg, log=lambda _line: None)
+    result = train(cfg)
     best = load_checkpoint(result.best_path)
     row = next(r for r in read_metrics(result.run_dir) if r["epoch"] == best["best"]["epoch"])
     report = evaluate_checkpoint(result.best_path, device="cpu")

@@ -26,7 +26,6 @@ from torch import nn
 
 from trainlab.config import TrainConfig
 from trainlab.data import Dataset, load_dataset
-from trainlab.engine import denormals
 from trainlab.engine.allocator import keep_freed_memory
 from trainlab.engine.checkpoint import BestCheckpoint, best_checkpoint, load_weights
 from trainlab.engine.device import resolve_device
@@ -47,7 +46,6 @@ class Started:
 
     plan: Plan
     dist: Dist
-    log: Any = say  # where this process says what it does (None: quiet)
     threads: ThreadChooser | None = None  # the CPU threads chosen at the start, rechecked
     threads_record: dict[str, Any] = field(default_factory=dict)
 
@@ -60,7 +58,7 @@ class Started:
         return self.plan.checkpoint is not None
 
 
-def start(plan: Plan, log: Any = say) -> Started:
+def start(plan: Plan) -> Started:
     """The prologue of every run, once: keep freed memory, join torchrun's process group (an
     unusable device fails here), continue a restarted job's run, and fit a default batch size
     to the number of processes."""
@@ -68,22 +66,22 @@ def start(plan: Plan, log: Any = say) -> Started:
     dist = Dist.from_env()
     dist.join(dist.device(resolve_device(plan.config.device)))
     if dist.restart and plan.checkpoint is None:  # torchrun restarted the job
-        found = restarted_run(plan.config.runs_dir, dist, log)
+        found = restarted_run(plan.config.runs_dir, dist)
         if found is not None:
             plan = plan_run(settings_of(plan.config), resume=found, source=str(found))
-    plan.fit_processes(dist.world, log if dist.main else None)
+    plan.fit_processes(dist.world)
     # the cores other processes leave free, before the first batch (see engine/threads.py)
     threads = ThreadChooser(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     record = threads.start()
-    return Started(plan, dist, log if dist.main else None, threads, record)
+    return Started(plan, dist, threads, record)
 
 
-def restarted_run(runs_dir: str | Path, dist: Dist, log: Any) -> Path | None:
+def restarted_run(runs_dir: str | Path, dist: Dist) -> Path | None:
     """torchrun restarted this job (--max-restarts): the run it was writing, to continue."""
     found = find_launched_run(runs_dir, dist.run_id) if dist.main and dist.run_id else None
     found = dist.broadcast(str(found) if found else None)
-    if dist.main and log is not None:
-        log(
+    if dist.main:
+        say(
             f"torchrun restart {dist.restart}: "
             + (f"resuming {found}" if found else "no checkpoint of this job; starting over")
         )
@@ -115,18 +113,16 @@ def _default_val_split(started: Started, data: Dataset) -> None:
         "it, never on the test split (--val-split 0 turns it off)"
     )
     plan.notes["val_split"] = note
-    if started.log is not None:
-        started.log(f"note: {note}")
+    say(f"note: {note}")
 
 
 def load_data(started: Started) -> Dataset:
     """The dataset the config names, loaded (one process per machine fetches and verifies
     first) and cut."""
     cfg, dist = started.config, started.dist
-    log = started.log if dist.local_rank == 0 else None
     with dist.node_first():
         data = load_dataset(
-            cfg.dataset, cfg.data_dir, seed=cfg.effective_data_seed, log=log, **cfg.data_options
+            cfg.dataset, cfg.data_dir, seed=cfg.effective_data_seed, **cfg.data_options
         )
     return cut_data(started, data)
 
@@ -140,26 +136,24 @@ def make_model(started: Started, data: Dataset, *, trust_code: bool = False) -> 
     from trainlab.models.pretrained import freeze_features, load_pretrained, load_weights_file
 
     cfg, resuming = started.config, started.resuming
-    log = started.log or (lambda _line: None)
     torch.manual_seed(cfg.seed)
     model = build_model(
         cfg.model,
         data,
         init=cfg.init,
         trust_code=trust_code or not resuming,
-        log=log,
         **cfg.model_options,
     )
     source = None
     if cfg.pretrained and not resuming:
-        loaded, source = load_pretrained(model, cfg.model, log)  # and where they came from
-        log(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
+        loaded, source = load_pretrained(model, cfg.model)  # and where they came from
+        say(f"loaded ImageNet weights for {cfg.model}: {len(loaded)} tensors (the head is new)")
     if cfg.weights and not resuming:
         loaded = load_weights_file(model, cfg.weights)
-        log(f"loaded {len(loaded)} tensors from {cfg.weights}")
+        say(f"loaded {len(loaded)} tensors from {cfg.weights}")
     if cfg.freeze_features:
         trainable = freeze_features(model)
-        log(f"features frozen: training the head only ({trainable:,} parameters)")
+        say(f"features frozen: training the head only ({trainable:,} parameters)")
     set_record(
         model,
         {
@@ -198,11 +192,11 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     """Everything the loop needs, from the plan, the model and the cut data: the config of what
     runs (checked against a resumed checkpoint), the checkpoint's weights, the setup, the choice
     of best.pt and whether the frozen features are cached."""
-    plan, dist, log = started.plan, started.dist, started.log
+    plan, dist = started.plan, started.dist
     # one batch through the model first: a wrong input or output shape, a final softmax under
     # cross-entropy, and lazy modules' shapes (before parameters are counted or loaded)
     loss = loss_kind(plan.config, model, data.kind_entry.task)
-    notes = probe(model, data, input_transform(model, data, plan.config), loss, log)
+    notes = probe(model, data, input_transform(model, data, plan.config), loss)
     cfg = run_config(plan.config, model, data)
     if plan.checkpoint is not None:
         check_resumable(plan.checkpoint, cfg)
@@ -222,14 +216,13 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
             "(stopping on the test split would choose the model on it). Hold one out with "
             "--val-split 0.1, or give --monitor train_loss."
         )
-    setup, features = try_cache(cfg, model, data, setup, log)
-    if features is not None and log is not None:
-        log(features.line())
+    setup, features = try_cache(cfg, model, data, setup)
+    if features is not None and dist.main:
+        say(features.line())
     description = describe_run(cfg, model, data, setup.transform)
     description["resolved"] = {
         **resolved_record(setup),
         **started.threads_record,
-        "flush_denormal": denormals.record(setup.device),
     }
     augment = setup.train.transform.augment if setup.train.transform else None
     if augment is not None:  # what --augment chose for this data

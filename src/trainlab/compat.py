@@ -33,8 +33,10 @@ class _TrainlabDownload:
             return
         from trainlab.data.mnist_family import ensure_files
         from trainlab.data.root import resolve_root
+        from trainlab.logs import to_stderr
 
-        files = ensure_files(self.trainlab_name, resolve_root(), log=print)
+        with to_stderr():  # what was fetched, as torchvision says it
+            files = ensure_files(self.trainlab_name, resolve_root())
         target = raw_dir(self.trainlab_name, Path(self.root))
         for stem, local in files.items():
             if not (target / stem).exists():

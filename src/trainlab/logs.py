@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 
@@ -38,8 +39,25 @@ class _Stderr(logging.StreamHandler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR and _other_rank():
+            return  # under torchrun, rank 0 speaks for the job
         self.setStream(sys.stderr)  # follow a redirected stderr (pytest's capture, a notebook)
         super().emit(record)
+
+
+def _other_rank() -> bool:
+    return "WORLD_SIZE" in os.environ and os.environ.get("RANK", "0") != "0"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Warnings only, for the duration (a sweep's trials, a quiet fit)."""
+    before = LOGGER.level
+    LOGGER.setLevel(max(logging.WARNING, before))
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(before)
 
 
 @contextlib.contextmanager

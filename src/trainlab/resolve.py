@@ -15,6 +15,7 @@ through ``plan_run``, so a setting means the same wherever it is given.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any
 from trainlab.config import TrainConfig, flag_name
 from trainlab.errors import CheckpointError, ConfigError
 from trainlab.models.shorthand import fold_options, shorthand_options
+
+_LOG = logging.getLogger(__name__)
 
 OPTION_FIELDS = {"model": "model_options", "dataset": "data_options"}
 
@@ -52,7 +55,7 @@ class Plan:
     chosen: frozenset[str] = frozenset()  # settings someone chose (flag, file, recipe, saved run)
     notes: dict[str, str] = field(default_factory=dict)  # what the plan adjusted, and why
 
-    def fit_processes(self, world: int, log: Any = None) -> None:
+    def fit_processes(self, world: int) -> None:
         """Under torchrun: a default --batch-size that does not split evenly among ``world``
         processes is rounded to a multiple of it (and said so); a chosen one stays (and a
         mismatch is an error where the batches are made)."""
@@ -66,8 +69,7 @@ class Plan:
         )
         self.config = self.config.replace(batch_size=rounded)
         self.notes["batch_size"] = note
-        if log is not None:
-            log(f"note: {note}")
+        _LOG.info(f"note: {note}")
 
 
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:

@@ -30,7 +30,6 @@ from trainlab import runs
 from trainlab.build import Run, build, cut_data, say, start
 from trainlab.config import TrainConfig
 from trainlab.data.dataset import Dataset
-from trainlab.engine import denormals
 from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.device import resolve_device
@@ -146,15 +145,14 @@ class Trainer:
                 in place in Jupyter; a PNG in the run directory elsewhere).
         """
         self.model = model  # for callbacks, as Lightning's trainer.model
-        log = None if self.quiet else say
         with to_stderr(quiet=self.quiet):  # what the CLI shows; warnings only when quiet
             plan = self._plan(resume)
             if not isinstance(data, Dataset):
-                data = self._collect(data, plan, log)
-            started = start(plan, log=log)
+                data = self._collect(data, plan)
+            started = start(plan)
             return self.run(build(started, model, cut_data(started, data)), live_plot=live_plot)
 
-    def _collect(self, loaders: Any, plan: Plan, log: Any) -> Dataset:
+    def _collect(self, loaders: Any, plan: Plan) -> Dataset:
         """DataLoaders into a Dataset, once; a loader's batch size is the run's unless one was
         chosen."""
         from trainlab.data.loaders import dataset_from_loaders
@@ -165,8 +163,7 @@ class Trainer:
         if isinstance(size, int) and size > 0 and "batch_size" not in plan.chosen:
             plan.config = plan.config.replace(batch_size=size)
             plan.notes["batch_size"] = f"--batch-size {size}, the train loader's"
-        if log is not None:
-            log(f"{data.info['collected']}; trainlab batches them itself (seeded shuffles)")
+        say(f"{data.info['collected']}; trainlab batches them itself (seeded shuffles)")
         return data
 
     def _plan(self, resume: str | Path | Plan | None) -> Plan:
@@ -266,7 +263,7 @@ class Trainer:
         result.best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else None
         result.config = cfg
         self._emit("on_fit_start", start_info(run, position, self.changes))
-        with StopFlag(dist.launched) as stop, denormals.flushed(setup.device):
+        with StopFlag(dist.launched) as stop:
             for epoch in range(position.epoch, cfg.epochs):
                 row = self._train_epoch(run, position, epoch, stop)
                 if row is None:
@@ -280,8 +277,6 @@ class Trainer:
                     changed = run.threads.recheck()
                     if changed is not None:
                         row["threads_next"] = changed  # the count the next epoch runs on
-                        if setup.device.type == "cpu":
-                            denormals.set_flush(True)  # new threads too
                 history.append(row)
                 improved = best.update(row)
                 self._emit("on_epoch_end", row)

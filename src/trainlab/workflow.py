@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.build import Started, build, cut_data, load_data, make_model, say, start
+from trainlab.build import Started, build, cut_data, load_data, make_model, start
 from trainlab.config import TrainConfig
 from trainlab.data import Batches, Dataset, InputTransform
 from trainlab.engine.callbacks import Callback, FitResult
@@ -32,18 +32,18 @@ from trainlab.resolve import Plan, plan_run, settings_of
 from trainlab.trainer import Trainer
 
 
-def prepare_data(cfg: TrainConfig, log=say) -> Dataset:
+def prepare_data(cfg: TrainConfig) -> Dataset:
     """The dataset a config describes, with its subsets and validation split (what training,
     resuming and ``trainlab eval`` load)."""
-    return load_data(Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist(), log))
+    return load_data(Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist()))
 
 
 def build_configured_model(
-    cfg: TrainConfig, data: Dataset, log=say, *, resuming: bool = False, trust_code: bool = True
+    cfg: TrainConfig, data: Dataset, *, resuming: bool = False, trust_code: bool = True
 ) -> torch.nn.Module:
     """The model a config describes (``trainlab.build.make_model``), outside a run."""
     checkpoint = {} if resuming else None
-    started = Started(Plan(cfg, {}, checkpoint=checkpoint), Dist(), log)
+    started = Started(Plan(cfg, {}, checkpoint=checkpoint), Dist())
     return make_model(started, data, trust_code=trust_code)
 
 
@@ -56,7 +56,6 @@ def train(
     plan: Plan | TrainConfig,
     resume: str | Path | None = None,
     callbacks: list[Callback] | None = None,
-    log=say,
     *,
     trust_code: bool = False,
 ) -> FitResult:
@@ -72,7 +71,7 @@ def train(
         plan = Plan(config, {}, chosen=frozenset(config.to_dict()))
         if resume is not None:
             plan = plan_run(settings_of(config), resume=resume, source=str(resume))
-    started = start(plan, log)
+    started = start(plan)
     data = load_data(started)
     model = make_model(started, data, trust_code=trust_code)
     return Trainer.of_run(started.config, callbacks).run(build(started, model, data))
@@ -133,7 +132,7 @@ def evaluate_checkpoint(
         cfg = cfg.replace(data_dir=data_dir)
     if whole_split:
         cfg = cfg.replace(test_subset=0)
-    cfg = cfg.replace(amp=amp if amp is not None else recorded_amp(ckpt, say))
+    cfg = cfg.replace(amp=amp if amp is not None else recorded_amp(ckpt))
     data = _data_of(cfg, ckpt, data)
     if list(data.classes) != list(ckpt["data"]["classes"]):
         raise CheckpointError(f"{ckpt['path']}: its classes differ from dataset '{data.name}''s")
@@ -169,7 +168,7 @@ def evaluate_checkpoint(
 
 def _data_of(cfg: TrainConfig, ckpt: dict[str, Any], data: Dataset | None) -> Dataset:
     """The run's data, cut as the run cut it: loaded by name, or the dataset given."""
-    started = Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist(), say)  # as it ran
+    started = Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist())  # as it ran
     if data is not None:
         return cut_data(started, data)
     from trainlab.data.registry import get_dataset_spec

@@ -13,14 +13,19 @@ import pytest
 from trainlab.data.mnist_family import FAMILIES, ensure_files
 
 FETCH = """\
-import json, sys
+import json, logging, sys
 from pathlib import Path
 from trainlab.data.mnist_family import ensure_files
 
 lines = []
+class Keep(logging.Handler):  # what the fetch said, through the trainlab logger
+    def emit(self, record):
+        lines.append(record.getMessage())
+logging.getLogger("trainlab").addHandler(Keep())
+logging.getLogger("trainlab").setLevel(logging.INFO)
 print("ready", flush=True)
 sys.stdin.readline()  # the start signal: both processes fetch at once
-files = ensure_files("fashion-mnist", Path(sys.argv[1]), ("local", "system"), log=lines.append)
+files = ensure_files("fashion-mnist", Path(sys.argv[1]), ("local", "system"))
 print(json.dumps({"log": lines, "files": sorted(files)}), flush=True)
 """
 

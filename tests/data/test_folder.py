@@ -6,6 +6,7 @@ images are cached."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def test_with_a_val_folder_each_list_says_where_its_classes_are_missing(folder, 
     ) in str(refused.value)
 
 
-def test_an_empty_class_folder_stays_a_note_and_every_stray_is_listed(folder, tmp_path):
+def test_an_empty_class_folder_stays_a_note_and_every_stray_is_listed(folder, tmp_path, caplog):
     from trainlab.data import load_dataset
 
     root = _copy_classes(folder, tmp_path / "e", train=["Bag", "Coat"], test=["Bag", "Coat"])
@@ -156,8 +157,9 @@ def test_an_empty_class_folder_stays_a_note_and_every_stray_is_listed(folder, tm
     for name in strays:
         (root / "train" / "Bag" / name).write_text("x")
     (root / "test" / "README.md").write_text("x")
-    said: list[str] = []
-    data = load_dataset(str(root), image_size=[16], log=said.append)
+    caplog.set_level(logging.INFO, logger="trainlab")
+    data = load_dataset(str(root), image_size=[16])
+    said = [record.getMessage() for record in caplog.records]
     assert data.classes == ["Bag", "Coat"]
     note = next(line for line in said if line.startswith("note: "))
     assert note.splitlines() == [

@@ -1,6 +1,7 @@
 """Features computed once: the head trained from the cache equals the head trained through the
 frozen network, and the run says which it did."""
 
+import logging
 import tomllib
 
 import pytest
@@ -26,8 +27,20 @@ def _fit(tmp_path, mnist_root, name, **settings):
         freeze_features=True,
         **settings,
     )
-    lines = []
-    result = train(cfg, log=lines.append)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):  # what the run said, through the trainlab logger
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger, keep = logging.getLogger("trainlab"), Keep()
+    logger.addHandler(keep)
+    level, _ = logger.level, logger.setLevel(logging.INFO)
+    try:
+        result = train(cfg)
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
     return result, lines
 
 

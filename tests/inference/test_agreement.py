@@ -36,7 +36,7 @@ def test_predict_agrees_with_eval_in_the_recorded_precision(tmp_path, mnist):
             Image.fromarray(image[0].numpy()).convert("RGB").save(where / f"{i:04d}.png")
     settings = {"dataset": str(folder), "epochs": 1, "amp": "bf16", "device": "cpu"}
     cfg = resolve_config({**settings, "runs_dir": str(tmp_path / "runs")}).config
-    run = train(cfg, log=lambda _line: None)
+    run = train(cfg)
     report, (outputs, _) = evaluate_checkpoint(run.best_path, device="cpu", return_predictions=True)
     expected = outputs.softmax(1)
     top2 = expected.topk(2, dim=1).values

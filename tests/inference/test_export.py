@@ -95,7 +95,7 @@ def test_an_mlp_exports_too(tmp_path, mnist_root):
         data_dir=str(mnist_root),
         runs_dir=str(tmp_path),
     )
-    result = train(cfg, log=lambda _line: None)
+    result = train(cfg)
     info = export_model(result.run_dir, tmp_path / "mlp.onnx", data_dir=str(mnist_root))
     assert info["metadata"]["output"] == "log-probabilities"
     assert info["parity"]["max_abs_logit_diff"] <= 1e-4
@@ -116,7 +116,7 @@ def test_alexnet_exports_with_its_resize_inside(tmp_path, mnist_root):
         data_dir=str(mnist_root),
         runs_dir=str(tmp_path),
     )
-    result = train(cfg, log=lambda _line: None)
+    result = train(cfg)
     info = export_model(result.run_dir, tmp_path / "alexnet.onnx", parity_images=8)
     assert "bilinear resize" in info["metadata"]["preprocessing_in_graph"]
     assert info["parity"]["same_argmax"] and info["parity"]["max_abs_logit_diff"] <= 1e-4

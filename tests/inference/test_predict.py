@@ -162,7 +162,7 @@ def test_a_regression_checkpoint_is_not_a_classifier(tmp_path):
     cfg = TrainConfig(
         dataset="linear", model="linreg", epochs=1, runs_dir=str(tmp_path), device="cpu"
     )
-    result = train(cfg, log=lambda _line: None)
+    result = train(cfg)
     with pytest.raises(CheckpointError, match="not a classifier"):
         Predictor(result.run_dir)
     proc = run_here("predict", str(result.run_dir), str(tmp_path))

@@ -57,7 +57,6 @@ def add(sub) -> dict[str, argparse.ArgumentParser]:
 def cmd_data(args: argparse.Namespace) -> int:
     from trainlab.data import load_dataset
     from trainlab.data.registry import get_dataset_spec
-    from trainlab.logs import say
     from trainlab.options import parse_assignment
 
     spec = get_dataset_spec(args.name)  # an unknown name: the registry's list, did-you-mean
@@ -74,9 +73,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         sources = tuple(s.strip() for s in args.source.split(",") if s.strip())
     options = dict(parse_assignment(text, "--data-arg") for text in args.data_arg or [])
     verify = getattr(args, "verify", False)
-    data = load_dataset(
-        args.name, args.data_dir, sources=sources, log=say, verify=verify, **options
-    )
+    data = load_dataset(args.name, args.data_dir, sources=sources, verify=verify, **options)
     info = {
         "name": data.name,
         "kind": data.kind,

@@ -10,6 +10,7 @@ from typing import Any
 
 from trainlab.cli.common import err, out, trust_flag
 from trainlab.cli.flags import add_config_flags, given_settings
+from trainlab.logs import say
 
 
 def add(sub) -> dict[str, argparse.ArgumentParser]:
@@ -50,12 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     given = given_settings(args)
     main = Dist.from_env().main  # under torchrun, rank 0 speaks for the job
-    from trainlab.logs import say
-
-    log = say if main else (lambda _line: None)
     note = None
     if given.get("lr") == "auto":
-        given["lr"], note = _auto_lr(args, given, log)
+        given["lr"], note = _auto_lr(args, given)
     plan = plan_run(given, resume=args.resume, config_file=args.config, source="command line")
     if note:
         plan.notes["lr"] = note
@@ -64,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # the code a fresh run names on the command line is the user's own choice; a resume (or a
     # --config file naming code) imports it only with --trust-code
     trusted = args.trust_code or ("model" in given and args.resume is None)
-    result = train(plan, callbacks=[logger], log=log, trust_code=trusted)
+    result = train(plan, callbacks=[logger], trust_code=trusted)
     Dist.from_env().leave()  # every rank together, after the last collective
     if not main:
         return 130 if result.status == "interrupted" else 0
@@ -97,18 +95,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.status == "interrupted" else 0
 
 
-def _auto_lr(args, given: dict[str, Any], log) -> tuple[float, str]:
+def _auto_lr(args, given: dict[str, Any]) -> tuple[float, str]:
     """--lr auto: the range test (trainlab lr-find) on this run's settings, first."""
     from trainlab.errors import ConfigError
     from trainlab.tune.lrfind import RULE, range_test
 
     if args.resume:
         raise ConfigError("--lr auto with --resume: a resume keeps its run's learning rate.")
-    log("--lr auto: running the learning-rate range test first (trainlab lr-find)")
+    say("--lr auto: running the learning-rate range test first (trainlab lr-find)")
     found = range_test(given, config_file=args.config)
     lr = float(f"{found.suggestion:.3g}")
     note = f"--lr auto: {lr:g} from the learning-rate range test ({RULE}; {found.stopped})"
-    log(note)
+    say(note)
     return lr, note
 
 

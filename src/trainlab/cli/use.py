@@ -290,7 +290,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_in_flight=args.max_in_flight,
         queue_wait_s=args.queue_wait_ms / 1000,
-        log=err,
         trust_code=args.trust_code,
         quiet=args.quiet,
     )

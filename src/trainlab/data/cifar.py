@@ -17,6 +17,7 @@ class or function is refused, by that name, instead of run.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from trainlab.data.registry import register_dataset
 from trainlab.data.safe_pickle import load_arrays
 from trainlab.errors import DataError
 from trainlab.options import Opt
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,14 +171,14 @@ def _md5(content: bytes) -> str:
     return hashlib.md5(content).hexdigest()  # noqa: S324 - the published checksums are md5s
 
 
-def _files(spec: Cifar, root: Path, log) -> Path:
+def _files(spec: Cifar, root: Path) -> Path:
     """The batch folder, extracted from the archive or fetched when it is not there."""
     folder = root / spec.folder
     if folder.is_dir():
         return folder
     archive = root / spec.archive
     if not archive.is_file():
-        _download(spec, archive, log)
+        _download(spec, archive)
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(root, filter="data")  # no paths outside root, no links out
     if not folder.is_dir():
@@ -183,7 +186,7 @@ def _files(spec: Cifar, root: Path, log) -> Path:
     return folder
 
 
-def _download(spec: Cifar, archive: Path, log) -> None:
+def _download(spec: Cifar, archive: Path) -> None:
     from tqdm import tqdm
 
     from trainlab.fsutil import atomic_write_bytes
@@ -206,8 +209,7 @@ def _download(spec: Cifar, archive: Path, log) -> None:
     if _md5(content) != spec.archive_md5:
         raise DataError(f"{spec.url}: the download's md5 is not the published one; try again.")
     atomic_write_bytes(archive, content)
-    if log is not None:
-        log(f"fetched {spec.archive} ({len(content) / 1e6:.0f} MB) into {archive.parent}")
+    _LOG.info(f"fetched {spec.archive} ({len(content) / 1e6:.0f} MB) into {archive.parent}")
 
 
 def _read(spec: Cifar, folder: Path, unverified: bool) -> tuple[dict[str, bytes], bool]:
@@ -266,7 +268,7 @@ def load_cifar(name: str, ctx, unverified_data: bool) -> Dataset:
             f"{spec.folder}/ (or {spec.archive}) is not in {root}. Download {spec.url} and "
             f"put it into {root}/, or fetch it with the network: trainlab data fetch {name}."
         )
-    folder = _files(spec, root, ctx.log)
+    folder = _files(spec, root)
     contents, verified = _read(spec, folder, unverified_data)
     classes = _classes(spec, contents, folder)
     train_x, train_y = _split(spec, contents, spec.train, folder, classes)

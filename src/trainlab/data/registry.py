@@ -6,9 +6,9 @@ Example:
     ... def blobs(ctx: LoadContext, centers: int = 3) -> Dataset:
     ...     ...
 
-A loader takes a ``LoadContext`` (the data root, seed, log, sources) and its options as keyword
-parameters (typed and validated by ``trainlab.options``, the same mechanism as models). The
-*kind* of input it yields picks what every later step does with it:
+A loader takes a ``LoadContext`` (the data root, seed, sources; ``ctx.say`` for progress) and
+its options as keyword parameters (typed and validated by ``trainlab.options``, the same
+mechanism as models). The *kind* of input it yields picks what every later step does with it:
 
 - ``digits``: the MNIST family; predict, export and serve make people's images look like MNIST
   digits (polarity, crop, centre of mass);
@@ -22,6 +22,7 @@ through the entry-point group ``trainlab.datasets``, read on the first miss or l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ from trainlab.errors import unknown_name
 from trainlab.options import Schema, options_of, validate
 from trainlab.registry import Registry
 
+_LOG = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class LoadContext:
@@ -39,14 +42,13 @@ class LoadContext:
 
     data_dir: str | Path | None = None  # as given: None means $TRAINLAB_DATA or the cache
     seed: int = 0
-    log: Callable[[str], None] | None = None
     sources: tuple[str, ...] | None = None  # for datasets fetched from several places
     verify: bool = False  # hash files again instead of trusting a verification stamp
     path: str = ""  # what a dataset read from a path was given (--dataset PATH)
 
     def say(self, line: str) -> None:
-        if self.log is not None:
-            self.log(line)
+        """A line of progress (the ``trainlab.data`` logger)."""
+        logging.getLogger("trainlab.data").info(line)
 
 
 @dataclass(frozen=True)

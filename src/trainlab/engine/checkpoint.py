@@ -8,6 +8,7 @@ the data's classes and preprocessing, and the best-so-far record.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from torch import nn
 
 from trainlab.errors import CheckpointError, ConfigError
 from trainlab.fsutil import atomic_write
+
+_LOG = logging.getLogger(__name__)
 
 FORMAT = "trainlab-checkpoint"
 VERSION = 2  # 2: model records with a source and options as data; 1 still loads
@@ -295,7 +298,7 @@ def best_checkpoint(monitor: str | None, has_val: bool, task: Any) -> BestCheckp
 _NOTED: set[str] = set()
 
 
-def recorded_amp(checkpoint: dict[str, Any], log: Any = None) -> str:
+def recorded_amp(checkpoint: dict[str, Any]) -> str:
     """The ``--amp`` that scores a checkpoint as its run computed: the precision the run
     recorded (``resolved.precision``), so it evaluates to its recorded figures on any machine.
     A checkpoint written before that record scores in float32, unless its config chose bf16 (a
@@ -307,9 +310,9 @@ def recorded_amp(checkpoint: dict[str, Any], log: Any = None) -> str:
     if amp in ("off", "bf16"):
         return amp
     path = str(checkpoint.get("path"))
-    if log is not None and path not in _NOTED:
+    if path not in _NOTED:
         _NOTED.add(path)
-        log(
+        _LOG.info(
             f"note: {path} does not record the precision its run computed in (written before "
             "trainlab recorded it); scoring in float32 (--amp bf16 scores in bf16)."
         )

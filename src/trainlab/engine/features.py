@@ -20,6 +20,7 @@ the run trains through the frozen network and says why.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -30,6 +31,8 @@ from torch import nn
 
 from trainlab.data.batches import Batches
 from trainlab.engine.loop import autocast
+
+_LOG = logging.getLogger(__name__)
 
 # Features beyond this many bytes stay uncomputed (the run goes through the network).
 MEMORY_BUDGET = 4 * 2**30
@@ -116,7 +119,7 @@ def _is_exact(model, head, batches, amp_dtype) -> bool:
     return isinstance(out, torch.Tensor) and out.shape == again.shape and torch.equal(out, again)
 
 
-def try_cache(cfg, model: nn.Module, data, setup, log=None) -> tuple[Any, FeatureCache | None]:
+def try_cache(cfg, model: nn.Module, data, setup) -> tuple[Any, FeatureCache | None]:
     """The run's setup with the head training on cached features, and the cache; or the setup
     as it was and None (with the reason logged when features are frozen)."""
     from trainlab.models.pretrained import head_of
@@ -134,18 +137,17 @@ def try_cache(cfg, model: nn.Module, data, setup, log=None) -> tuple[Any, Featur
         if not _is_exact(model, head, probe, setup.amp_dtype):
             reason = "the model's output is not its head's (it computes more after the head)"
     if reason is not None:
-        if cfg.freeze_features and log:
-            log(f"features not cached ({reason}): each epoch runs the frozen network")
+        if cfg.freeze_features:
+            _LOG.info(f"features not cached ({reason}): each epoch runs the frozen network")
         return setup, None
     began = time.perf_counter()
     width = _head_inputs(model, head, probe, setup.amp_dtype).shape[1]
     total = sum(len(y) for y in (data.train_y, data.val_y, data.test_y) if y is not None)
     if total * width * 4 > MEMORY_BUDGET:
-        if log:
-            log(
-                f"features not cached ({total:,} × {width} floats would take "
-                f"{total * width * 4 / 2**30:.1f} GiB): each epoch runs the frozen network"
-            )
+        _LOG.info(
+            f"features not cached ({total:,} × {width} floats would take "
+            f"{total * width * 4 / 2**30:.1f} GiB): each epoch runs the frozen network"
+        )
         return setup, None
     in_order = Batches(
         data.train_x, data.train_y, cfg.eval_batch_size, device=setup.device,
@@ -154,7 +156,7 @@ def try_cache(cfg, model: nn.Module, data, setup, log=None) -> tuple[Any, Featur
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="features", unit="img", file=sys.stderr, leave=False,
-               disable=log is None or not sys.stderr.isatty())  # fmt: skip
+               disable=not _LOG.isEnabledFor(logging.INFO) or not sys.stderr.isatty())  # fmt: skip
     with bar:
         train_features = _head_inputs(model, head, in_order, setup.amp_dtype, bar)
         splits = {

@@ -24,7 +24,7 @@ from trainlab.errors import CheckpointError
 
 
 def model_from_record(
-    record: dict[str, Any], *, trust_code: bool = False, what: str = "", log: Any = None
+    record: dict[str, Any], *, trust_code: bool = False, what: str = ""
 ) -> nn.Module:
     """Build the (untrained) model a checkpoint's record describes."""
     from trainlab.models import build_model
@@ -48,7 +48,6 @@ def model_from_record(
             trust_code=trust_code,
             expected_sha256=source.get("sha256"),
             what=what,
-            log=log,
         )
     return build_model(
         name,
@@ -72,7 +71,6 @@ def load_model(
     checkpoint: str | Path | dict[str, Any],
     *,
     trust_code: bool = False,
-    log: Any = None,
     model: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a checkpoint's model and load its weights: (model, checkpoint payload).
@@ -83,7 +81,7 @@ def load_model(
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     record = ckpt.get("model") or {}
     if model is None:
-        model = model_from_record(record, trust_code=trust_code, what=ckpt["path"], log=log)
+        model = model_from_record(record, trust_code=trust_code, what=ckpt["path"])
     else:
         model = copy.deepcopy(model)
     shape_of = record if "input_shape" in record else ckpt["data"]  # your own model: the data's

@@ -18,12 +18,15 @@ weight, no batch-norm statistic and no random draw of the run.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
+
+_LOG = logging.getLogger(__name__)
 
 PROBE_SIZE = 8
 
@@ -50,13 +53,11 @@ def materialize(model: nn.Module, input_shape: tuple[int, ...]) -> None:
         _forward(model, torch.zeros(2, *input_shape, device=device))
 
 
-def probe(
-    model: nn.Module, data: Any, transform: Any, loss: str, log: Any = None
-) -> dict[str, str]:
+def probe(model: nn.Module, data: Any, transform: Any, loss: str) -> dict[str, str]:
     """Run ``PROBE_SIZE`` training samples through ``model`` and check what comes out.
 
     Returns:
-        Notes for the run's record (a final softmax), also said through ``log``.
+        Notes for the run's record (a final softmax), also logged as a warning.
 
     Raises:
         ConfigError: the model rejects the input, or its output does not fit the data.
@@ -101,8 +102,7 @@ def probe(
             "serve apply it), or end in nn.LogSoftmax and train with --loss nll."
         )
         notes["softmax"] = note
-        if log is not None:
-            log(f"warning: {note}")
+        _LOG.warning(f"warning: {note}")
     return notes
 
 

@@ -145,7 +145,7 @@ class Predictor:
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
         # scored in the precision the run recorded (float32 for a run before that record)
-        self.amp_dtype = autocast_dtype(amp or recorded_amp(ckpt, _note), self.device)
+        self.amp_dtype = autocast_dtype(amp or recorded_amp(ckpt), self.device)
         self.transform = InputTransform.from_dict(data["transform"])
         # scored as the run was: flip-averaged under --tta flip (eval, serve and export too)
         self.tta = (ckpt.get("config") or {}).get("tta", "none")

@@ -39,7 +39,7 @@ __all__ = [
 _RECORDS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def get_spec(name: str, *, trust_code: bool = True, log: Any = None) -> ModelSpec:
+def get_spec(name: str, *, trust_code: bool = True) -> ModelSpec:
     """The spec of a registry name, or of a code reference (``file.py:Class``,
     ``package.module:factory``), which is imported only with ``trust_code``."""
     if name.startswith("torchvision:"):
@@ -49,7 +49,7 @@ def get_spec(name: str, *, trust_code: bool = True, log: Any = None) -> ModelSpe
     if ":" in name:
         from trainlab.models.usercode import reference_spec
 
-        return reference_spec(name, trust_code=trust_code, log=log)
+        return reference_spec(name, trust_code=trust_code)
     spec = lookup(name)
     if spec is None:
         known = [*registered(), "FILE.py:Class", "package.module:factory"]
@@ -65,7 +65,6 @@ def build_model(
     outputs: int | None = None,
     init: str = "default",
     trust_code: bool = True,
-    log: Any = None,
     **options: Any,
 ) -> nn.Module:
     """Build a registered model, or your own (``file.py:Class``, ``package.module:factory``),
@@ -82,7 +81,7 @@ def build_model(
     """
     from trainlab.options import validate
 
-    spec = get_spec(name, trust_code=trust_code, log=log)
+    spec = get_spec(name, trust_code=trust_code)
     if data is not None:
         input_shape, outputs = data.input_shape, data.output_size
         _check_task(spec, data)

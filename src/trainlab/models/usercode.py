@@ -26,6 +26,8 @@ from typing import Any
 from trainlab.errors import CheckpointError, ConfigError
 from trainlab.models.registry import ModelSpec, spec_for
 
+_LOG = logging.getLogger(__name__)
+
 _LOADED: dict[tuple[str, str], ModelSpec] = {}
 
 
@@ -106,14 +108,13 @@ def reference_spec(
     trust_code: bool,
     expected_sha256: str | None = None,
     what: str = "",
-    log: Any = None,
 ) -> ModelSpec:
     """Import a reference (only when trusted) and make a spec of what it names."""
     source = source_of(name)
     if not trust_code:
         raise refuse_untrusted(source, what or f"--model {name}")
     if expected_sha256 and source["sha256"] and source["sha256"] != expected_sha256:
-        (log or _stderr)(
+        _LOG.warning(
             f"warning: {source['path']} changed since this run was trained (sha256 "
             f"{expected_sha256[:12]}… then, {source['sha256'][:12]}… now); the weights may not "
             "fit the code any more."
@@ -185,7 +186,3 @@ def class_reference(model: Any) -> tuple[str | None, str | None]:
     except TypeError:
         return None, f"its class {qualname} has no source file"
     return f"{module}:{qualname}", None
-
-
-def _stderr(line: str) -> None:
-    logging.getLogger(__name__).warning(line)

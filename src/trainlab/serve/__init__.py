@@ -82,7 +82,6 @@ def serve(
     max_batch: int = 16,
     max_in_flight: int = 4,
     queue_wait_s: float = 0.5,
-    log=None,
     trust_code: bool = False,
     quiet: bool = False,
 ) -> None:
@@ -93,7 +92,7 @@ def serve(
     from trainlab.inference import Predictor
     from trainlab.serve.app import Limits, create_app
 
-    log = log or logging.getLogger(__name__).info
+    log = logging.getLogger(__name__).info  # the requests too, one line each unless quiet
     predictor = Predictor(checkpoint, device=device, max_pixels=max_pixels, trust_code=trust_code)
     limits = Limits(
         max_body_bytes=max_body_bytes,
@@ -103,7 +102,7 @@ def serve(
     )
     app = create_app(predictor, limits, api_key=api_key, log=None if quiet else log)
     if not is_loopback(host):
-        log(
+        logging.getLogger(__name__).warning(
             f"warning: serving on {host}, reachable from other machines"
             + ("" if api_key else " by anyone: consider --api-key")
             + ". The default, 127.0.0.1, is this machine only."

@@ -196,7 +196,6 @@ def cmd_lr_find(args: argparse.Namespace, _argv: list[str], given: dict[str, Any
         end_lr=args.end_lr,
         steps=args.steps,
         config_file=args.config,
-        log=_err,
     )
     path = plot(result, args.output)
     info = {**result.to_dict(), "png": str(path)}
@@ -219,7 +218,6 @@ def cmd_cv(args: argparse.Namespace, _argv: list[str], given: dict[str, Any]) ->
         args.folds,
         only=args.only_fold,
         config_file=args.config,
-        log=_err,
         callbacks_for=lambda _fold: [ConsoleLogger(1 << 31, quiet=True)],
         trust_code=args.trust_code,
     )

@@ -17,12 +17,16 @@ folds holds each fold's figure and the mean and standard deviation (``ddof = 1``
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError
 from trainlab.fsutil import atomic_write_text
+from trainlab.logs import quiet
+
+_LOG = logging.getLogger(__name__)
 
 
 def cross_validate(
@@ -31,7 +35,6 @@ def cross_validate(
     *,
     only: list[int] | None = None,
     config_file: str | None = None,
-    log=None,
     callbacks_for=None,
     trust_code: bool = False,
 ) -> dict[str, Any]:
@@ -73,12 +76,12 @@ def cross_validate(
         settings = {**given, "folds": folds, "fold": fold, "monitor": monitor}
         settings.update(runs_dir=str(root), run_name=f"fold-{fold}" + ("-again" if only else ""))
         plan = plan_run(settings, config_file=config_file, source=f"cv fold {fold}")
-        result = train(
-            plan,
-            callbacks=callbacks_for(fold) if callbacks_for else None,
-            log=log or (lambda _line: None),
-            trust_code=trust_code,
-        )
+        with quiet():  # each fold's progress is the callbacks'; the summary is the result
+            result = train(
+                plan,
+                callbacks=callbacks_for(fold) if callbacks_for else None,
+                trust_code=trust_code,
+            )
         if result.status == "interrupted":
             raise KeyboardInterrupt
         best = result.best
@@ -89,8 +92,7 @@ def cross_validate(
             "test": result.final.get("test_acc", result.final.get("test_loss")),
             "run_dir": str(result.run_dir),
         }
-        if log:
-            log(f"fold {fold}/{folds}: {monitor} {best['value']:.4f} ({result.run_dir})")
+        _LOG.info(f"fold {fold}/{folds}: {monitor} {best['value']:.4f} ({result.run_dir})")
     values = [r["value"] for r in results.values()]
     out = {
         "folds": folds,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from trainlab.errors import ConfigError
+from trainlab.logs import quiet
 
 RULE = "a tenth of the lr where the smoothed loss is lowest"
 
@@ -57,7 +58,6 @@ def range_test(
     end_lr: float = 10.0,
     steps: int = 100,
     config_file: str | None = None,
-    log=None,
 ) -> LRFind:
     """Run the range test on the model, data and optimizer ``given`` describes (train settings)."""
     from trainlab.engine.loop import autocast
@@ -71,9 +71,9 @@ def range_test(
         raise ConfigError(f"--steps {steps}: the curve needs at least 10 steps (about 100).")
     given = {k: v for k, v in given.items() if k != "lr"}
     cfg = plan_run(given, config_file=config_file, source="lr-find").config
-    quiet = log or (lambda _line: None)
-    data = prepare_data(cfg, quiet)
-    model = build_configured_model(cfg, data, quiet)
+    with quiet():  # the range test's own lines say what matters
+        data = prepare_data(cfg)
+        model = build_configured_model(cfg, data)
     setup = setup_run(cfg, model, data)
     optimizer, batches = setup.optimizer, setup.train
     mults = [group.get("lr_mult", 1.0) for group in optimizer.param_groups]

@@ -38,9 +38,12 @@ from typing_extensions import override
 
 from trainlab.engine.callbacks import Callback
 from trainlab.errors import TrainlabError
+from trainlab.logs import quiet
 from trainlab.tune.settings import Sweep, import_optuna, write_trial
 from trainlab.tune.space import shown
 from trainlab.tune.study import claim, heartbeat, make_storage, open_study, requeue_interrupted
+
+_LOG = logging.getLogger(__name__)
 
 
 class _Reporter(Callback):
@@ -85,7 +88,7 @@ def trial_settings(sweep: Sweep, params: dict[str, Any], number: int) -> dict[st
     return settings
 
 
-def run_trial(sweep: Sweep, study, trial, log) -> str:
+def run_trial(sweep: Sweep, study, trial) -> str:
     """Train one trial's run and tell the study how it ended; returns the state's name."""
     optuna = import_optuna()
     from trainlab.report.console import ConsoleLogger
@@ -104,12 +107,12 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
             config_file=sweep.config_file,
             source=f"trial {trial.number}",
         )
-        result = train(
-            plan,
-            callbacks=[ConsoleLogger(plan.config.log_every, quiet=True), reporter],
-            log=lambda _line: None,
-            trust_code=sweep.trust_code,
-        )
+        with quiet():  # a trial's lines would drown the sweep's own
+            result = train(
+                plan,
+                callbacks=[ConsoleLogger(plan.config.log_every, quiet=True), reporter],
+                trust_code=sweep.trust_code,
+            )
         if result.status == "interrupted":  # Ctrl-C mid-epoch: the run stopped, unfinished
             raise KeyboardInterrupt
     except KeyboardInterrupt:  # not the trial's fault: failed, not counted, tried again
@@ -121,7 +124,7 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
         trial.set_user_attr("error", message[:2000])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         write_trial(run_dir, trial.number, "failed", trial.params, error=message)
-        log(f"trial {trial.number}: {searched} -> failed: {message.splitlines()[0][:200]}")
+        _LOG.info(f"trial {trial.number}: {searched} -> failed: {message.splitlines()[0][:200]}")
         return "FAIL"
     seconds = time.perf_counter() - began
     value = result.best.get("value")
@@ -129,38 +132,39 @@ def run_trial(sweep: Sweep, study, trial, log) -> str:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         write_trial(run_dir, trial.number, "pruned", trial.params, epoch=reporter.pruned_at,
                     reason=result.stopped["reason"] if result.stopped else "pruned")  # fmt: skip
-        log(
+        _LOG.info(
             f"trial {trial.number}: {searched} -> pruned at epoch {reporter.pruned_at} "
             f"({seconds:.1f} s)"
         )
         return "PRUNED"
     study.tell(trial, value)
     write_trial(run_dir, trial.number, "complete", trial.params, value=value, monitor=sweep.monitor)
-    log(f"trial {trial.number}: {searched} -> {sweep.monitor} {value:.4f} ({seconds:.1f} s)")
+    _LOG.info(f"trial {trial.number}: {searched} -> {sweep.monitor} {value:.4f} ({seconds:.1f} s)")
     return "COMPLETE"
 
 
-def work(sweep: Sweep, worker: int = 0, timeout: float | None = None, log=None) -> int:
+def work(sweep: Sweep, worker: int = 0, timeout: float | None = None) -> int:
     """Claim and run trials until the sweep has ``sweep.trials``; returns how many this ran."""
-    log = log or logging.getLogger(__name__).info
     storage = make_storage(sweep)
     study = open_study(sweep, worker, storage)
     began, ran, waited = time.monotonic(), 0, False
     while True:
         if timeout and time.monotonic() - began > timeout:
-            log(f"worker {worker}: --timeout {timeout:g} s reached; no new trials")
+            _LOG.info(f"worker {worker}: --timeout {timeout:g} s reached; no new trials")
             break
         claimed = claim(sweep, study, storage)
         if claimed.finished:
             break
         if claimed.trial is None:  # the last trials run elsewhere: wait for them to end (or die)
             if not waited:
-                log(f"worker {worker}: waiting for {claimed.running} trial(s) running elsewhere")
+                _LOG.info(
+                    f"worker {worker}: waiting for {claimed.running} trial(s) running elsewhere"
+                )
                 waited = True
             time.sleep(1.0)
             continue
         waited = False
         with heartbeat(storage, claimed.trial_id):
-            run_trial(sweep, study, claimed.trial, log)
+            run_trial(sweep, study, claimed.trial)
         ran += 1
     return ran
