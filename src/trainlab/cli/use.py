@@ -182,10 +182,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     truths, note = known_truths(found, predictor.classes)
     truths = truths or [None] * len(results)
     if args.csv:
-        failed_inputs = [Prediction(source=s, error=f"{s}: {p}") for s, p in problems]
-        written = write_predictions_csv(
-            args.csv, results + failed_inputs, predictor.classes, columns=columns
-        )
+        unread = [Prediction(source=s, error=f"{s}: {p}") for s, p in problems]
+        # in the order the inputs were given: a missing file between two images stays there
+        where = found.file_inputs + found.problem_inputs
+        answers = [
+            r for _, r in sorted(zip(where, results + unread, strict=True), key=lambda p: p[0])
+        ]
+        written = write_predictions_csv(args.csv, answers, predictor.classes, columns=columns)
         err(f"wrote {len(results) + len(problems)} prediction row(s) to {written}")
     if args.preview:
         _write_previews(results, args.preview)

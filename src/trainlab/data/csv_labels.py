@@ -392,6 +392,8 @@ def _report(source: Path, skipped: list, strict: bool, say) -> None:
         "missing": "row(s) whose file is missing",
         "unreadable": "unreadable image(s)",
         "named": "file(s) named again with the same label",
+        "not": "row(s) naming a file that is not an image",
+        "several": "row(s) whose name fits several image files",
     }
     notes = [
         f"{n} {words.get(what, 'row(s) without one image file')}" for what, n in counts.items()
