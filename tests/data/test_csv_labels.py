@@ -221,3 +221,15 @@ def test_predict_csv_keeps_failed_inputs_in_order_with_their_error(csv_run, layo
     assert float(rows[0]["probability"]) == max(per_class)
     argv = ["predict", str(csv_run), inputs[0], "--csv", str(out), "--csv-columns", "id,score"]
     assert_clean_error(run_here(*argv), "--csv-columns id,score: unknown column(s) score")
+
+
+def test_file_and_label_columns_name_them(layouts, tmp_path):
+    """Columns with other names: refused with the list of columns, read once named."""
+    kaggle, _ = layouts
+    rows = _train_rows(kaggle, 200)
+    odd = _write_csv(kaggle / "odd.csv", [["picture", "kind"], *rows[1:]])
+    args = ["train", "--dataset", str(odd), *SETTINGS, "--epochs", "1", "--runs-dir", str(tmp_path)]
+    assert_clean_error(run_here(*args), "no file column", "its columns: picture, kind")
+    proc = run_here(*args, "--file-column", "picture", "--label-column", "kind")
+    assert proc.returncode == 0, proc.stderr
+    assert "10 classes, 200 images" in proc.stderr
