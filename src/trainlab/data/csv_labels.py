@@ -211,17 +211,11 @@ def _claims(name: str) -> bool:
 def load_csv_labels(
     ctx,
     file_column: Annotated[
-        str, Opt("labels CSV: the column naming the image files (default: found by name)")
+        str, Opt("labels CSV: the column of file names (default: by name)")
     ] = "",
-    label_column: Annotated[
-        str, Opt("labels CSV: the column of labels (default: found by name)")
-    ] = "",
-    images: Annotated[
-        str, Opt("labels CSV: the folder the files are in (default: the CSV's folder)")
-    ] = "",
-    test_csv: Annotated[
-        str, Opt("labels CSV: a CSV of labelled test images, same columns (default: a cut)")
-    ] = "",
+    label_column: Annotated[str, Opt("labels CSV: the column of labels (default: by name)")] = "",
+    images: Annotated[str, Opt("labels CSV: the images' folder (default: the CSV's)")] = "",
+    test_csv: Annotated[str, Opt("labels CSV: a CSV of labelled test images (same columns)")] = "",
     image_size: Annotated[
         list[int],
         Opt(
@@ -256,24 +250,8 @@ def load_csv_labels(
     given = Path(ctx.path).expanduser().resolve()
     csv_path = given / METADATA if given.is_dir() else given
     table = _read(csv_path, file_column, label_column)
-    if test_csv:
-        test_table = _read(Path(test_csv).expanduser().resolve(), file_column, label_column)
-        if any(s not in (None, "test") for s in test_table.splits):
-            raise DataError(f"{test_csv}: --test-csv rows must be test rows (its split column).")
-        if "test" in table.splits:
-            raise DataError(
-                f"{csv_path}: its split column already names test rows; drop --test-csv, or "
-                "the test rows."
-            )
-    base = Path(images).expanduser().resolve() if images else csv_path.parent
-    if not base.is_dir():
-        raise DataError(f"--images {images}: no such folder; give the folder the files are in.")
-    resolve = Resolver(base)
-    files, labels, split_of, skipped = _rows(table, resolve, "train")
-    if test_csv:
-        more = _rows(test_table, Resolver(base), "test")
-        files, labels, split_of = files + more[0], labels + more[1], split_of + more[2]
-        skipped += more[3]
+    columns = (file_column, label_column)
+    files, labels, split_of, skipped = _gather(csv_path, table, test_csv, images, columns)
     classes = sorted(set(labels))
     _check_classes(csv_path, classes, labels, split_of)
     index = {c: i for i, c in enumerate(classes)}
@@ -308,6 +286,28 @@ def load_csv_labels(
             "skipped": skipped,  # every row left out, as (file, why): the run lists them
         },
     )
+
+
+def _gather(csv_path: Path, table: LabelTable, test_csv: str, images: str, columns):
+    """Every row's file, label and split, the --test-csv's rows as the test split; the rows
+    left out as (name, why)."""
+    base = Path(images).expanduser().resolve() if images else csv_path.parent
+    if not base.is_dir():
+        raise DataError(f"--images {images}: no such folder; give the folder the files are in.")
+    files, labels, split_of, skipped = _rows(table, Resolver(base), "train")
+    if test_csv:
+        test_table = _read(Path(test_csv).expanduser().resolve(), *columns)
+        if any(s not in (None, "test") for s in test_table.splits):
+            raise DataError(f"{test_csv}: --test-csv rows must be test rows (its split column).")
+        if "test" in table.splits:
+            raise DataError(
+                f"{csv_path}: its split column already names test rows; drop --test-csv, or "
+                "the test rows."
+            )
+        more = _rows(test_table, Resolver(base), "test")
+        files, labels, split_of = files + more[0], labels + more[1], split_of + more[2]
+        skipped += more[3]
+    return files, labels, split_of, skipped
 
 
 def _read(path: Path, file_column: str, label_column: str) -> LabelTable:
