@@ -211,11 +211,13 @@ def _claims(name: str) -> bool:
 def load_csv_labels(
     ctx,
     file_column: Annotated[
-        str, Opt("labels CSV: the column of file names (default: by name)")
+        str, Opt("labels CSV: the column of file names; empty: found by name")
     ] = "",
-    label_column: Annotated[str, Opt("labels CSV: the column of labels (default: by name)")] = "",
-    images: Annotated[str, Opt("labels CSV: the images' folder (default: the CSV's)")] = "",
-    test_csv: Annotated[str, Opt("labels CSV: a CSV of labelled test images (same columns)")] = "",
+    label_column: Annotated[
+        str, Opt("labels CSV: the column of labels; empty: found by name")
+    ] = "",
+    images: Annotated[str, Opt("labels CSV: the images' folder; empty: the CSV's folder")] = "",
+    test_csv: Annotated[str, Opt("labels CSV: a CSV of labelled test images; empty: a cut")] = "",
     image_size: Annotated[
         list[int],
         Opt(
