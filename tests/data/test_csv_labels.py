@@ -233,3 +233,28 @@ def test_file_and_label_columns_name_them(layouts, tmp_path):
     proc = run_here(*args, "--file-column", "picture", "--label-column", "kind")
     assert proc.returncode == 0, proc.stderr
     assert "10 classes, 200 images" in proc.stderr
+
+
+def test_is_valid_marks_the_validation_rows_and_a_stem_of_two_files_is_reported(layouts, tmp_path):
+    """fastai's is_valid column; a name without extension that fits two files is not guessed."""
+    from trainlab.data import load_dataset
+
+    kaggle, _ = layouts
+    rows = _train_rows(kaggle, 100)
+    for i, (name, _) in enumerate(rows[1:]):
+        link = tmp_path / f"{name}.png"
+        link.symlink_to(kaggle / f"{name}.png")
+        if i == 0:  # the same stem twice
+            (tmp_path / f"{name}.jpg").symlink_to(kaggle / f"{name}.png")
+    table = [["image", "label", "is_valid"]]
+    table += [
+        [name, label, "True" if i % 5 == 0 else "False"] for i, (name, label) in enumerate(rows[1:])
+    ]
+    lines: list[str] = []
+    data = load_dataset(str(_write_csv(tmp_path / "labels.csv", table)), log=lines.append)
+    assert len(data.val_y) == 19  # rows 5, 10, ... 95 (row 0 fits two files)
+    assert len(data.train_y) + len(data.test_y) == 80
+    assert data.info["skipped"] == [
+        (rows[1][0], f"several files with this stem ({rows[1][0]}.jpg, {rows[1][0]}.png) (line 2)")
+    ]
+    assert any("1 row(s) whose name fits several image files" in line for line in lines)
