@@ -578,6 +578,16 @@ ELSEWHERE = {
         "tests/data/test_folder.py::"
         "test_past_the_memory_budget_it_trains_from_a_mapped_file_to_the_same_weights"
     ),
+    "file_column": "tests/data/test_csv_labels.py::test_file_and_label_columns_name_them",
+    "label_column": "tests/data/test_csv_labels.py::test_file_and_label_columns_name_them",
+    "images": (
+        "tests/data/test_csv_labels.py::"
+        "test_a_folder_with_metadata_csv_honours_its_split_column_and_images"
+    ),
+    "test_csv": (
+        "tests/data/test_csv_labels.py::"
+        "test_it_trains_within_one_and_a_half_points_of_class_folders"
+    ),
     "unverified_data": (
         "tests/data/test_cifar.py::test_it_trains_evaluates_and_predicts_with_unverified_data"
     ),
@@ -618,6 +628,7 @@ def test_no_setting_is_left_out():
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
     elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
     elsewhere |= {"memory_budget_mb", "resolution"}
+    elsewhere |= {"file_column", "label_column", "images", "test_csv"}  # a labels CSV's
     assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
         shorthand_options()
     )

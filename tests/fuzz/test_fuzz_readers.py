@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import io
 import os
 import pickle
@@ -448,3 +449,37 @@ def test_zip_of_a_checkpoint_with_no_pickle_is_refused(tmp_path):
         z.writestr("archive/nothing.txt", "x")
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+
+
+# --- labels CSV -----------------------------------------------------------------------------
+
+_CSV_CELLS = st.sampled_from(
+    ["id", "file", "label", "class", "split", "is_valid", "train", "val", "test", "true", "a.png",
+     "cat", "dog", "", " ", '"', '""', "x,y", "\n", "\r\n", "\x00", "é", "\ufeff"]
+)  # fmt: skip
+
+
+@given(st.binary(max_size=2000))
+@fuzz_target("labels csv reader")
+def test_labels_csv_random_bytes(content):
+    from trainlab.data.csv_labels import parse_labels
+
+    with contextlib.suppress(DataError):
+        parse_labels(content, "fuzz.csv")
+
+
+@given(st.lists(st.lists(_CSV_CELLS, max_size=5), min_size=1, max_size=8), st.booleans())
+@fuzz_target("labels csv reader")
+def test_labels_csv_rows(rows, quoted):
+    from trainlab.data.csv_labels import parse_labels
+
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL).writerows(rows)
+    try:
+        table = parse_labels(buffer.getvalue().encode(), "fuzz.csv")
+    except DataError:
+        return
+    # accepted: a non-empty name and label per row, each split one of the four
+    assert table.names and len(table.names) == len(table.labels) == len(table.splits)
+    assert all(table.names) and all(table.labels)
+    assert set(table.splits) <= {None, "train", "val", "test"}

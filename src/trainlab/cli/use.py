@@ -62,6 +62,23 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         "--batch-size", type=int_in(1), default=256, help="images per model call (default: 256)"
     )
     pred.add_argument("--device", default="auto", help="device (default: auto)")
+    pred.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write the predictions to FILE: one row per input, in order (path, label, "
+        "probability; an input that failed has its reason in an error column)",
+    )
+    pred.add_argument(
+        "--csv-probabilities",
+        action="store_true",
+        help="--csv: add one column per class with its probability",
+    )
+    pred.add_argument(
+        "--csv-columns",
+        metavar="A,B",
+        help="--csv: the columns, in order, from path, id (the file's stem), label, "
+        "probability, error (id,label: a Kaggle submission; default: path,label,probability)",
+    )
     return pred
 
 
@@ -142,9 +159,13 @@ def _add_serve(sub) -> argparse.ArgumentParser:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainlab.inference import Predictor
+    from trainlab.inference import Prediction, Predictor
     from trainlab.inference.inputs import find_inputs, known_truths
+    from trainlab.inference.table import csv_columns, write_predictions_csv
 
+    if args.csv_columns and not args.csv or args.csv_probabilities and not args.csv:
+        err("error: --csv-columns and --csv-probabilities shape the file --csv FILE writes.")
+        return 2
     predictor = Predictor(
         args.checkpoint,
         device=args.device,
@@ -153,11 +174,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         low_confidence=args.min_confidence,
         trust_code=args.trust_code,
     )
+    if args.csv:  # the columns checked before any image is read
+        columns = csv_columns(args.csv_columns, predictor.classes, args.csv_probabilities)
     found = find_inputs(args.inputs)
     problems = found.problems
     results = predictor.predict(found.files, batch_size=args.batch_size) if found.files else []
     truths, note = known_truths(found, predictor.classes)
     truths = truths or [None] * len(results)
+    if args.csv:
+        unread = [Prediction(source=s, error=f"{s}: {p}") for s, p in problems]
+        # in the order the inputs were given: a missing file between two images stays there
+        where = found.file_inputs + found.problem_inputs
+        answers = [
+            r for _, r in sorted(zip(where, results + unread, strict=True), key=lambda p: p[0])
+        ]
+        written = write_predictions_csv(args.csv, answers, predictor.classes, columns=columns)
+        err(f"wrote {len(results) + len(problems)} prediction row(s) to {written}")
     if args.preview:
         _write_previews(results, args.preview)
     if args.json:

@@ -169,7 +169,10 @@ def _is_colour(paths: list[Path]) -> bool:
 
 
 def _is_folder_path(name: str) -> bool:
-    """``--dataset PATH``: a value with a path separator, or an existing folder."""
+    """``--dataset PATH``: a value with a path separator, or an existing folder; not a CSV of
+    labels, nor a folder holding one as ``metadata.csv`` (``trainlab.data.csv_labels``)."""
+    if name.lower().endswith(".csv") or os.path.isfile(os.path.join(name, "metadata.csv")):
+        return False
     return "/" in name or os.sep in name or os.path.isdir(name)
 
 

@@ -26,6 +26,9 @@ class Found:
     # the class folder each file was found in (FOLDER/<class>/...), None for the others
     folders: list[str | None] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (input, what was wrong)
+    # which of the inputs given each file and each problem came from (for answers in order)
+    file_inputs: list[int] = field(default_factory=list)
+    problem_inputs: list[int] = field(default_factory=list)
 
 
 def _is_image(path: Path) -> bool:
@@ -54,8 +57,10 @@ def find_inputs(inputs: list[str]) -> Found:
     """Files from files, folders (their images, and their class folders' images) and globs;
     each file once, in the order given."""
     pairs: list[tuple[str, str | None]] = []
+    came_from: list[int] = []
     found = Found()
-    for item in inputs:
+    for at, item in enumerate(inputs):
+        problems = len(found.problems)
         path = Path(item)
         if path.is_dir():
             images = _in_folder(path)
@@ -73,13 +78,16 @@ def find_inputs(inputs: list[str]) -> Found:
             pairs += [(p, None) for p in matched]
         else:
             found.problems.append((item, "no such file or folder"))
+        found.problem_inputs += [at] * (len(found.problems) - problems)
+        came_from += [at] * (len(pairs) - len(came_from))
     seen: set[Path] = set()  # a file named and also inside a folder given is predicted once
-    for name, folder in pairs:
+    for (name, folder), at in zip(pairs, came_from, strict=True):
         key = Path(name).resolve()
         if key not in seen:
             seen.add(key)
             found.files.append(name)
             found.folders.append(folder)
+            found.file_inputs.append(at)
     return found
 
 
