@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -235,7 +236,9 @@ def test_file_and_label_columns_name_them(layouts, tmp_path):
     assert "10 classes, 200 images" in proc.stderr
 
 
-def test_is_valid_marks_the_validation_rows_and_a_stem_of_two_files_is_reported(layouts, tmp_path):
+def test_is_valid_marks_the_validation_rows_and_a_stem_of_two_files_is_reported(
+    layouts, tmp_path, caplog
+):
     """fastai's is_valid column; a name without extension that fits two files is not guessed."""
     from trainlab.data import load_dataset
 
@@ -250,8 +253,9 @@ def test_is_valid_marks_the_validation_rows_and_a_stem_of_two_files_is_reported(
     table += [
         [name, label, "True" if i % 5 == 0 else "False"] for i, (name, label) in enumerate(rows[1:])
     ]
-    lines: list[str] = []
-    data = load_dataset(str(_write_csv(tmp_path / "labels.csv", table)), log=lines.append)
+    caplog.set_level(logging.INFO, logger="trainlab")
+    data = load_dataset(str(_write_csv(tmp_path / "labels.csv", table)))
+    lines = [record.getMessage() for record in caplog.records]
     assert len(data.val_y) == 19  # rows 5, 10, ... 95 (row 0 fits two files)
     assert len(data.train_y) + len(data.test_y) == 80
     assert data.info["skipped"] == [

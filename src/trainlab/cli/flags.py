@@ -40,7 +40,9 @@ def _add_flag(group, name, kind, is_list, help_text, shown, metavar=None) -> Non
         "default": argparse.SUPPRESS,
         "dest": name,
         # argparse %-formats help strings: escape the texts' own percent signs.
-        "help": f"{help_text} (default: {shown})".replace("%", "%%"),
+        "help": (f"{help_text} (default: {shown})" if str(shown).strip() else help_text).replace(
+            "%", "%%"
+        ),  # an empty default (found from the data) is said by the help text itself
     }
     if kind is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
