@@ -11,6 +11,13 @@ from helpers import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
+# Many tests compare two runs bit for bit (resume, CLI against Trainer.fit, old runs). The
+# thread count changes how float sums are split, and by default a run takes the cores other
+# processes leave free: on a busy CI machine two runs could get different counts. Pinned here,
+# in this process and the CLI processes the tests start; tests/engine/test_threads.py checks
+# the default.
+os.environ.setdefault("TRAINLAB_THREADS", "cores")
+
 
 def _has_mnist(root: Path) -> bool:
     raw = root / "MNIST" / "raw"

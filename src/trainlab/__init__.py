@@ -13,13 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainlab.engine import threads as _threads
-
 __version__ = "0.1.0"
-
-# Before anything loads torch (and with it libgomp, which reads its environment once): idle
-# OpenMP threads sleep rather than spin, so a busy neighbour costs a run only its share.
-_threads.sleep_when_idle()
 
 _EXPORTS = {
     "load_dataset": "trainlab.data",

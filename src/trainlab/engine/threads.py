@@ -1,29 +1,28 @@
 """How many CPU threads a run computes on, and how its idle threads wait.
 
 PyTorch's CPU kernels and the fused stage kernel (models/stage.c) run on one team of OpenMP
-threads, one per core by default, and libgomp's idle threads spin for a while before they
-sleep. Beside a busy neighbour (another process computing on one of the cores) that is the
-worst of both: a thread of ours is descheduled behind it, the others spin at the next barrier
-on cores they could have left to it, and an epoch took ten times as long. So:
+threads, one per core by default. Beside a busy neighbour (another process computing on one of
+the cores) a thread of the team is descheduled behind it and the others wait for it at every
+barrier, spinning on cores they could have left to it: an epoch took ten times as long. So:
 
-- idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``), set by ``import trainlab`` before torch
-  loads libgomp, unless the environment already says how they wait (``OMP_WAIT_POLICY`` or
-  ``GOMP_SPINCOUNT``);
-- a run computes on the cores this process may use (their physical cores, shared among
-  torchrun's processes on the machine): the same count whatever else runs, because the thread
-  count changes how float sums are split, and a seed must give the same weights on a busy
-  machine as on an idle one (and a resume the weights of the uninterrupted run);
-- ``TRAINLAB_THREADS=free`` trades that for speed beside busy neighbours: the cores the rest of
-  the machine leaves free (from ``/proc/stat``, our own time subtracted), rounded, at least 1,
-  checked again after each epoch, recorded each time it changes;
-- ``OMP_NUM_THREADS``, or ``torch.set_num_threads`` called before the run, is the user's choice
-  and is kept.
+- a run computes on the cores the rest of the machine leaves free: the cores this process may
+  use, less the CPU time other processes took (from ``/proc/stat``, our own time subtracted),
+  rounded, at least 1; checked again after each epoch, and recorded (config.toml's
+  ``[resolved]``, and ``threads_next`` in metrics.jsonl when it changes). Beside one busy
+  process on 2 cores an epoch then takes 1.4-1.6x the idle one, not 4-11x;
+- idle threads wait as libgomp does by default (a short spin, then sleep): making them sleep at
+  once (``OMP_WAIT_POLICY=PASSIVE``) cost 60% on an idle machine, for a gain the thread count
+  already gives;
+- the thread count changes how float sums are split, so two runs of one seed are bit-identical
+  at the same count: ``TRAINLAB_THREADS=cores`` computes on all the cores whatever else runs
+  (repeatable on a busy machine), and ``OMP_NUM_THREADS``, or ``torch.set_num_threads`` called
+  before the run, is the user's choice and is kept.
 
 Example:
     >>> from trainlab.engine import threads
     >>> chooser = threads.ThreadChooser()
     >>> chooser.start()      # sets torch's threads; what it chose and why
-    {'threads': 2, 'threads_chosen': 'auto: 2 cores, 0.0 busy with other work', ...}
+    {'threads': 2, 'threads_chosen': 'free cores: 2 cores, 0.0 busy with other work', ...}
     >>> chooser.recheck()    # after an epoch: the new count, or None when unchanged
     >>> chooser.finish()     # torch's count as it was before the run
 """
@@ -31,44 +30,25 @@ Example:
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 _WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-_wait_policy = "not set: trainlab was not imported"  # replaced by sleep_when_idle()
-
-
-def sleep_when_idle(environ: Any = os.environ) -> str:
-    """Make idle OpenMP threads sleep, if nobody said otherwise; say what holds. It works only
-    before libgomp is loaded (it reads its environment once), so ``trainlab/__init__`` calls it
-    first; child processes (torchrun workers, sweep trials) inherit it."""
-    global _wait_policy
-    given = [f"{name}={environ[name]}" for name in _WAIT_VARIABLES if name in environ]
-    if given:
-        _wait_policy = f"{', '.join(given)} (set before the run)"
-    elif "torch" in sys.modules:
-        _wait_policy = (
-            "libgomp's default (spin, then sleep): torch was imported before trainlab; set "
-            "OMP_WAIT_POLICY=PASSIVE before Python starts for threads that sleep when idle"
-        )
-    else:
-        environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        _wait_policy = "PASSIVE (set by trainlab: idle threads sleep)"
-    return _wait_policy
-
-
-def environment_as_given() -> dict[str, str]:
-    """This process's environment without what ``import trainlab`` added: for child processes
-    that should run as the user would have run them (a benchmark's peers, a baseline)."""
-    added = _wait_policy.startswith("PASSIVE (set by trainlab")
-    return {k: v for k, v in os.environ.items() if not (added and k == "OMP_WAIT_POLICY")}
 
 
 def wait_policy() -> str:
     """How idle OpenMP threads wait in this process, for the run's record."""
-    return _wait_policy
+    given = [f"{name}={os.environ[name]}" for name in _WAIT_VARIABLES if name in os.environ]
+    if given:
+        return f"{', '.join(given)} (set before the run)"
+    return "libgomp's default (a short spin, then sleep)"
+
+
+def environment_as_given() -> dict[str, str]:
+    """This process's environment as the user gave it: for child processes that should run as
+    the user would have run them (a benchmark's peers, a baseline)."""
+    return dict(os.environ)
 
 
 def _cores() -> list[int]:
@@ -133,7 +113,16 @@ class ThreadChooser:
         self.cores = _cores()
         self.processes_here = max(1, processes_here)  # torchrun's processes on this machine
         self.explicit = self._explicit()
-        self.follows_load = os.environ.get("TRAINLAB_THREADS", "").strip() == "free"
+        mode = os.environ.get("TRAINLAB_THREADS", "").strip() or "free"
+        if mode not in ("free", "cores"):
+            from trainlab.errors import ConfigError
+
+            raise ConfigError(
+                f"TRAINLAB_THREADS={mode}: expected free (the cores other processes leave free, "
+                "the default) or cores (all of them, whatever else runs); for a count, set "
+                "OMP_NUM_THREADS."
+            )
+        self.follows_load = mode == "free"
         self.last = _imported
         self.others = 0.0
         self.before = 0
@@ -175,14 +164,14 @@ class ThreadChooser:
         elif self.follows_load:
             torch.set_num_threads(self._count())
             how = (
-                f"free (TRAINLAB_THREADS=free): {len(self.cores)} cores, {self.others:.1f} busy "
-                "with other work"
+                f"free cores: {len(self.cores)} cores, {self.others:.1f} busy with other work "
+                "(TRAINLAB_THREADS=cores: all of them, repeatable whatever else runs)"
             )
         else:
             torch.set_num_threads(self._most())
             how = (
-                f"the cores this process may use ({len(self.cores)}, {self._most()} for it), "
-                "whatever else runs; TRAINLAB_THREADS=free follows the free cores instead"
+                f"cores (TRAINLAB_THREADS=cores): the {self._most()} this process may use, "
+                "whatever else runs"
             )
         return {
             "threads": torch.get_num_threads(),
