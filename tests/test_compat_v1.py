@@ -92,3 +92,20 @@ def test_they_predict_and_export(tmp_path, mnist):
     with torch.inference_mode():
         torch_out = predictor.model(predictor.transform(digits)).float().numpy()
     assert np.abs(onnx_out - torch_out).max() < 1e-4
+
+
+def test_an_old_run_chosen_on_the_test_split_resumes_without_choosing_on_it(tmp_path, mnist_root):
+    """Runs written before trainlab stopped choosing best.pt on the test split: a resume keeps
+    the last epoch instead, and its record says so."""
+    import tomllib
+
+    run = tmp_path / "mlp-mnist"
+    shutil.copytree(V1 / "mlp-mnist", run)
+    assert load_checkpoint(run / "last.pt")["best"]["monitor"] == "test_acc"
+    args = ["train", "--resume", str(run), "--epochs", "2", "--data-dir", str(mnist_root)]
+    assert main([*args, "--quiet"]) == 0
+    recorded = tomllib.loads((run / "config.toml").read_text())["run"]
+    assert recorded["monitor"] == "epoch" and recorded["best_checkpoint_chosen_on"].startswith(
+        "the last epoch"
+    )
+    assert load_checkpoint(run / "best.pt")["epoch"] == 2

@@ -253,6 +253,10 @@ class BestCheckpoint:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if str(state["monitor"]).startswith("test_") and not self.monitor.startswith("test_"):
+            # a run from before nothing was chosen on the test split: from this resume on,
+            # best.pt follows this run's rule (the last epoch without a validation split)
+            return
         self.monitor, self.mode = state["monitor"], state["mode"]
         self.why, self.value, self.epoch = state["why"], state["value"], state["epoch"]
 
