@@ -392,9 +392,9 @@ def _refuse_image_folders(name: str, root: Path) -> None:
         raise DataError(
             f"the data root {root} holds {photos}, not the files of dataset '{name}'. The data "
             "root is where trainlab keeps datasets it knows by name; a folder of your own "
-            "images is a dataset of its own, and trainlab does not train on image folders "
-            f"yet. Nothing was fetched into {root}. Point --data-dir at another folder (or "
-            f"leave it out) to train on {name}."
+            f"images is a dataset of its own: train on it with --dataset {root}. Nothing was "
+            f"fetched into {root}. Point --data-dir at another folder (or leave it out) to "
+            f"train on {name}."
         )
 
 
