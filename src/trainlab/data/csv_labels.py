@@ -33,7 +33,19 @@ import numpy as np
 import torch
 
 from trainlab.data.dataset import Dataset
-from trainlab.data.folder import MAX_DEFAULT_SIZE, SHOWN, _default_size, _is_colour, _split_indices
+from trainlab.data.folder import (
+    MAX_DEFAULT_SIZE,
+    SHOWN,
+    Channels,
+    ImageSize,
+    MemoryBudget,
+    Resize,
+    Strict,
+    TestSplit,
+    _default_size,
+    _is_colour,
+    _split_indices,
+)
 from trainlab.data.folder_rows import Rows, chunked_stats
 from trainlab.data.images import ResizePolicy
 from trainlab.data.registry import register_dataset
@@ -218,35 +230,12 @@ def load_csv_labels(
     ] = "",
     images: Annotated[str, Opt("labels CSV: the images' folder; empty: the CSV's folder")] = "",
     test_csv: Annotated[str, Opt("labels CSV: a CSV of labelled test images; empty: a cut")] = "",
-    image_size: Annotated[
-        list[int],
-        Opt(
-            "folders: image size N (or H W); none: the median side, at most 64",
-            low=4,
-            high=4096,
-            metavar="N",
-        ),
-    ] = (),
-    channels: Annotated[
-        int,
-        Opt("folders: 1 (grey) or 3 (RGB); 0: 3 if any image is in colour", choices=(0, 1, 3)),
-    ] = 0,
-    resize: Annotated[
-        str, Opt("folders: crop (shorter side, centre crop) or pad", choices=("crop", "pad"))
-    ] = "crop",
-    test_split: Annotated[
-        float,
-        Opt("folders without test/: the stratified fraction held out to test", low=0.01, high=0.9),
-    ] = 0.2,
-    strict: Annotated[bool, Opt("folders: stray or unreadable files are an error")] = False,
-    memory_budget_mb: Annotated[
-        int,
-        Opt(
-            "folders: past this many MB of decoded images, a memory-mapped cache file "
-            "(0: half the memory available)",
-            low=0,
-        ),
-    ] = 0,
+    image_size: ImageSize = (),
+    channels: Channels = 0,
+    resize: Resize = "crop",
+    test_split: TestSplit = 0.2,
+    strict: Strict = False,
+    memory_budget_mb: MemoryBudget = 0,
 ) -> Dataset:
     """The images a labels CSV names, decoded as a folder's are (see the module's doc)."""
     given = Path(ctx.path).expanduser().resolve()

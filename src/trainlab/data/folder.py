@@ -176,6 +176,38 @@ def _is_folder_path(name: str) -> bool:
     return "/" in name or os.sep in name or os.path.isdir(name)
 
 
+# The options of a dataset of people's images (folders, labels CSVs): one declaration, so the
+# flags they share say and check the same.
+ImageSize = Annotated[
+    list[int],
+    Opt(
+        "folders: image size N (or H W); none: the median side, at most 64",
+        low=4,
+        high=4096,
+        metavar="N",
+    ),
+]
+Channels = Annotated[
+    int, Opt("folders: 1 (grey) or 3 (RGB); 0: 3 if any image is in colour", choices=(0, 1, 3))
+]
+Resize = Annotated[
+    str, Opt("folders: crop (shorter side, centre crop) or pad", choices=("crop", "pad"))
+]
+TestSplit = Annotated[
+    float,
+    Opt("folders without test/: the stratified fraction held out to test", low=0.01, high=0.9),
+]
+Strict = Annotated[bool, Opt("folders: stray or unreadable files are an error")]
+MemoryBudget = Annotated[
+    int,
+    Opt(
+        "folders: past this many MB of decoded images, a memory-mapped cache file "
+        "(0: half the memory available)",
+        low=0,
+    ),
+]
+
+
 @register_dataset(
     "folder",
     kind="images",
@@ -186,35 +218,12 @@ def _is_folder_path(name: str) -> bool:
 )
 def load_folder(
     ctx,
-    image_size: Annotated[
-        list[int],
-        Opt(
-            "folders: image size N (or H W); none: the median side, at most 64",
-            low=4,
-            high=4096,
-            metavar="N",
-        ),
-    ] = (),
-    channels: Annotated[
-        int,
-        Opt("folders: 1 (grey) or 3 (RGB); 0: 3 if any image is in colour", choices=(0, 1, 3)),
-    ] = 0,
-    resize: Annotated[
-        str, Opt("folders: crop (shorter side, centre crop) or pad", choices=("crop", "pad"))
-    ] = "crop",
-    test_split: Annotated[
-        float,
-        Opt("folders without test/: the stratified fraction held out to test", low=0.01, high=0.9),
-    ] = 0.2,
-    strict: Annotated[bool, Opt("folders: stray or unreadable files are an error")] = False,
-    memory_budget_mb: Annotated[
-        int,
-        Opt(
-            "folders: past this many MB of decoded images, a memory-mapped cache file "
-            "(0: half the memory available)",
-            low=0,
-        ),
-    ] = 0,
+    image_size: ImageSize = (),
+    channels: Channels = 0,
+    resize: Resize = "crop",
+    test_split: TestSplit = 0.2,
+    strict: Strict = False,
+    memory_budget_mb: MemoryBudget = 0,
 ) -> Dataset:
     import time
 
