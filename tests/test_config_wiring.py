@@ -606,6 +606,11 @@ ELSEWHERE = {
     "fold": (
         "tests/tune/test_cv.py::test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
     ),
+    "ema": "tests/engine/test_ema.py::test_best_pt_holds_the_average_and_eval_scores_it",
+    "blocks": (
+        "tests/models/test_resnet.py::"
+        "test_blocks_and_widths_shape_the_network_and_any_size_from_8_px_fits"
+    ),
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"
         "test_sync_bn_computes_batch_statistics_over_all_processes"
@@ -627,7 +632,7 @@ def test_no_setting_is_left_out():
     # every field, and every option of a built-in model or dataset (their flags)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
     elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
-    elsewhere |= {"memory_budget_mb", "resolution"}
+    elsewhere |= {"memory_budget_mb", "resolution", "blocks"}
     elsewhere |= {"file_column", "label_column", "images", "test_csv"}  # a labels CSV's
     assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
         shorthand_options()

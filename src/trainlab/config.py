@@ -219,6 +219,14 @@ class TrainConfig:
         "random crops and left-right flips for other images (recorded)",
         "optim",
     )
+    ema: float = _f(
+        0.0,
+        "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: "
+        "off); validation, best.pt, eval, predict, export and serve use the average (recorded)",
+        "optim",
+        low=0.0,
+        lt=1.0,
+    )
     tta: str = _f(
         "none",
         "test-time augmentation: none, or flip (score each image and its left-right mirror, "

@@ -34,6 +34,7 @@ from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, Gradie
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist, is_backend_failure, peer_failure
+from trainlab.engine.ema import WeightAverage, averaged_weights
 from trainlab.engine.interrupt import StopFlag
 from trainlab.engine.loop import EpochState, train_one_epoch
 from trainlab.engine.metrics import Counts
@@ -209,6 +210,8 @@ class Trainer:
             added.append(ConsoleLogger(cfg.log_every))
         if cfg.clip_grad:
             added.append(GradientClipping(cfg.clip_grad))
+        if cfg.ema:
+            added.append(WeightAverage(run.model, cfg.ema))
         if main and cfg.tensorboard:
             from trainlab.report.tensorboard import TensorBoardLogger
 
@@ -286,7 +289,8 @@ class Trainer:
                 # checkpoints first: metrics.jsonl never claims an epoch last.pt does not hold
                 self._save(run, position, "last.pt", epoch + 1, 0, None)
                 if improved:
-                    self._save(run, position, "best.pt", epoch + 1, 0, None)
+                    with averaged_weights(self.callbacks):
+                        self._save(run, position, "best.pt", epoch + 1, 0, None)
                     result.best_path = run_dir / "best.pt"
                 if dist.main:
                     runs.append_metrics(run_dir, row)
@@ -343,7 +347,8 @@ class Trainer:
             self._save(run, position, "last.pt", epoch, state.batch, counts)
             if dist.any(stop.requested, setup.device):
                 return None
-        return epoch_row(epoch, counts, seen_before, began, run.model, run.data, setup)
+        with averaged_weights(self.callbacks):  # --ema: the average is what is scored
+            return epoch_row(epoch, counts, seen_before, began, run.model, run.data, setup)
 
     def _save(self, run: Run, position: Position, name: str, epoch: int, batch: int, counts):
         # every rank takes part (counts and random states are gathered); rank 0 writes

@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from trainlab.errors import ConfigError, unknown_name
-from trainlab.models import efficientnet, zoo  # noqa: F401 - the built-ins register
+from trainlab.models import efficientnet, resnet, zoo  # noqa: F401 - the built-ins register
 from trainlab.models.registry import ModelSpec, lookup, register_model, registered
 
 __all__ = [
