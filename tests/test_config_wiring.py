@@ -405,7 +405,7 @@ CASES = {
             and differ(a.weights, b.weights)
         ),
     ),
-    "augment": (MLP, True, lambda a, b, v: v is True and differ(a.weights, b.weights)),
+    "augment": (MLP, "strong", lambda a, b, v: v == "strong" and differ(a.weights, b.weights)),
     "seed": (MLP, 3, lambda a, b, v: v == 3 and differ(a.weights, b.weights)),
     "device": (
         MLP,

@@ -26,6 +26,7 @@ from trainlab.options import Opt, Option
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 LOSSES = ("auto", "cross-entropy", "nll", "mse")
+AUGMENTS = ("none", "basic", "strong")
 AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
 # Upper bounds: past these a run cannot finish on any machine (or a typo added zeros).
@@ -40,6 +41,7 @@ def _f(
     *,
     cli: bool = True,
     shown: str | None = None,
+    bare: str | None = None,
     **bounds: Any,
 ) -> Any:
     """A field with its help, its flag group and its bounds (``Opt``'s: low, high, gt, lt,
@@ -49,6 +51,8 @@ def _f(
         meta["cli"] = False
     if shown is not None:
         meta["shown"] = shown
+    if bare is not None:  # the flag alone means this value (--augment: basic)
+        meta["bare"] = bare
     if isinstance(default, list | tuple):
         return field(default_factory=lambda: list(default), metadata=meta)
     if isinstance(default, dict):
@@ -213,11 +217,15 @@ class TrainConfig:
         low=0.0,
         lt=1.0,
     )
-    augment: bool = _f(
-        False,
-        "augment each batch on the device: rotations (±10°) and shifts (±10%) for digits, "
-        "random crops and left-right flips for other images (recorded)",
+    augment: str = _f(
+        "none",
+        "augment each training batch on the device: basic (the bare flag): rotations (±10°) "
+        "and shifts (±10%) for digits, random crops and left-right flips for other images; "
+        "strong: more of those per image (digits: also shear and scale) plus TrivialAugmentWide "
+        "(photos only: digits get no flips or colour operations) and random erasing (recorded)",
         "optim",
+        choices=AUGMENTS,
+        bare="basic",
     )
     ema: float = _f(
         0.0,
@@ -312,6 +320,8 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.augment, bool):  # runs before "strong" recorded a yes or no
+            self.augment = "basic" if self.augment else "none"
         for name, option in config_options().items():
             object.__setattr__(self, name, option.check(getattr(self, name)))
         # the rules between fields; each field's own type and bounds are declared above

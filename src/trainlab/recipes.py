@@ -188,7 +188,7 @@ RECIPES = {
             {
                 "model": "cnn",
                 "widths": [32, 64, 128],
-                "augment": True,
+                "augment": "basic",
                 "label_smoothing": 0.1,
                 "epochs": 18,
                 "batch_size": 128,

@@ -31,11 +31,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
             help_text += f": {', '.join(dataset_names())}"
         shown = meta.get("shown", _shown(default))
-        _add_flag(group, f.name, kind, is_list, help_text, shown, meta.get("metavar"))
+        action = _add_flag(group, f.name, kind, is_list, help_text, shown, meta.get("metavar"))
+        if "bare" in meta:  # the flag alone is a value too (--augment: basic)
+            action.nargs, action.const = "?", meta["bare"]
+            action.metavar = "|".join(meta["opt"].choices)
     _add_option_flags(groups["model"], groups["data"])
 
 
-def _add_flag(group, name, kind, is_list, help_text, shown, metavar=None) -> None:
+def _add_flag(group, name, kind, is_list, help_text, shown, metavar=None) -> argparse.Action:
     kwargs: dict[str, Any] = {
         "default": argparse.SUPPRESS,
         "dest": name,
@@ -54,7 +57,7 @@ def _add_flag(group, name, kind, is_list, help_text, shown, metavar=None) -> Non
         kwargs["metavar"] = metavar or name.upper()
         if is_list:
             kwargs["nargs"] = "+"
-    group.add_argument(flag_name(name), **kwargs)
+    return group.add_argument(flag_name(name), **kwargs)
 
 
 def _lr_value(text: str) -> float | str:

@@ -67,7 +67,7 @@ def why_not(cfg, data, setup) -> str | None:
         return "features are not frozen"
     if not cfg.feature_cache:
         return "--no-feature-cache"
-    if cfg.augment:
+    if cfg.augment != "none":
         return "--augment changes the images every epoch"
     if cfg.tta != "none":
         return "--tta flip scores the mirrored images too"

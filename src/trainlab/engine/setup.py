@@ -183,7 +183,9 @@ def setup_run(
     torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
     scoring = setup_eval(cfg, model, data, dist.device(resolve_device(cfg.device)))
     transform = scoring.transform
-    augment = data.kind_entry.augmentation(data.input_shape[1:], data.name) if cfg.augment else None
+    augment = None
+    if cfg.augment != "none":  # the kind's choice of operations, at the asked strength
+        augment = data.kind_entry.augmentation(data.input_shape[1:], data.name, cfg.augment)
     train = Batches(
         data.train_x,
         data.train_y,

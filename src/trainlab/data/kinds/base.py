@@ -52,8 +52,9 @@ class Kind:
     images = False
 
     # --- training -----------------------------------------------------------------------
-    def augmentation(self, size: Sequence[int], dataset: str) -> Callable:  # noqa: ARG002
-        """What ``--augment`` does to a training batch of this kind (images of ``size``)."""
+    def augmentation(self, size: Sequence[int], dataset: str, strength: str = "basic") -> Callable:  # noqa: ARG002
+        """What ``--augment STRENGTH`` (basic or strong) does to a training batch of this kind
+        (images of ``size``)."""
         raise ConfigError(
             f"--augment changes images; dataset '{dataset}' holds {self.summary}. Drop it."
         )

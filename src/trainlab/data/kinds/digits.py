@@ -20,9 +20,12 @@ class DigitsKind(ImageKind):
     summary = "MNIST-style digits"
     page = Page("Draw a digit", "draw", "draw, or upload an image")
 
-    def augmentation(self, size: Sequence[int], dataset: str):  # noqa: ARG002
-        from trainlab.data.augment import RotateShift
+    def augmentation(self, size: Sequence[int], dataset: str, strength: str = "basic"):  # noqa: ARG002
+        from trainlab.data.augment import Chain, RandomErasing, RotateShift
 
+        if strength == "strong":  # geometry and erasing only: no flips, no colour operations
+            shapes = RotateShift(degrees=15, shift=0.12, shear=10, scale=0.1)
+            return Chain(shapes, RandomErasing(p=0.5, scale=(0.02, 0.15)))
         return RotateShift()
 
     def check_tta(self, tta: str, dataset: str) -> None:

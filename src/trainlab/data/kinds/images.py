@@ -22,10 +22,13 @@ class ImageKind(Kind):
     rate = "images_per_s"
     images = True
 
-    def augmentation(self, size: Sequence[int], dataset: str):  # noqa: ARG002
-        from trainlab.data.augment import CropFlip
+    def augmentation(self, size: Sequence[int], dataset: str, strength: str = "basic"):  # noqa: ARG002
+        from trainlab.data.augment import Chain, CropFlip, RandomErasing, TrivialAugment
 
-        return CropFlip(pad=max(1, round(min(size) / 8)))
+        crop_flip = CropFlip(pad=max(1, round(min(size) / 8)))
+        if strength == "strong":
+            return Chain(crop_flip, TrivialAugment(), RandomErasing(p=0.25))
+        return crop_flip
 
     def check_tta(self, tta: str, dataset: str) -> None:  # noqa: ARG002
         if tta not in TTAS:
