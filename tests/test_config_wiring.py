@@ -406,6 +406,8 @@ CASES = {
         ),
     ),
     "augment": (MLP, "strong", lambda a, b, v: v == "strong" and differ(a.weights, b.weights)),
+    "mixup": (MLP, 0.2, lambda a, b, v: v == 0.2 and differ(a.weights, b.weights)),
+    "cutmix": (MLP, 1.0, lambda a, b, v: v == 1.0 and differ(a.weights, b.weights)),
     "seed": (MLP, 3, lambda a, b, v: v == 3 and differ(a.weights, b.weights)),
     "device": (
         MLP,

@@ -227,6 +227,24 @@ class TrainConfig:
         choices=AUGMENTS,
         bare="basic",
     )
+    mixup: float = _f(
+        0.0,
+        "mix each training batch with a shuffled copy of itself, weights from Beta(ALPHA, "
+        "ALPHA) (e.g. 0.2; 0: off), the loss on the mixed targets; train accuracy is then "
+        "counted on mixed inputs (recorded)",
+        "optim",
+        low=0.0,
+        cap=100.0,
+    )
+    cutmix: float = _f(
+        0.0,
+        "paste a box of another image of the batch into each image, its share from "
+        "Beta(ALPHA, ALPHA) (e.g. 1.0; 0: off), the loss on the mixed targets; with --mixup, "
+        "one of the two per batch (recorded)",
+        "optim",
+        low=0.0,
+        cap=100.0,
+    )
     ema: float = _f(
         0.0,
         "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: "

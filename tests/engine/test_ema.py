@@ -62,7 +62,7 @@ def test_best_pt_holds_the_average_and_eval_scores_it(tmp_path, mnist_small):
 
 
 def test_a_resume_mid_epoch_with_strong_augment_keeps_both_weights_exact(tmp_path, mnist_small):
-    cfg = _cfg(tmp_path, ema=0.999, augment="strong", run_name="straight")
+    cfg = _cfg(tmp_path, ema=0.999, augment="strong", mixup=0.2, cutmix=1.0, run_name="straight")
     straight = Trainer(cfg).fit(_model(mnist_small), mnist_small)
     cut = Trainer(cfg.replace(run_name="cut"), callbacks=[_CtrlC(1, 5)]).fit(
         _model(mnist_small), mnist_small

@@ -67,6 +67,8 @@ def why_not(cfg, data, setup) -> str | None:
         return "features are not frozen"
     if not cfg.feature_cache:
         return "--no-feature-cache"
+    if cfg.mixup or cfg.cutmix:
+        return "--mixup/--cutmix mix the images every batch"
     if cfg.augment != "none":
         return "--augment changes the images every epoch"
     if cfg.tta != "none":

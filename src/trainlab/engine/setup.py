@@ -14,9 +14,11 @@ import torch
 from torch import nn
 
 from trainlab.config import TrainConfig
+from trainlab.data.augment import Chain
 from trainlab.data.batches import Batches, InputTransform
 from trainlab.data.dataset import Dataset
 from trainlab.data.kinds import Task
+from trainlab.data.mix import Mix
 from trainlab.engine.device import autocast_dtype, resolve_device
 from trainlab.engine.distributed import Dist, wrap
 from trainlab.engine.loop import LossFn, loss_function
@@ -107,6 +109,23 @@ def class_weights(cfg: TrainConfig, data: Dataset) -> torch.Tensor | None:
     return weights.float()
 
 
+def _mix(cfg: TrainConfig, data: Dataset) -> Mix | None:
+    """--mixup/--cutmix, where the data allows them."""
+    if not (cfg.mixup or cfg.cutmix):
+        return None
+    kind = data.kind_entry
+    if not kind.task.has_classes:
+        raise ConfigError(
+            f"--mixup/--cutmix mix class targets; dataset '{data.name}' is {kind.task.name}. "
+            "Drop them."
+        )
+    if not kind.images:
+        raise ConfigError(
+            f"--mixup/--cutmix mix images; dataset '{data.name}' holds {kind.summary}. Drop them."
+        )
+    return Mix(cfg.mixup, cfg.cutmix)
+
+
 def _train_loss(cfg: TrainConfig, model: nn.Module, data: Dataset, scoring: LossFn) -> LossFn:
     weight = class_weights(cfg, data)
     if weight is None:
@@ -186,6 +205,9 @@ def setup_run(
     augment = None
     if cfg.augment != "none":  # the kind's choice of operations, at the asked strength
         augment = data.kind_entry.augmentation(data.input_shape[1:], data.name, cfg.augment)
+    mix = _mix(cfg, data)
+    if mix is not None:
+        augment = Chain(augment, mix) if augment else mix
     train = Batches(
         data.train_x,
         data.train_y,
@@ -207,12 +229,13 @@ def setup_run(
             "--sync-bn synchronises batch norm across the processes of a torchrun job; this is "
             "a single process. Start it with torchrun --nproc-per-node N, or drop the flag."
         )
+    train_loss = _train_loss(cfg, model, data, scoring.loss_fn)
     shards = scoring.splits
     if dist.world > 1:
         shards = eval_splits(data, cfg, scoring.device, transform, dist)
     return RunSetup(
         **scoring.__dict__,
-        train_loss_fn=_train_loss(cfg, model, data, scoring.loss_fn),
+        train_loss_fn=mix.loss(train_loss) if mix else train_loss,
         train=train,
         optimizer=build_optimizer(model, cfg),
         dist=dist,
