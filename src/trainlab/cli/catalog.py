@@ -134,7 +134,32 @@ def cmd_models(_args: argparse.Namespace) -> int:
         "\nparameter counts are for MNIST (10 classes); linreg's for 2 features. Your own "
         "model: --model FILE.py:Class [--model-arg NAME=VALUE]."
     )
+    _pretrained_backbones()
     return 0
+
+
+def _pretrained_backbones() -> None:
+    from trainlab.models.pretrained import LITE_PUBLISHED, describe_backbones
+
+    out("\npretrained backbones (--pretrained, or trainlab predict NAME photo.jpg):")
+    table(
+        ["name", "parameters", "input", "ImageNet top-1", "weights"],
+        [
+            [
+                r["name"],
+                f"{r['parameters']:,} ({r['published_millions']} M)",
+                r["input"],
+                f"{r['imagenet_top1']}%",
+                r["weights"],
+            ]
+            for r in describe_backbones()
+        ],
+        right=frozenset({1, 3}),
+    )
+    out(
+        "\nparameters counted with ImageNet's 1,000 classes (in brackets as published); top-1 "
+        f"as published ({LITE_PUBLISHED})."
+    )
 
 
 def cmd_recipes(_args: argparse.Namespace) -> int:

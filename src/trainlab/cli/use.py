@@ -29,7 +29,7 @@ def _add_predict(sub) -> argparse.ArgumentParser:
     pred.add_argument(
         "checkpoint",
         help="a .pt file, a run directory (uses its best.pt), or a pretrained model by name "
-        "(efficientnet-lite0: ImageNet's classes)",
+        "(efficientnet-lite0, -lite1, -lite2: ImageNet's classes)",
     )
     pred.add_argument(
         "inputs",

