@@ -608,6 +608,10 @@ ELSEWHERE = {
     "fold": (
         "tests/tune/test_cv.py::test_cv_reports_each_fold_and_a_rerun_fold_gives_the_same_figure"
     ),
+    "budget": (
+        "tests/engine/test_budget.py::"
+        "test_the_command_plans_says_records_and_ends_within_its_budget"
+    ),
     "ema": "tests/engine/test_ema.py::test_best_pt_holds_the_average_and_eval_scores_it",
     "blocks": (
         "tests/models/test_resnet.py::"

@@ -198,6 +198,8 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     loss = loss_kind(plan.config, model, data.kind_entry.task)
     notes = probe(model, data, input_transform(model, data, plan.config), loss)
     cfg = run_config(plan.config, model, data)
+    if cfg.budget and plan.checkpoint is not None:  # the epochs its budget planned at first
+        cfg = cfg.replace(epochs=plan.checkpoint["config"]["epochs"])
     if plan.checkpoint is not None:
         check_resumable(plan.checkpoint, cfg)
         # the backbone's final weights before anything is computed from them (feature cache)
@@ -219,7 +221,17 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     setup, features = try_cache(cfg, model, data, setup)
     if features is not None and dist.main:
         say(features.line())
+    budget = None
+    if cfg.budget and plan.checkpoint is None:  # a resume keeps the epochs planned at first
+        from trainlab.engine.budget import plan_epochs
+
+        budget = plan_epochs(cfg.budget, setup, model, data.num_classes)
+        cfg = cfg.replace(epochs=budget["epochs"])
+        if dist.main:
+            say(budget.pop("line"))
     description = describe_run(cfg, model, data, setup.transform)
+    if budget is not None or (plan.checkpoint or {}).get("budget"):
+        description["budget"] = budget or plan.checkpoint["budget"]  # what the first plan said
     description["resolved"] = {
         **resolved_record(setup),
         **started.threads_record,

@@ -275,6 +275,17 @@ class TrainConfig:
         low=0.0,
         cap=1e12,
     )
+    budget: str | None = _f(
+        None,
+        "a time budget for the run, e.g. 90s, 10m, 1.5h: a short measured pilot plans the "
+        "epochs (--epochs is then ignored) to end within it, counted from the process start "
+        "and leaving room for the evaluation; the run stops after an epoch when the next would "
+        "end past it (recorded)",
+        "optim",
+        shown="none",
+        pattern=r"^\d+(\.\d+)?[smh]$",
+        shape="a number and a unit: 90s, 10m or 1.5h",
+    )
     early_stop: int = _f(
         0,
         "stop when --monitor has not improved by --min-delta for this many epochs (0: off)",

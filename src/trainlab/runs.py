@@ -212,7 +212,7 @@ def write_config(
         "model": description["model"],
         **{k: description[k] for k in ("resolved", "launch") if k in description},
         **({"notes": description["notes"]} if "notes" in description else {}),
-        **({"features": description["features"]} if "features" in description else {}),
+        **{k: description[k] for k in ("features", "budget") if k in description},
         "environment": environment(device),
     }
     return atomic_write_text(run_dir / "config.toml", tomli_w.dumps(_drop_none(sections)))

@@ -30,6 +30,7 @@ from trainlab import runs
 from trainlab.build import Run, build, cut_data, say, start
 from trainlab.config import TrainConfig
 from trainlab.data.dataset import Dataset
+from trainlab.engine.budget import budget_guard
 from trainlab.engine.callbacks import Callback, EarlyStopping, FitResult, GradientClipping
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.device import resolve_device
@@ -212,6 +213,8 @@ class Trainer:
             added.append(GradientClipping(cfg.clip_grad))
         if cfg.ema:
             added.append(WeightAverage(run.model, cfg.ema))
+        if cfg.budget:
+            added.append(budget_guard(run.description["budget"], run.checkpoint))
         if main and cfg.tensorboard:
             from trainlab.report.tensorboard import TensorBoardLogger
 

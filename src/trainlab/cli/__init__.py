@@ -128,6 +128,7 @@ def _refuse_unknown_command(
 
 def main(argv: list[str] | None = None) -> int:
     parser, commands = _build()
+    from_process = argv is None  # the trainlab command itself: a --budget counts from its start
     argv = list(sys.argv[1:] if argv is None else argv)
     _refuse_unknown_command(parser, commands, argv)
     args, extra = parser.parse_known_args(argv)
@@ -136,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from trainlab.engine.budget import clock
     from trainlab.logs import to_stderr
 
     try:  # trainlab's lines on stderr for the command: warnings only with --quiet
-        with to_stderr(quiet=getattr(args, "quiet", False), verbose=args.verbose):
+        quiet = getattr(args, "quiet", False)
+        with to_stderr(quiet=quiet, verbose=args.verbose), clock(from_process):
             if args.command in TUNING:  # the sweep's workers rerun its own arguments
                 rest = argv[argv.index(args.command) + 1 :]
                 return args.func(args, rest, given_settings(args))
