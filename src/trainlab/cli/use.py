@@ -69,6 +69,13 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         "probability; an input that failed has its reason in an error column)",
     )
     pred.add_argument(
+        "--explain",
+        metavar="DIR",
+        help="write where the model looked: DIR/<image>.png, the image it saw with its heat "
+        "map over it (Grad-CAM on the last convolution; occlusion for a model without one), "
+        "and the map in --json",
+    )
+    pred.add_argument(
         "--csv-probabilities",
         action="store_true",
         help="--csv: add one column per class with its probability",
@@ -192,6 +199,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         err(f"wrote {len(results) + len(problems)} prediction row(s) to {written}")
     if args.preview:
         _write_previews(results, args.preview)
+    if args.explain:
+        _write_explanations(predictor, results, args.explain)
     if args.json:
         _print_json(predictor, results, truths, problems, args)
     else:
@@ -215,13 +224,10 @@ def _scored(results, truths) -> tuple[int, int]:
     return sum(label == truth for label, truth in pairs), len(pairs)
 
 
-def _write_previews(results, where: str) -> None:
+def _png_names(results):
+    """(result, file name) for each result with a preview: its stem, made unique."""
     from pathlib import Path
 
-    from trainlab.fsutil import atomic_write
-    from trainlab.inference import picture_of
-
-    folder = Path(where)
     used: set[str] = set()
     for r in results:
         if r.preview is None:
@@ -232,8 +238,35 @@ def _write_previews(results, where: str) -> None:
             i += 1
             name = f"{stem}-{i}.png"
         used.add(name)
+        yield r, name
+
+
+def _write_previews(results, where: str) -> None:
+    from pathlib import Path
+
+    from trainlab.fsutil import atomic_write
+    from trainlab.inference import picture_of
+
+    for r, name in _png_names(results):
         image = picture_of(r.preview)
-        atomic_write(folder / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
+        atomic_write(Path(where) / name, lambda tmp, im=image: im.save(tmp, format="PNG"))
+
+
+def _write_explanations(predictor, results, where: str) -> None:
+    from pathlib import Path
+
+    from trainlab.fsutil import atomic_write
+    from trainlab.inference.explain import Explainer, overlay
+
+    explainer = Explainer(predictor)
+    maps = dict(zip(map(id, results), explainer.heat_maps(results), strict=True))
+    for r, name in _png_names(results):
+        if maps[id(r)] is None:
+            continue
+        picture = overlay(r.preview, maps[id(r)])
+        atomic_write(Path(where) / name, lambda tmp, im=picture: im.save(tmp, format="PNG"))
+    count = sum(m is not None for m in maps.values())
+    err(f"wrote {count} explanation(s) ({explainer.method}) to {where}")
 
 
 def _print_json(predictor, results, truths, problems, args) -> None:

@@ -49,6 +49,7 @@ class Prediction:
     inverted: bool = False  # the input was dark on light and was inverted
     low_confidence: bool = False
     error: str | None = None
+    heat: np.ndarray | None = None  # --explain: where it looked, at the method's resolution
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,8 @@ class Prediction:
         )
         if with_preview and self.preview is not None:
             out["preview_png"] = png_base64(self.preview)
+        if self.heat is not None:
+            out["heat_map"] = np.round(self.heat, 3).tolist()
         return out
 
 
