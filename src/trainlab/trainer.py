@@ -40,7 +40,7 @@ from trainlab.engine.interrupt import StopFlag
 from trainlab.engine.loop import EpochState, train_one_epoch
 from trainlab.engine.metrics import Counts
 from trainlab.engine.optim import lr_at
-from trainlab.engine.predictions import write_run_predictions
+from trainlab.engine.predictions import finish_classification
 from trainlab.engine.state import checkpoint_payload, epoch_row, restore_state
 from trainlab.errors import DistributedError
 from trainlab.logs import to_stderr
@@ -308,7 +308,7 @@ class Trainer:
                     break
         done = result.status != "interrupted" and result.best_path is not None
         if dist.main and done and run.data.kind_entry.task.has_classes:
-            self._finish_classification(run, result)
+            finish_classification(run, result)
         dist.barrier()  # no rank leaves while rank 0 still writes (an early exit aborts gloo)
         self._emit("on_fit_end", result)
         return result
@@ -371,25 +371,6 @@ class Trainer:
             save_checkpoint(position.run_dir / name, payload)
         if name == "last.pt":
             position.saved = (epoch, batch)
-
-    def _finish_classification(self, run: Run, result: FitResult) -> None:
-        """predictions.npz from best.pt's weights, for the report (and --sklearn-check)."""
-        setup = run.setup
-        arrays = write_run_predictions(
-            result.run_dir,
-            result.best_path,
-            run.model,
-            setup.scorer,
-            setup.splits["test"],
-            run.data,
-            setup.amp_dtype,
-            best_is_last=result.best.get("epoch") == result.final.get("epoch"),
-        )
-        if run.config.sklearn_check:
-            from sklearn.metrics import accuracy_score
-
-            accuracy = accuracy_score(arrays["labels"], arrays["pred"])
-            result.extra["sklearn_test_acc"] = float(accuracy)
 
     def _before_step(self, model: nn.Module):
         steering = [

@@ -166,6 +166,40 @@ def evaluate_checkpoint(
     return report
 
 
+def calibrate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data_dir: str | None = None,
+    device: str = "auto",
+    trust_code: bool = False,
+    data: Dataset | None = None,
+) -> dict[str, Any]:
+    """Fit the temperature of a classifier run on its validation split, measure the expected
+    calibration error on its test split before and after, and record both in the checkpoint
+    and config.toml (``trainlab.engine.calibration``). Returns the record."""
+    from trainlab.engine.calibration import calibration_record, record_calibration
+
+    options = dict(data_dir=data_dir, device=device, trust_code=trust_code, data=data)
+    try:
+        report, val = evaluate_checkpoint(
+            checkpoint, split="val", return_predictions=True, **options
+        )
+    except CheckpointError as e:
+        if "no validation split" not in str(e):
+            raise
+        raise CheckpointError(
+            f"{checkpoint}: calibration fits its temperature on a validation split, and this "
+            "run trained without one (the test split must stay unseen to measure it). Train "
+            "with --val-split 0.1."
+        ) from None
+    if report.accuracy is None:
+        raise CheckpointError(f"{checkpoint}: a regression run has no probabilities to calibrate.")
+    _, test = evaluate_checkpoint(checkpoint, split="test", return_predictions=True, **options)
+    record = calibration_record(val, test)
+    record_calibration(report.checkpoint, record)
+    return record
+
+
 def _data_of(cfg: TrainConfig, ckpt: dict[str, Any], data: Dataset | None) -> Dataset:
     """The run's data, cut as the run cut it: loaded by name, or the dataset given."""
     started = Started(Plan(cfg, {}, chosen=frozenset(cfg.to_dict())), Dist())  # as it ran

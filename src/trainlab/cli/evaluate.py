@@ -60,10 +60,24 @@ def add(sub) -> dict[str, argparse.ArgumentParser]:
         "holds the runs)",
     )
     cmp.add_argument("--json", action="store_true", help="print the table as JSON")
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit the temperature that makes a run's probabilities honest (on its val split)",
+        description="Fit one temperature on the run's validation split (the logits divided by "
+        "it, by the NLL) and record it in the checkpoint and config.toml; predict, serve and "
+        "export then use it. The expected calibration error on the test split is printed "
+        "before and after. A run with a validation split is calibrated when it ends.",
+    )
+    cal.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
+    trust_flag(cal)
+    cal.add_argument("--data-dir", help="data root, if not the one the run used")
+    cal.add_argument("--device", default="auto", help="device (default: auto)")
+    cal.add_argument("--json", action="store_true", help="print the record as JSON")
+    cal.set_defaults(func=cmd_calibrate)
     ev.set_defaults(func=cmd_eval)
     rep.set_defaults(func=cmd_report)
     cmp.set_defaults(func=cmd_compare)
-    return {"eval": ev, "report": rep, "compare": cmp}
+    return {"eval": ev, "report": rep, "compare": cmp, "calibrate": cal}
 
 
 def format_eval(report) -> str:
@@ -92,6 +106,17 @@ def format_eval(report) -> str:
     for name, row in zip(report.classes, report.confusion, strict=True):
         lines.append(f"{name:>{width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from trainlab.engine.calibration import line
+    from trainlab.workflow import calibrate_checkpoint
+
+    record = calibrate_checkpoint(
+        args.checkpoint, data_dir=args.data_dir, device=args.device, trust_code=args.trust_code
+    )
+    out(json.dumps(record, indent=2) if args.json else line(record))
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

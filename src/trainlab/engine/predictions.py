@@ -121,3 +121,35 @@ def write_run_predictions(
     finally:
         if last is not None:
             model.load_state_dict(last)
+
+
+def finish_classification(run, result) -> None:
+    """A finished classifier run (``trainlab.build.Run``): predictions.npz from best.pt's
+    weights for the report, one temperature fitted on the validation split where there is one
+    (``engine.calibration``), and --sklearn-check's figure."""
+    from trainlab.engine.calibration import calibrate_best, line
+    from trainlab.logs import say
+    from trainlab.models import record_of
+
+    setup = run.setup
+    best_is_last = result.best.get("epoch") == result.final.get("epoch")
+    arrays = write_run_predictions(
+        result.run_dir,
+        result.best_path,
+        run.model,
+        setup.scorer,
+        setup.splits["test"],
+        run.data,
+        setup.amp_dtype,
+        best_is_last=best_is_last,
+    )
+    if "val" in setup.splits:  # one temperature for honest probabilities
+        output = (record_of(run.model) or {}).get("output", "logits")
+        record = calibrate_best(result.best_path, run.model, setup, output, best_is_last)
+        result.extra["calibration"] = record
+        say(line(record))
+    if run.config.sklearn_check:
+        from sklearn.metrics import accuracy_score
+
+        accuracy = accuracy_score(arrays["labels"], arrays["pred"])
+        result.extra["sklearn_test_acc"] = float(accuracy)

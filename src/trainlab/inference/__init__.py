@@ -156,6 +156,10 @@ class Predictor:
         if self.transform.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.max_pixels, self.top_k, self.low_confidence = max_pixels, top_k, low_confidence
+        # the run's calibration: every probability shown is of the logits divided by it
+        from trainlab.engine.calibration import temperature_of
+
+        self.temperature = temperature_of(ckpt)
 
     def describe(self) -> dict[str, Any]:
         """What the model is, for people and for `GET /api/model`."""
@@ -170,6 +174,7 @@ class Predictor:
             "epoch": self.checkpoint.get("epoch"),
             "metrics": self.checkpoint.get("metrics", {}),
             "parameters": self.checkpoint["model"].get("parameters"),
+            "temperature": self.temperature,
         }
 
     def prepare(self, source, name: str | None = None) -> Prepared:
@@ -188,7 +193,10 @@ class Predictor:
             with torch.autocast(self.device.type, self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):  # fmt: skip
                 outputs = self.model(x).float()
-            probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
+            if self.temperature != 1.0:  # log-probabilities are logits too (up to a constant)
+                probs = (outputs / self.temperature).softmax(1)
+            else:
+                probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
             out.append(probs.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 

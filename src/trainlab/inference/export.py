@@ -37,9 +37,10 @@ class ExportError(TrainlabError):
 class Deployable(nn.Module):
     """The model with its preprocessing: float images in [0, 1] in, model outputs out."""
 
-    def __init__(self, model: nn.Module, transform):
+    def __init__(self, model: nn.Module, transform, temperature: float = 1.0):
         super().__init__()
         self.model = model
+        self.temperature = temperature  # the run's calibration: outputs divided by it
         channels = transform.channels
         self.size = tuple(transform.size) if transform.size else None
         self.channels = channels
@@ -54,7 +55,8 @@ class Deployable(nn.Module):
             x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         if self.channels is not None and self.channels != x.shape[1]:
             x = x.expand(-1, self.channels, -1, -1)
-        return self.model((x - self.mean) / self.std)
+        out = self.model((x - self.mean) / self.std)
+        return out / self.temperature if self.temperature != 1.0 else out
 
 
 def _need_export_extra() -> None:
@@ -76,7 +78,9 @@ def _load(checkpoint, trust_code: bool = False):
 
     # the graph computes in float32: its parity is checked against the model in float32
     predictor = Predictor(checkpoint, device="cpu", trust_code=trust_code, amp="off")
-    deployable = Deployable(predictor.model.float(), predictor.transform).eval()
+    deployable = Deployable(
+        predictor.model.float(), predictor.transform, predictor.temperature
+    ).eval()
     deployable.to(memory_format=torch.contiguous_format)
     return predictor, deployable
 
@@ -95,7 +99,14 @@ def metadata(predictor) -> dict[str, str]:
         "dataset": predictor.dataset,
         "classes": json.dumps(predictor.classes),
         "input": get_kind(predictor.kind).graph_input(data),
-        "output": "log-probabilities" if predictor.output == "log_probs" else "logits",
+        "output": ("log-probabilities" if predictor.output == "log_probs" else "logits")
+        + (
+            f" divided by the calibrated temperature {predictor.temperature:g}; softmax gives "
+            "the probabilities trainlab shows"
+            if predictor.temperature != 1.0
+            else ""
+        ),  # fmt: skip
+        "temperature": f"{predictor.temperature:g}",
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
         **({"resize_policy": json.dumps(data["preprocess"])} if data.get("preprocess") else {}),
         "preprocessing_in_graph": "normalisation"
