@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from helpers import run_here
 from trainlab import Dataset, Trainer, build_model
@@ -69,25 +71,46 @@ def rare_recall(run_dir) -> float:
     return float((predictions["pred"][rare] == RARE).mean())
 
 
-def test_the_balanced_sampler_finds_the_rare_class_and_the_report_shows_it(tmp_path, rare_digit):
-    from trainlab.cli.evaluate import format_eval
-    from trainlab.report import make_report
-    from trainlab.workflow import evaluate_checkpoint
+@pytest.fixture(scope="module")
+def rare_folder(rare_digit, tmp_path_factory) -> Path:
+    """The same images as PNG files, as people bring them: train/<digit>/, test/<digit>/."""
+    root = tmp_path_factory.mktemp("photos") / "digits"
+    for split in ("train", "test"):
+        xs, ys = getattr(rare_digit, f"{split}_x"), getattr(rare_digit, f"{split}_y")
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            folder = root / split / str(int(y))
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[0].numpy()).save(folder / f"{i:05d}.png")
+    return root
+
+
+def test_the_balanced_sampler_finds_the_rare_class_and_the_report_shows_it(
+    tmp_path, rare_folder, capsys
+):
+    from trainlab.cli import main
 
     recall = {}
+    (tmp_path / "cache").mkdir()  # the decode cache
     for sampler in ("shuffle", "balanced"):
-        result = fit(rare_digit, tmp_path, sampler, sampler=sampler)
-        recall[sampler] = rare_recall(result.run_dir)
-        assert load_checkpoint(result.last_path)["config"]["sampler"] == sampler  # recorded
-        page = (make_report(result.run_dir)["html"]).read_text()
-        # the rare digit's row: its training count (10), test count (50) and recall, side by side
-        row = f"<td>{RARE}</td><td>10</td><td>50</td><td>{recall[sampler]:.4f}</td>"
-        assert row in page.replace("\n", "").replace(" ", ""), sampler
-        assert "train count" in page and "test count" in page
+        args = ["train", "--dataset", str(rare_folder), "--data-dir", str(tmp_path / "cache"),
+                "--model", "mlp", "--hidden", "64", "--epochs", "3", "--lr", "0.05",
+                "--device", "cpu", "--runs-dir", str(tmp_path), "--run-name", sampler,
+                "--val-split", "0", "--sampler", sampler]  # fmt: skip
+        assert main(args) == 0
+        run = tmp_path / sampler
+        recall[sampler] = rare_recall(run)
+        assert load_checkpoint(run / "last.pt")["config"]["sampler"] == sampler  # recorded
     assert recall["balanced"] > recall["shuffle"] + 0.2, recall
+    assert main(["report", str(tmp_path / "balanced")]) == 0
+    page = (tmp_path / "balanced" / "report.html").read_text()
+    # the rare digit's row: its training count (10), test count (50) and recall, side by side
+    row = f"<td>{RARE}</td><td>10</td><td>50</td><td>{recall['balanced']:.4f}</td>"
+    assert row in page.replace("\n", "").replace(" ", "")
+    assert "<th>train count</th>" in page and "<th>test count</th>" in page
     # eval's console summary: the training count beside the recall, and the balanced figures
-    text = format_eval(evaluate_checkpoint(tmp_path / "balanced" / "best.pt", device="cpu",
-                                           data=rare_digit))  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "balanced" / "best.pt"), "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
     line = next(x for x in text.splitlines() if x.strip().startswith(f"{RARE} "))
     assert line.split()[2] == f"{recall['balanced']:.4f}" and line.split()[-2:] == ["50", "10"]
     assert "balanced accuracy" in text and "macro F1" in text
