@@ -7,7 +7,7 @@ Example:
 ``--class-weights`` takes ``none``, ``balanced`` (n / (K · n_c), as scikit-learn's), explicit
 weights by class name (``cat=1,dog=3``; a class not named keeps weight 1) or ``@FILE``, a text
 file of ``NAME=WEIGHT`` lines (``#`` starts a comment). config.toml records the spec as given and,
-under ``[run]``, the weight each class trained with.
+under ``[data]``, each class's training count and the weight it trained with.
 """
 
 from __future__ import annotations
