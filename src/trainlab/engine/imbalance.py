@@ -74,7 +74,7 @@ def parse_class_weights(spec: str, classes: Sequence[str], labels: torch.Tensor)
     known = ", ".join(classes)
     weights = torch.ones(len(classes))
     for entry in _entries(spec):
-        name, eq, value = entry.rpartition("=")
+        name, eq, value = (part.strip() for part in entry.rpartition("="))
         if not eq or not name:
             raise ConfigError(
                 f"--class-weights {spec}: '{entry}' is not NAME=WEIGHT. Give none, balanced, "
