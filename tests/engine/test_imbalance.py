@@ -205,6 +205,12 @@ def test_bad_class_weights_on_the_command_line_are_clear_errors(tmp_path, mnist_
     assert_clean_error(proc, "--class-weights", "NAME=WEIGHT pairs such as cat=1,dog=3")
     proc = run_here(*common, "--loss", "focal", "--label-smoothing", "0.1")
     assert_clean_error(proc, "--label-smoothing with --loss focal")
+    for flag, value, needle in (
+        ("--sampler", "random", "unknown sampler 'random'. Known: balanced, shuffle."),
+        ("--focal-gamma", "-1", "--focal-gamma must be in [0, 100], got -1.0."),
+        ("--monitor", "val_f1", "e.g. val_acc, val_loss or val_macro_f1; got 'val_f1'"),
+    ):
+        assert_clean_error(run_here(*common, flag, value), needle)
 
 
 def test_focal_loss_with_gamma_0_is_cross_entropy_and_turns_down_easy_samples():
