@@ -503,6 +503,12 @@ CASES = {
         "balanced",
         lambda a, b, v: v == "balanced" and differ(a.weights, b.weights),
     ),
+    # the effect on a rare class's recall, and the exact resume: tests/engine/test_imbalance.py
+    "sampler": (
+        MLP,
+        "balanced",
+        lambda a, b, v: v == "balanced" and differ(a.weights, b.weights),
+    ),
     "backbone_lr_mult": (
         MLP,
         0.0,
@@ -563,6 +569,9 @@ CASES = {
 
 # Fields whose effect needs more than a one-epoch MLP; each named test shows it.
 ELSEWHERE = {
+    "focal_gamma": (
+        "tests/engine/test_imbalance.py::test_focal_loss_trains_differently_and_gamma_is_recorded"
+    ),
     "pretrained": (
         "tests/test_recipes.py::test_cached_imagenet_weights_load_and_the_head_is_replaced"
     ),

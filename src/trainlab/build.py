@@ -31,8 +31,16 @@ from trainlab.engine.checkpoint import BestCheckpoint, best_checkpoint, load_wei
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
 from trainlab.engine.features import FeatureCache, try_cache
+from trainlab.engine.imbalance import imbalance_record
 from trainlab.engine.probe import probe
-from trainlab.engine.setup import RunSetup, amp_warning, input_transform, loss_kind, setup_run
+from trainlab.engine.setup import (
+    RunSetup,
+    amp_warning,
+    class_weights,
+    input_transform,
+    loss_kind,
+    setup_run,
+)
 from trainlab.engine.threads import ThreadChooser
 from trainlab.logs import say, warn
 from trainlab.resolve import Plan, check_resumable, plan_run, settings_of
@@ -241,6 +249,8 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
         description["data"]["augment"] = augment.describe()
     if features is not None:  # the head trains from features computed once
         description["features"] = features.describe()
+    if task.has_classes:  # the classes' sizes, and the weights the loss gave them
+        description["data"].update(imbalance_record(data, class_weights(cfg, data)))
     notes = {**plan.notes, **notes}
     if notes:  # what the plan adjusted (a rounded default) and what the probe saw
         description["notes"] = notes

@@ -25,7 +25,7 @@ from trainlab.options import Opt, Option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-LOSSES = ("auto", "cross-entropy", "nll", "mse")
+LOSSES = ("auto", "cross-entropy", "nll", "mse", "focal")
 AUGMENTS = ("none", "basic", "strong")
 AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
@@ -261,12 +261,30 @@ class TrainConfig:
         "optim",
         choices=("none", "flip"),
     )
+    focal_gamma: float = _f(
+        2.0,
+        "--loss focal: how much the loss of well-classified samples is turned down, "
+        "(1 - p)^gamma (0: cross-entropy)",
+        "optim",
+        low=0.0,
+        high=100.0,
+    )
     class_weights: str = _f(
         "none",
-        "weight the training loss per class: none, or balanced (inverse class frequency, for "
-        "folders where one class has far fewer images)",
+        "weight the training loss per class: none; balanced (inverse class frequency, for "
+        "folders where one class has far fewer images); NAME=W pairs such as cat=1,dog=3 "
+        "(classes not named keep 1); or @FILE with one NAME=W a line",
         "optim",
-        choices=("none", "balanced"),
+        pattern=r"none|balanced|@.+|[^=,]+=[^=,]+(,[^=,]+=[^=,]+)*",
+        shape="none, balanced, NAME=WEIGHT pairs such as cat=1,dog=3, or @FILE",
+    )
+    sampler: str = _f(
+        "shuffle",
+        "how each epoch draws the training samples: shuffle (each once, in a seeded order) or "
+        "balanced (drawn with replacement, with inverse class frequency, so every class comes "
+        "up about equally often; seeded, so a resume is exact)",
+        "optim",
+        choices=("shuffle", "balanced"),
     )
     clip_grad: float = _f(
         0.0,
@@ -295,11 +313,12 @@ class TrainConfig:
     )
     monitor: str | None = _f(
         None,
-        "the metric that chooses best.pt and that --early-stop watches, e.g. val_loss",
+        "the metric that chooses best.pt and that --early-stop watches, e.g. val_loss; "
+        "val_macro_f1 or val_balanced_acc when a class is rare",
         "optim",
         shown="val_acc with a validation split, else test_acc; *_loss for regression",
-        pattern=r"(train|val|test)_(acc|loss)",
-        shape="a split and a metric, e.g. val_acc or val_loss",
+        pattern=r"(train|val|test)_(acc|loss|macro_f1|balanced_acc)",
+        shape="a split and a metric, e.g. val_acc, val_loss or val_macro_f1",
     )
     min_delta: float = _f(
         0.0,

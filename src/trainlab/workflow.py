@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from trainlab.engine.callbacks import Callback, FitResult
 from trainlab.engine.checkpoint import recorded_amp
 from trainlab.engine.device import resolve_device
 from trainlab.engine.distributed import Dist
+from trainlab.engine.imbalance import class_counts
 from trainlab.engine.loading import load_model
 from trainlab.engine.loop import evaluate, predict
 from trainlab.engine.metrics import per_class
@@ -87,6 +88,7 @@ class EvalReport:
     classes: list[str]
     confusion: list[list[int]]
     per_class: dict[str, list[float]]
+    train_counts: list[int] = field(default_factory=list)  # beside the recall: is a class rare?
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -151,9 +153,11 @@ def evaluate_checkpoint(
     scorer = scoring.scorer  # the model, flip-averaged if the run used --tta flip
     metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype)
     has_classes = data.kind_entry.task.has_classes
+    train_counts = class_counts(data.train_y, data.num_classes).tolist() if has_classes else []
     report = EvalReport(ckpt["path"], split, metrics.loss, metrics.accuracy, metrics.n,
                         list(data.classes), metrics.confusion.tolist(),
-                        per_class(metrics.confusion) if has_classes else {})  # fmt: skip
+                        per_class(metrics.confusion) if has_classes else {},
+                        train_counts)  # fmt: skip
     if save_predictions and has_classes:
         from trainlab.engine.predictions import write_predictions
 

@@ -81,6 +81,8 @@ def add(sub) -> dict[str, argparse.ArgumentParser]:
 
 
 def format_eval(report) -> str:
+    from trainlab.engine.metrics import class_balanced
+
     lines = [
         f"checkpoint {report.checkpoint}",
         f"{report.split} split: {report.n} samples",
@@ -89,13 +91,19 @@ def format_eval(report) -> str:
     if report.accuracy is None:
         return "\n".join(lines)
     lines.append(f"accuracy {100 * report.accuracy:.2f}%")
+    balanced = class_balanced(report.confusion)  # every class counted the same
+    lines.append(f"balanced accuracy {100 * balanced['balanced_acc']:.2f}%")
+    lines.append(f"macro F1 {balanced['macro_f1']:.4f}")
     width = max(8, *(len(c) for c in report.classes))
-    lines += ["", f"{'class':>{width}}  precision  recall     f1  support"]
+    train = report.train_counts
+    # the training count beside the recall: a rare class's low recall shows as such
+    header = "  precision  recall     f1  support" + ("    train" if train else "")
+    lines += ["", f"{'class':>{width}}" + header]
     pc = report.per_class
     for i, name in enumerate(report.classes):
         lines.append(
             f"{name:>{width}}  {pc['precision'][i]:9.4f}  {pc['recall'][i]:6.4f}  "
-            f"{pc['f1'][i]:5.4f}  {pc['support'][i]:7d}"
+            f"{pc['f1'][i]:5.4f}  {pc['support'][i]:7d}" + (f"  {train[i]:7d}" if train else "")
         )
     cell = max(5, len(str(max(max(r) for r in report.confusion))) + 1)
     lines += [

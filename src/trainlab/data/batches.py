@@ -113,6 +113,10 @@ class Batches:
     size; only the last batch can be cut short: its last ``size % world`` samples (at most
     world - 1 per epoch, different ones each epoch) are left out so that every rank gets the
     same number of samples, and a last batch smaller than ``world`` is dropped.
+
+    ``sample_weights`` (with ``shuffle``): each epoch draws ``len(y)`` samples with replacement,
+    sample i with probability proportional to its weight (``--sampler balanced``), from the same
+    (seed, epoch) generator as the permutation, so a resumed epoch draws the same samples.
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class Batches:
         device: torch.device | str = "cpu",
         transform: InputTransform | None = None,
         shard: tuple[int, int] = (0, 1),
+        sample_weights: torch.Tensor | None = None,
     ):
         rank, world = shard
         if world < 1 or not 0 <= rank < world:
@@ -151,6 +156,7 @@ class Batches:
             drop_last,
         )
         self.transform = transform or InputTransform()
+        self.sample_weights = None if sample_weights is None else sample_weights.double().cpu()
         self._passes = 0  # plain iteration draws a new shuffle each pass, like a DataLoader
 
     def to(self, device: torch.device | str) -> Batches:
@@ -165,6 +171,7 @@ class Batches:
             device=device,
             transform=self.transform,
             shard=self.shard,
+            sample_weights=self.sample_weights,
         )
 
     @property
@@ -187,7 +194,12 @@ class Batches:
         """Batches of epoch ``epoch``, starting at batch ``start`` (to resume mid-epoch)."""
         order = None
         if self.shuffle:
-            order = torch.randperm(len(self.y), generator=epoch_generator(self.seed, epoch))
+            generator = epoch_generator(self.seed, epoch)
+            if self.sample_weights is None:
+                order = torch.randperm(len(self.y), generator=generator)
+            else:
+                n = len(self.y)
+                order = torch.multinomial(self.sample_weights, n, True, generator=generator)
             order = order.to(self.device)
         for i in range(start, len(self)):
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, len(self.y))

@@ -295,8 +295,7 @@ def best_checkpoint(monitor: str | None, has_val: bool, task: Any) -> BestCheckp
             + "."
         )
     why = {"val": "the validation split", "train": "the training set"}[split]
-    higher = metric == "acc" or (metric == task.metric and task.higher_is_better)
-    return BestCheckpoint(monitor, "max" if higher else "min", why)
+    return BestCheckpoint(monitor, "max" if task.higher_is_better_for(metric) else "min", why)
 
 
 _NOTED: set[str] = set()

@@ -173,7 +173,7 @@ def try_cache(cfg, model: nn.Module, data, setup) -> tuple[Any, FeatureCache | N
     t = setup.train
     train = Batches(
         train_features, t.y, t.batch_size, shuffle=t.shuffle, seed=t.seed,
-        drop_last=t.drop_last, device=setup.device,
+        drop_last=t.drop_last, device=setup.device, sample_weights=t.sample_weights,
     )  # fmt: skip
     cache = FeatureCache(
         head,

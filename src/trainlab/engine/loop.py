@@ -17,15 +17,30 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # returns the SUM
 
 
 def loss_function(
-    kind: str, label_smoothing: float = 0.0, weight: torch.Tensor | None = None
+    kind: str,
+    label_smoothing: float = 0.0,
+    weight: torch.Tensor | None = None,
+    focal_gamma: float = 2.0,
 ) -> LossFn:
     """A loss returning the sum over the batch (the mean is taken for the gradient step).
 
-    ``weight`` (cross-entropy and NLL) scales each sample's loss by its class's weight."""
-    if weight is not None and kind not in ("cross-entropy", "nll"):
+    ``weight`` (cross-entropy, NLL and focal) scales each sample's loss by its class's weight;
+    ``focal_gamma`` is the focal loss's exponent (``engine.imbalance.focal_loss``)."""
+    if weight is not None and kind not in ("cross-entropy", "nll", "focal"):
         from trainlab.errors import ConfigError
 
         raise ConfigError("--class-weights applies to classification losses, not to MSE.")
+    if kind == "focal":
+        if label_smoothing:
+            from trainlab.errors import ConfigError
+
+            raise ConfigError(
+                "--label-smoothing with --loss focal: the focal loss already turns down the "
+                "loss of confident predictions; drop --label-smoothing (or use cross-entropy)."
+            )
+        from trainlab.engine.imbalance import focal_loss
+
+        return focal_loss(focal_gamma, weight)
     if weight is not None:
         return lambda out, y: F.cross_entropy(
             out, y, reduction="sum", label_smoothing=label_smoothing, weight=weight.to(out.device)
@@ -48,7 +63,7 @@ def loss_function(
         return lambda out, y: F.mse_loss(out, y, reduction="sum")
     from trainlab.errors import unknown_name
 
-    raise unknown_name("loss", kind, ["cross-entropy", "nll", "mse"])
+    raise unknown_name("loss", kind, ["cross-entropy", "nll", "mse", "focal"])
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -111,7 +111,33 @@ class EpochMetrics:
         row = {f"{prefix}_loss": self.loss}
         if self.accuracy is not None:
             row[f"{prefix}_acc"] = self.accuracy
+            row.update({f"{prefix}_{k}": v for k, v in class_balanced(self.confusion).items()})
         return row
+
+
+def class_balanced(confusion) -> dict[str, float]:
+    """Figures where every class counts the same, however few its samples, as scikit-learn
+    computes them from labels and predictions: ``macro_f1`` (``f1_score(average="macro")``:
+    the mean F1 over the classes that occur or are predicted) and ``balanced_acc``
+    (``balanced_accuracy_score``: the mean recall over the classes that occur).
+
+        >>> class_balanced([[8, 2], [1, 1]])["balanced_acc"]
+        0.65
+    """
+    scores = per_class(confusion)
+    support = np.asarray(scores["support"])
+    present = (support > 0) | (np.asarray(_predicted(confusion)) > 0)
+    f1, recall = np.asarray(scores["f1"]), np.asarray(scores["recall"])
+    return {
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "balanced_acc": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
+    }
+
+
+def _predicted(confusion) -> list[int]:
+    if not isinstance(confusion, torch.Tensor):
+        confusion = torch.from_numpy(np.asarray(confusion))
+    return confusion.sum(0).tolist()
 
 
 def per_class(confusion) -> dict[str, list[float]]:

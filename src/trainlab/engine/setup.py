@@ -21,6 +21,7 @@ from trainlab.data.kinds import Task
 from trainlab.data.mix import Mix
 from trainlab.engine.device import autocast_dtype, resolve_device
 from trainlab.engine.distributed import Dist, wrap
+from trainlab.engine.imbalance import parse_class_weights, sample_weights
 from trainlab.engine.loop import LossFn, loss_function
 from trainlab.engine.optim import SGD, build_optimizer
 from trainlab.errors import ConfigError
@@ -66,6 +67,11 @@ def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig) -> InputT
 def loss_kind(cfg: TrainConfig, model: nn.Module, task: Task) -> str:
     """The loss's name: the config's, or with ``auto`` the one the model's output calls for."""
     if cfg.loss != "auto":
+        if cfg.loss not in task.losses:
+            raise ConfigError(
+                f"--loss {cfg.loss} does not fit a {task.name} task; use one of "
+                f"{', '.join(task.losses)}, or auto."
+            )
         return cfg.loss
     return task.default_loss((record_of(model) or {}).get("output", "logits"))
 
@@ -97,16 +103,21 @@ def eval_splits(
 
 
 def class_weights(cfg: TrainConfig, data: Dataset) -> torch.Tensor | None:
-    """--class-weights balanced: n / (K · n_c) for each class c, as scikit-learn's."""
+    """--class-weights: none, balanced (n / (K · n_c), as scikit-learn's), NAME=W pairs or
+    @FILE (``engine.imbalance.parse_class_weights``)."""
     if cfg.class_weights == "none":
         return None
     if not data.kind_entry.task.has_classes:
         raise ConfigError(
             f"--class-weights weighs classes; dataset '{data.name}' is {data.task}. Drop it."
         )
-    counts = torch.bincount(data.train_y, minlength=data.num_classes).double()
-    weights = len(data.train_y) / (data.num_classes * counts.clamp(min=1))
-    return weights.float()
+    return parse_class_weights(cfg.class_weights, data.classes, data.train_y)
+
+
+def run_loss(cfg: TrainConfig, model: nn.Module, task: Task, weight=None) -> LossFn:
+    """The loss the config asks for: its kind, label smoothing, focal gamma, class weights."""
+    kind = loss_kind(cfg, model, task)
+    return loss_function(kind, label_smoothing_for(cfg, kind), weight, cfg.focal_gamma)
 
 
 def _mix(cfg: TrainConfig, data: Dataset) -> Mix | None:
@@ -130,8 +141,32 @@ def _train_loss(cfg: TrainConfig, model: nn.Module, data: Dataset, scoring: Loss
     weight = class_weights(cfg, data)
     if weight is None:
         return scoring
-    kind = loss_kind(cfg, model, data.kind_entry.task)
-    return loss_function(kind, label_smoothing_for(cfg, kind), weight)
+    return run_loss(cfg, model, data.kind_entry.task, weight)
+
+
+def train_batches(cfg: TrainConfig, data: Dataset, device, transform, dist: Dist) -> Batches:
+    """The training batches: each epoch a seeded permutation, or with --sampler balanced a
+    seeded draw with inverse class frequency (both functions of (seed, epoch) only)."""
+    weights = None
+    if cfg.sampler == "balanced":
+        if not data.kind_entry.task.has_classes:
+            raise ConfigError(
+                f"--sampler balanced draws classes equally often; dataset '{data.name}' is "
+                f"{data.task}, without classes. Drop the flag."
+            )
+        weights = sample_weights(data.train_y, data.num_classes)
+    return Batches(
+        data.train_x,
+        data.train_y,
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=cfg.drop_last,
+        device=device,
+        transform=transform,
+        shard=(dist.rank, dist.world),
+        sample_weights=weights,
+    )
 
 
 @dataclass
@@ -165,12 +200,11 @@ def setup_eval(
     if transform.channels_last:
         model.to(memory_format=torch.channels_last)
     task = data.kind_entry.task
-    kind = loss_kind(cfg, model, task)
     return EvalSetup(
         device=device,
         amp_dtype=amp_policy(cfg.amp, model, task, device),
         transform=transform,
-        loss_fn=loss_function(kind, label_smoothing_for(cfg, kind)),
+        loss_fn=run_loss(cfg, model, task),
         splits=eval_splits(data, cfg, device, transform),
         scorer=scoring_model(model, cfg.tta, (record_of(model) or {}).get("output", "logits")),
     )
@@ -208,17 +242,8 @@ def setup_run(
     mix = _mix(cfg, data)
     if mix is not None:
         augment = Chain(augment, mix) if augment else mix
-    train = Batches(
-        data.train_x,
-        data.train_y,
-        cfg.batch_size,
-        shuffle=True,
-        seed=cfg.seed,
-        drop_last=cfg.drop_last,
-        device=scoring.device,
-        transform=transform.with_augment(augment) if augment else transform,
-        shard=(dist.rank, dist.world),
-    )
+    train_transform = transform.with_augment(augment) if augment else transform
+    train = train_batches(cfg, data, scoring.device, train_transform, dist)
     if len(train) == 0:
         raise ConfigError(
             f"no training batches: {train.num_samples} samples with --batch-size "

@@ -60,11 +60,7 @@ def render(
             "header": ["true \\ predicted", *classes],
             "rows": [[classes[i], *row] for i, row in enumerate(confusion)],
         },
-        per_class={
-            # the count beside the recall: a rare class's low recall shows as such
-            "header": ["class", "test count", "recall", "precision", "F1"],
-            "rows": _class_rows(per_class, classes),
-        },
+        per_class=_class_table(per_class, classes, config.get("data", {})),
         confused=[[c["true"], c["predicted"], c["count"]] for c in confused],
         settings=_settings_sections(config),
     )
@@ -87,12 +83,19 @@ def _summary(run: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     return summary
 
 
-def _class_rows(per_class: dict[str, list], classes: list[str]) -> list[list]:
+def _class_table(per_class: dict[str, list], classes: list[str], data: dict) -> dict:
+    """The counts beside the recall: a rare class's low recall shows as such. The training
+    counts come from config.toml (runs before they were recorded show the test counts only)."""
+    train = (data.get("class_counts") or {}).get("train")
+    if train is not None and len(train) != len(classes):
+        train = None
+    header = ["class", *(["train count"] if train else []), "test count", "recall"]
     if not per_class:
-        return []
-    return [
+        return {"header": [*header, "precision", "F1"], "rows": []}
+    rows = [
         [
             c,
+            *([train[i]] if train else []),
             per_class["support"][i],
             f"{per_class['recall'][i]:.4f}",
             f"{per_class['precision'][i]:.4f}",
@@ -100,6 +103,7 @@ def _class_rows(per_class: dict[str, list], classes: list[str]) -> list[list]:
         ]
         for i, c in enumerate(classes)
     ]
+    return {"header": [*header, "precision", "F1"], "rows": rows}
 
 
 def _settings_sections(config: dict[str, Any]) -> list[tuple[str, list[list]]]:

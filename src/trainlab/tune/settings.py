@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainlab.data.kinds.tasks import CLASSIFICATION
 from trainlab.errors import ConfigError
 from trainlab.fsutil import atomic_write_text
 from trainlab.tune.space import Param, decode, read_space
@@ -53,11 +54,13 @@ def check_monitor(monitor: str) -> tuple[str, str]:
             "taken part in training). Optimise a validation metric, val_acc or val_loss: every "
             "trial holds out --val-split of the training set (default 0.1)."
         )
-    if split != "val" or metric not in ("acc", "loss"):
+    if split != "val" or metric not in CLASSIFICATION.metrics:
         raise ConfigError(
-            f"--monitor {monitor}: a sweep optimises a validation metric, val_acc or val_loss."
+            f"--monitor {monitor}: a sweep optimises a validation metric, one of "
+            + ", ".join(f"val_{m}" for m in CLASSIFICATION.metrics)
+            + "."
         )
-    return monitor, "maximize" if metric == "acc" else "minimize"
+    return monitor, "maximize" if CLASSIFICATION.higher_is_better_for(metric) else "minimize"
 
 
 @dataclass

@@ -38,7 +38,16 @@ class Task:
     @property
     def metrics(self) -> tuple[str, ...]:
         """The metric names a split gets in metrics.jsonl (``val_`` + each)."""
-        return ("acc", "loss") if self.has_classes else ("loss",)
+        return ("acc", "loss", *BALANCED) if self.has_classes else ("loss",)
+
+    def higher_is_better_for(self, metric: str) -> bool:
+        """Whether ``metric`` (one of ``metrics``) improves upwards: every score but a loss."""
+        return metric != "loss"
+
+
+# single-label scores where each class counts the same (engine.metrics.class_balanced), for
+# data where one class is rare: --monitor val_macro_f1 or val_balanced_acc
+BALANCED = ("macro_f1", "balanced_acc")
 
 
 CLASSIFICATION = Task(
@@ -46,7 +55,7 @@ CLASSIFICATION = Task(
     has_classes=True,
     metric="acc",
     higher_is_better=True,
-    losses=("cross-entropy", "nll"),
+    losses=("cross-entropy", "nll", "focal"),
     bf16_auto=True,
 )
 REGRESSION = Task(
