@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from trainlab.errors import ConfigError
-from trainlab.options import Opt, Option
+from trainlab.options import Opt, Option, base_type
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -230,8 +229,7 @@ class TrainConfig:
     mixup: float = _f(
         0.0,
         "mix each training batch with a shuffled copy of itself, weights from Beta(ALPHA, "
-        "ALPHA) (e.g. 0.2; 0: off), the loss on the mixed targets; train accuracy is then "
-        "counted on mixed inputs (recorded)",
+        "ALPHA) (e.g. 0.2; 0: off), the loss on the mixed targets (recorded)",
         "optim",
         low=0.0,
         cap=100.0,
@@ -239,8 +237,7 @@ class TrainConfig:
     cutmix: float = _f(
         0.0,
         "paste a box of another image of the batch into each image, its share from "
-        "Beta(ALPHA, ALPHA) (e.g. 1.0; 0: off), the loss on the mixed targets; with --mixup, "
-        "one of the two per batch (recorded)",
+        "Beta(ALPHA, ALPHA) (e.g. 1.0); with --mixup, one of the two per batch (recorded)",
         "optim",
         low=0.0,
         cap=100.0,
@@ -295,10 +292,9 @@ class TrainConfig:
     )
     budget: str | None = _f(
         None,
-        "a time budget for the run, e.g. 90s, 10m, 1.5h: a short measured pilot plans the "
-        "epochs (--epochs is then ignored) to end within it, counted from the process start "
-        "and leaving room for the evaluation; the run stops after an epoch when the next would "
-        "end past it (recorded)",
+        "a time budget for the run from the command's start, e.g. 90s, 10m, 1.5h: a measured "
+        "pilot plans the epochs (--epochs is ignored), the run stops after an epoch when the "
+        "next would end past it (recorded)",
         "optim",
         shown="none",
         pattern=r"^\d+(\.\d+)?[smh]$",
@@ -427,19 +423,6 @@ def flag_name(name: str) -> str:
 def field_types() -> dict[str, Any]:
     """The resolved annotation of each field (``str | None`` stays a union)."""
     return typing.get_type_hints(TrainConfig)
-
-
-def base_type(annotation: Any) -> tuple[type, bool, bool]:
-    """Return (element type, is_list, is_optional) for a field annotation."""
-    optional = False
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        optional, annotation = True, args[0]
-    if typing.get_origin(annotation) is list:
-        return typing.get_args(annotation)[0], True, optional
-    if typing.get_origin(annotation) is dict:
-        return dict, False, optional
-    return annotation, False, optional
 
 
 @functools.cache

@@ -228,3 +228,16 @@ def parse_assignment(text: str, flag: str) -> tuple[str, Any]:
             ) from None
         value = raw.strip()
     return name, value
+
+
+def base_type(annotation: Any) -> tuple[type, bool, bool]:
+    """Return (element type, is_list, is_optional) for a field annotation."""
+    optional = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional, annotation = True, args[0]
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0], True, optional
+    if typing.get_origin(annotation) is dict:
+        return dict, False, optional
+    return annotation, False, optional

@@ -9,7 +9,8 @@ import dataclasses
 from typing import Any
 
 from trainlab.cli.common import shown as _shown
-from trainlab.config import TrainConfig, base_type, field_types, flag_name
+from trainlab.config import TrainConfig, field_types, flag_name
+from trainlab.options import base_type
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
