@@ -181,7 +181,7 @@ def calibrate_checkpoint(
     """Fit the temperature of a classifier run on its validation split, measure the expected
     calibration error on its test split before and after, and record both in the checkpoint
     and config.toml (``trainlab.engine.calibration``). Returns the record."""
-    from trainlab.engine.calibration import calibration_record, record_calibration
+    from trainlab.engine.calibration import calibration_record, fit_rejection, record_calibration
 
     options = dict(data_dir=data_dir, device=device, trust_code=trust_code, data=data)
     try:
@@ -201,6 +201,15 @@ def calibrate_checkpoint(
     _, test = evaluate_checkpoint(checkpoint, split="test", return_predictions=True, **options)
     record = calibration_record(val, test)
     record_calibration(report.checkpoint, record)
+    from trainlab.data.kinds import get_kind
+    from trainlab.engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(report.checkpoint)
+    if get_kind(ckpt["data"].get("kind", "images")).page is not None:  # people's inputs
+        cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
+        val_x = _data_of(cfg, ckpt, data).val_x
+        record |= fit_rejection(report.checkpoint, val_x)
+        record_calibration(report.checkpoint, record)
     return record
 
 

@@ -69,6 +69,13 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         "probability; an input that failed has its reason in an error column)",
     )
     pred.add_argument(
+        "--reject",
+        action="store_true",
+        help='answer "none of these" for an input unlike the training data: its energy score '
+        "over the threshold the run set on its validation split (kept 95%% of known images); "
+        "the score is in --json",
+    )
+    pred.add_argument(
         "--explain",
         metavar="DIR",
         help="write where the model looked: DIR/<image>.png, the image it saw with its heat "
@@ -181,6 +188,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         low_confidence=args.min_confidence,
         trust_code=args.trust_code,
     )
+    if args.reject:
+        predictor.check_reject()
+        predictor.reject = True
     if args.csv:  # the columns checked before any image is read
         columns = csv_columns(args.csv_columns, predictor.classes, args.csv_probabilities)
     found = find_inputs(args.inputs)
@@ -291,7 +301,7 @@ def _print_table(predictor, results, truths, args) -> None:
     rows = [
         [
             r.source,
-            r.label,
+            f"none of these ({r.label}?)" if r.rejected else r.label,
             *([t or ""] if labelled else []),
             f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
             "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
@@ -303,6 +313,9 @@ def _print_table(predictor, results, truths, args) -> None:
     header = ["file", "class", *(["true"] if labelled else []), "probability", f"top {shown}"]
     if rows:
         table(header, rows)
+    if any(r.rejected for r in results):
+        limit = predictor.reject_threshold
+        out(f"none of these: energy score over {limit:.3f}, the run's threshold")
     if any(r.low_confidence for r in results if r.ok):
         out(f"? probability below {args.min_confidence}: look at these yourself")
     if args.preview:

@@ -90,9 +90,69 @@ def calibration_record(val: tuple, test: tuple | None) -> dict[str, Any]:
     }
 
 
+KEEP = 0.95  # the share of known images "none of these" keeps on the validation split
+
+
+def energy(logits: torch.Tensor) -> torch.Tensor:
+    """The energy score, -logsumexp of the logits: low for inputs like the training data,
+    high for others (Liu et al. 2020). Chosen over the top softmax probability because it
+    uses every logit, not their ratios only, which separates unknown inputs better in that
+    paper's measurements, and over the max logit for being as cheap and more stable."""
+    return -torch.logsumexp(logits.float(), dim=1)
+
+
+def rejection_record(scores: torch.Tensor, keep: float = KEEP) -> dict[str, Any]:
+    """The energy threshold that keeps ``keep`` of the validation split's images (``scores``:
+    their energies as predict computes them, through the kind's reader of people's inputs)."""
+    threshold = float(torch.quantile(scores.float(), keep))
+    return {
+        "reject_score": "energy",
+        "reject_threshold": round(threshold, 6),
+        "reject_keep": keep,
+        "reject_kept_on_val": round(float((scores <= threshold).float().mean()), 6),
+    }
+
+
 def temperature_of(checkpoint: dict[str, Any]) -> float:
     """The temperature a checkpoint records (1: none, the probabilities as they are)."""
     return float((checkpoint.get("calibration") or {}).get("temperature", 1.0))
+
+
+def fit_rejection(checkpoint_path: str, val_x: torch.Tensor, model=None) -> dict[str, Any]:
+    """The "none of these" threshold of a checkpoint, from its validation images read as
+    predict reads people's (the kind's reader: for digits, re-centred as MNIST) and scored as
+    predict scores them. ``model``: an instance of the run's model, when trainlab cannot
+    rebuild it from the checkpoint. Empty for a model whose outputs are log-probabilities."""
+    from trainlab.data.batches import InputTransform
+    from trainlab.data.kinds import get_kind
+    from trainlab.engine.checkpoint import recorded_amp
+    from trainlab.engine.device import autocast_dtype
+    from trainlab.engine.loading import load_model
+    from trainlab.engine.loop import autocast
+    from trainlab.models.tta import scoring_model
+
+    net, ckpt = load_model(checkpoint_path, model=model)
+    output = ckpt["model"].get("output", "logits")
+    if output == "log_probs" or val_x is None:  # energies of log-probabilities are all 0
+        return {}
+    data = ckpt["data"]
+    reader = get_kind(data.get("kind", "images")).reader(data, 1 << 40)
+    transform = InputTransform.from_dict(data["transform"])
+    scorer = scoring_model(net, (ckpt.get("config") or {}).get("tta", "none"), output).eval()
+    device = torch.device("cpu")
+    amp = autocast_dtype(recorded_amp(ckpt), device)
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(val_x), 512):
+            images = []
+            for x in val_x[start : start + 512]:
+                pixels = x[0].numpy() if x.shape[0] == 1 else np.moveaxis(x.numpy(), 0, -1)
+                images.append(reader(pixels, "validation image").image)
+            batch = torch.from_numpy(np.stack(images))
+            batch = transform(batch.unsqueeze(1) if batch.dim() == 3 else batch)
+            with autocast(device, amp):
+                scores.append(energy(scorer(batch).float()))
+    return rejection_record(torch.cat(scores))
 
 
 def record_calibration(checkpoint_path: str, record: dict[str, Any]) -> None:

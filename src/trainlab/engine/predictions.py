@@ -127,7 +127,7 @@ def finish_classification(run, result) -> None:
     """A finished classifier run (``trainlab.build.Run``): predictions.npz from best.pt's
     weights for the report, one temperature fitted on the validation split where there is one
     (``engine.calibration``), and --sklearn-check's figure."""
-    from trainlab.engine.calibration import calibrate_best, line
+    from trainlab.engine.calibration import calibrate_best, fit_rejection, line, record_calibration
     from trainlab.logs import say
     from trainlab.models import record_of
 
@@ -146,6 +146,9 @@ def finish_classification(run, result) -> None:
     if "val" in setup.splits:  # one temperature for honest probabilities
         output = (record_of(run.model) or {}).get("output", "logits")
         record = calibrate_best(result.best_path, run.model, setup, output, best_is_last)
+        if run.data.kind_entry.page is not None:  # people's inputs: "none of these"
+            record |= fit_rejection(str(result.best_path), run.data.val_x, run.model)
+            record_calibration(str(result.best_path), record)
         result.extra["calibration"] = record
         say(line(record))
     if run.config.sklearn_check:

@@ -50,6 +50,8 @@ class Prediction:
     low_confidence: bool = False
     error: str | None = None
     heat: np.ndarray | None = None  # --explain: where it looked, at the method's resolution
+    score: float | None = None  # --reject: the energy score (high: unlike the training data)
+    rejected: bool = False  # --reject: "none of these" (the score is over the run's threshold)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +74,10 @@ class Prediction:
             out["preview_png"] = png_base64(self.preview)
         if self.heat is not None:
             out["heat_map"] = np.round(self.heat, 3).tolist()
+        if self.score is not None:
+            out.update(score=self.score, rejected=self.rejected)
+            if self.rejected:
+                out["answer"] = "none of these"
         return out
 
 
@@ -160,6 +166,22 @@ class Predictor:
         from trainlab.engine.calibration import temperature_of
 
         self.temperature = temperature_of(ckpt)
+        self.reject_threshold = (ckpt.get("calibration") or {}).get("reject_threshold")
+        self.reject = False  # answer "none of these" over the threshold (check_reject first)
+
+    def check_reject(self) -> None:
+        """Refuse --reject for a run without a threshold, or a model without logits."""
+        if self.reject_threshold is None:
+            raise CheckpointError(
+                f"{self.path}: --reject needs the threshold a run with a validation split "
+                "records when it ends; this one has none. Train with --val-split 0.1, or run "
+                "`trainlab calibrate` on a run that has one."
+            )
+        if self.output == "log_probs":
+            raise CheckpointError(
+                f"{self.path}: --reject scores the logits' energy, and this model outputs "
+                "log-probabilities (they always sum to one), so it cannot tell."
+            )
 
     def describe(self) -> dict[str, Any]:
         """What the model is, for people and for `GET /api/model`."""
@@ -193,6 +215,8 @@ class Predictor:
             with torch.autocast(self.device.type, self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):  # fmt: skip
                 outputs = self.model(x).float()
+            if self.reject:
+                self._scores.append((-torch.logsumexp(outputs, dim=1)).cpu().numpy())
             if self.temperature != 1.0:  # log-probabilities are logits too (up to a constant)
                 probs = (outputs / self.temperature).softmax(1)
             else:
@@ -218,9 +242,14 @@ class Predictor:
             prepared.append(item.image)
             where.append(i)
         if prepared:
+            self._scores: list[np.ndarray] = []
             probs = self.run(np.stack(prepared), batch_size)
             for i, p in zip(where, probs, strict=True):
                 self.fill(results[i], p)
+            if self.reject:
+                for i, score in zip(where, np.concatenate(self._scores), strict=True):
+                    results[i].score = float(score)
+                    results[i].rejected = bool(score > self.reject_threshold)
         return results
 
     def fill(self, result: Prediction, probs: np.ndarray) -> None:

@@ -1,0 +1,61 @@
+"""predict --reject: "none of these" for inputs unlike the training data (energy score over the
+threshold set on the validation split)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import run_cli
+from trainlab import Trainer, build_model
+from trainlab.data import load_dataset
+from trainlab.errors import CheckpointError
+from trainlab.inference import Predictor
+from trainlab.resolve import resolve_config
+
+
+@pytest.fixture(scope="module")
+def digit_run(tmp_path_factory, mnist):
+    cfg = resolve_config(dict(val_split=0.1, runs_dir=str(tmp_path_factory.mktemp("r")))).config
+    torch.manual_seed(0)
+    return Trainer(cfg).fit(build_model("cnn", mnist), mnist)
+
+
+def test_clothes_are_none_of_these_and_digits_are_kept(digit_run, mnist, mnist_root):
+    record = digit_run.extra["calibration"]
+    assert record["reject_score"] == "energy" and record["reject_kept_on_val"] == 0.95
+    fashion = load_dataset("fashion-mnist", str(mnist_root), sources=("local",))
+    predictor = Predictor(digit_run.run_dir)
+    predictor.check_reject()
+    predictor.reject = True
+
+    def rejected(images):
+        names = [str(i) for i in range(len(images))]
+        return np.mean([r.rejected for r in predictor.predict(images, names=names)])
+
+    assert rejected([x[0].numpy() for x in fashion.test_x[:1000]]) >= 0.8
+    # digits the run never saw (other writers than its validation split's): most are kept
+    assert rejected([x[0].numpy() for x in mnist.test_x[:1000]]) <= 0.1
+
+
+def test_the_command_answers_none_of_these_with_the_score(digit_run, tmp_path, mnist_root):
+    fashion = load_dataset("fashion-mnist", str(mnist_root), sources=("local",))
+    shoe = tmp_path / "shoe.png"
+    Image.fromarray(fashion.test_x[0, 0].numpy()).save(shoe)  # an ankle boot
+    done = run_cli("predict", str(digit_run.run_dir), str(shoe), "--reject", "--json")
+    assert done.returncode == 0, done.stderr
+    (answer,) = json.loads(done.stdout)["predictions"]
+    assert answer["rejected"] is True and answer["answer"] == "none of these"
+    assert answer["score"] > digit_run.extra["calibration"]["reject_threshold"]
+    table = run_cli("predict", str(digit_run.run_dir), str(shoe), "--reject")
+    assert "none of these (" in table.stdout and "the run's threshold" in table.stdout
+
+
+def test_a_run_without_a_validation_split_has_no_threshold(tmp_path, mnist_small):
+    cfg = resolve_config(dict(epochs=1, runs_dir=str(tmp_path))).config
+    torch.manual_seed(0)
+    result = Trainer(cfg).fit(build_model("cnn", mnist_small), mnist_small)
+    with pytest.raises(CheckpointError, match="--reject needs the threshold .*--val-split 0.1"):
+        Predictor(result.run_dir).check_reject()
