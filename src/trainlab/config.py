@@ -25,7 +25,7 @@ from trainlab.options import Opt, Option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-LOSSES = ("auto", "cross-entropy", "nll", "mse")
+LOSSES = ("auto", "cross-entropy", "nll", "mse", "bce")  # bce: multi-label (sigmoid per label)
 AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
 # Upper bounds: past these a run cannot finish on any machine (or a typo added zeros).
@@ -253,8 +253,17 @@ class TrainConfig:
         "the metric that chooses best.pt and that --early-stop watches, e.g. val_loss",
         "optim",
         shown="val_acc with a validation split, else test_acc; *_loss for regression",
-        pattern=r"(train|val|test)_(acc|loss)",
-        shape="a split and a metric, e.g. val_acc or val_loss",
+        pattern=r"(train|val|test)_(acc|loss|micro_f1|macro_f1|map)",
+        shape="a split and a metric, e.g. val_acc, val_loss or (multi-label) val_micro_f1",
+    )
+    threshold: float | None = _f(
+        None,
+        "multi-label: the probability over which a label is given, for every label, instead "
+        "of one per label tuned on the validation split for its best F1 (recorded either way)",
+        "optim",
+        shown="tuned per label on the validation split (0.5 without one)",
+        gt=0.0,
+        lt=1.0,
     )
     min_delta: float = _f(
         0.0,

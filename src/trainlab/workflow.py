@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from trainlab.engine.distributed import Dist
 from trainlab.engine.loading import load_model
 from trainlab.engine.loop import evaluate, predict
 from trainlab.engine.metrics import per_class
+from trainlab.engine.multilabel import recorded_thresholds
 from trainlab.engine.setup import setup_eval
 from trainlab.errors import CheckpointError, ConfigError
 from trainlab.resolve import Plan, plan_run, settings_of
@@ -87,6 +88,9 @@ class EvalReport:
     classes: list[str]
     confusion: list[list[int]]
     per_class: dict[str, list[float]]
+    # multi-label: micro/macro F1, mAP, subset accuracy, at the recorded thresholds
+    scores: dict[str, float] = field(default_factory=dict)
+    thresholds: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -149,18 +153,23 @@ def evaluate_checkpoint(
     )
     amp_dtype = scoring.amp_dtype
     scorer = scoring.scorer  # the model, flip-averaged if the run used --tta flip
-    metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype)
-    has_classes = data.kind_entry.task.has_classes
+    task = data.kind_entry.task
+    thresholds = recorded_thresholds(ckpt) if task.multi_label else None
+    metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype,
+                       multi_label=task.multi_label, thresholds=thresholds)  # fmt: skip
     report = EvalReport(ckpt["path"], split, metrics.loss, metrics.accuracy, metrics.n,
                         list(data.classes), metrics.confusion.tolist(),
-                        per_class(metrics.confusion) if has_classes else {})  # fmt: skip
-    if save_predictions and has_classes:
+                        metrics.per_label or (per_class(metrics.confusion)
+                                              if task.has_classes else {}),
+                        metrics.scores, thresholds)  # fmt: skip
+    if save_predictions and task.has_classes:
         from trainlab.engine.predictions import write_predictions
 
         path = Path(ckpt["path"])
         write_predictions(
-            path.parent / "predictions.npz", scorer, batches, x, data.classes, path.name, amp_dtype
-        )
+            path.parent / "predictions.npz", scorer, batches, x, data.classes, path.name, amp_dtype,
+            thresholds,
+        )  # fmt: skip
     if return_predictions:
         return report, predict(scorer, batches, amp_dtype)
     return report

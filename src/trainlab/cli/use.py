@@ -53,6 +53,13 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         help="flag predictions whose probability is below this (default: 0.5)",
     )
     pred.add_argument(
+        "--threshold",
+        type=float_in(0, 1, above=True),
+        default=None,
+        help="a multi-label model: the probability over which a label is given, for every "
+        "label (default: the thresholds its run tuned per label and recorded)",
+    )
+    pred.add_argument(
         "--max-pixels",
         type=int_in(1),
         default=16_000_000,
@@ -173,6 +180,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         low_confidence=args.min_confidence,
         trust_code=args.trust_code,
+        threshold=args.threshold,
     )
     if args.csv:  # the columns checked before any image is read
         columns = csv_columns(args.csv_columns, predictor.classes, args.csv_probabilities)
@@ -260,7 +268,7 @@ def _print_table(predictor, results, truths, args) -> None:
             r.source,
             r.label,
             *([t or ""] if labelled else []),
-            f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
+            _probability(r) + (" ?" if r.low_confidence else ""),
             "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
         ]
         for r, t in zip(results, truths, strict=True)
@@ -280,6 +288,12 @@ def _print_table(predictor, results, truths, args) -> None:
             f"accuracy {100 * correct / scored:.2f}% ({correct} of {scored} images in class "
             "folders named after the model's classes)"
         )
+
+
+def _probability(r) -> str:
+    if r.labels is not None:  # a multi-label model: each label's, in the same order
+        return " ".join(f"{p:.4f}" for _, p in r.labels)
+    return f"{r.probability:.4f}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -295,7 +295,7 @@ def best_checkpoint(monitor: str | None, has_val: bool, task: Any) -> BestCheckp
             + "."
         )
     why = {"val": "the validation split", "train": "the training set"}[split]
-    higher = metric == "acc" or (metric == task.metric and task.higher_is_better)
+    higher = metric != "loss"  # accuracies, F1 and mAP grow as a model gets better
     return BestCheckpoint(monitor, "max" if higher else "min", why)
 
 

@@ -26,6 +26,7 @@ from trainlab.data.batches import InputTransform
 from trainlab.data.images import MAX_PIXELS, ImageError, Prepared
 from trainlab.data.kinds import get_kind
 from trainlab.data.registry import kind_of_record
+from trainlab.engine.multilabel import label_sets, recorded_thresholds
 from trainlab.errors import CheckpointError
 
 # A prediction whose top probability is below this is flagged for a person to look at: under
@@ -45,6 +46,9 @@ class Prediction:
     probability: float | None = None
     probabilities: list[float] = field(default_factory=list)
     top: list[tuple[str, float]] = field(default_factory=list)
+    # a multi-label model's answer: the labels over their thresholds, most probable first
+    # (``label`` is then their names joined by spaces, as a labels CSV writes them)
+    labels: list[tuple[str, float]] | None = None
     preview: np.ndarray | None = None  # what the model saw, uint8 (28×28 for MNIST)
     inverted: bool = False  # the input was dark on light and was inverted
     low_confidence: bool = False
@@ -67,6 +71,8 @@ class Prediction:
             probabilities=self.probabilities,
             inverted=self.inverted,
         )
+        if self.labels is not None:
+            out["labels"] = [{"label": c, "probability": p} for c, p in self.labels]
         if with_preview and self.preview is not None:
             out["preview_png"] = png_base64(self.preview)
         return out
@@ -100,6 +106,8 @@ class Predictor:
         trust_code: import the model's code if it is the user's own (``--trust-code``).
         top_k: how many classes each prediction lists.
         low_confidence: predictions below this probability are flagged.
+        threshold: a multi-label model's threshold for every label, instead of the ones its
+            run recorded (tuned per label on the validation split).
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class Predictor:
         low_confidence: float = LOW_CONFIDENCE,
         trust_code: bool = False,
         amp: str | None = None,
+        threshold: float | None = None,
     ):
         from trainlab.engine.checkpoint import recorded_amp
         from trainlab.engine.device import autocast_dtype, resolve_device
@@ -153,6 +162,18 @@ class Predictor:
         if self.transform.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.max_pixels, self.top_k, self.low_confidence = max_pixels, top_k, low_confidence
+        # a multi-label model answers with the labels over their thresholds (its run's)
+        self.multi_label = entry.task.multi_label
+        self.thresholds: list[float] | None = None
+        if self.multi_label:
+            self.thresholds = recorded_thresholds(ckpt)
+            if threshold is not None:
+                self.thresholds = [float(threshold)] * len(self.classes)
+        elif threshold is not None:
+            raise CheckpointError(
+                f"--threshold sets a multi-label model's thresholds; {ckpt['path']} is a "
+                f"{entry.task.name} model (one class per image). Drop it."
+            )
 
     def describe(self) -> dict[str, Any]:
         """What the model is, for people and for `GET /api/model`."""
@@ -166,6 +187,8 @@ class Predictor:
             "input_shape": list(self.input_shape),
             "epoch": self.checkpoint.get("epoch"),
             "metrics": self.checkpoint.get("metrics", {}),
+            "multi_label": self.multi_label,
+            "thresholds": self.thresholds,
             "parameters": self.checkpoint["model"].get("parameters"),
         }
 
@@ -175,7 +198,8 @@ class Predictor:
 
     @torch.inference_mode()
     def run(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N×K float32) for uint8 images N×H×W already preprocessed."""
+        """Class probabilities (N×K float32) for uint8 images N×H×W already preprocessed (for
+        a multi-label model, each label's own: a sigmoid per label)."""
         out = []
         for start in range(0, len(images), batch_size):
             x = torch.from_numpy(images[start : start + batch_size])
@@ -185,7 +209,10 @@ class Predictor:
             with torch.autocast(self.device.type, self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):  # fmt: skip
                 outputs = self.model(x).float()
-            probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
+            if self.multi_label:
+                probs = outputs.sigmoid()
+            else:
+                probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
             out.append(probs.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
@@ -221,6 +248,10 @@ class Predictor:
         result.probabilities = [float(p) for p in probs]
         result.top = [(self.classes[j], float(probs[j])) for j in order[: self.top_k]]
         result.low_confidence = result.probability < self.low_confidence
+        if self.thresholds is not None:  # the set over the thresholds; flagged when empty
+            result.labels = label_sets(probs[None], self.thresholds, self.classes)[0]
+            result.label = " ".join(name for name, _ in result.labels)
+            result.low_confidence = not result.labels
 
 
 def _note(line: str) -> None:

@@ -43,6 +43,9 @@ def import_optuna():
     return optuna
 
 
+MULTILABEL_MONITORS = ("micro_f1", "macro_f1", "map")
+
+
 def check_monitor(monitor: str) -> tuple[str, str]:
     """The metric a sweep optimises, and its direction; a test or training metric is refused."""
     split, _, metric = monitor.partition("_")
@@ -53,11 +56,12 @@ def check_monitor(monitor: str) -> tuple[str, str]:
             "taken part in training). Optimise a validation metric, val_acc or val_loss: every "
             "trial holds out --val-split of the training set (default 0.1)."
         )
-    if split != "val" or metric not in ("acc", "loss"):
+    if split != "val" or metric not in ("acc", "loss", *MULTILABEL_MONITORS):
         raise ConfigError(
-            f"--monitor {monitor}: a sweep optimises a validation metric, val_acc or val_loss."
+            f"--monitor {monitor}: a sweep optimises a validation metric, val_acc or val_loss "
+            "(multi-label: val_micro_f1, val_macro_f1, val_map)."
         )
-    return monitor, "maximize" if metric == "acc" else "minimize"
+    return monitor, "minimize" if metric == "loss" else "maximize"
 
 
 @dataclass
