@@ -96,6 +96,8 @@ def test_canvases_reach_micro_f1_090_on_held_out_canvases(run, canvases, capsys)
     assert len(set(best["thresholds"])) > 1 and all(0 < t < 1 for t in best["thresholds"])
     assert checkpoint["data"]["kind"] == "multilabel-images"
     assert checkpoint["best"]["monitor"] == "val_micro_f1"
+    assert checkpoint["data"]["cuts"].startswith("cuts stratified on ")  # the run says how
+    assert "cuts stratified on " in (run / "config.toml").read_text()
     # eval scores best.pt at those thresholds: the figures of its epoch
     capsys.readouterr()
     assert main(["eval", str(run), "--json", "--device", "cpu"]) == 0
@@ -384,3 +386,19 @@ def test_flags_that_need_multi_label_say_so_without_a_traceback(canvases, tmp_pa
         ),  # fmt: skip
         "--threshold sets the multi-label thresholds; dataset 'mnist' is classification",
     )
+
+
+def test_a_mid_epoch_checkpoint_keeps_the_multi_label_sums(canvases, tmp_path):
+    """An interrupted epoch's sums go into last.pt (loaded with weights_only) and come back."""
+    from trainlab.engine.metrics import MultiLabelCounts
+
+    data = _load(_write_csv(canvases / "sums.csv", [["file", "labels"], *_first(canvases, 200)]))
+    counts = MultiLabelCounts(10, torch.device("cpu"))
+    logits = torch.randn(len(data.train_y), 10)
+    counts.add(torch.tensor(3.0), logits[:50], data.train_y[:50])
+    counts.add(torch.tensor(4.0), logits[50:], data.train_y[50:])
+    torch.save({"partial": counts.state()}, tmp_path / "last.pt")
+    back = MultiLabelCounts(10, torch.device("cpu"))
+    back.load_state(torch.load(tmp_path / "last.pt", weights_only=True)["partial"])
+    assert back.n == counts.n and back.read().scores == counts.read().scores
+    assert back.read().loss == pytest.approx(7.0 / len(data.train_y))

@@ -48,7 +48,7 @@ from trainlab.data.folder import (
 )
 from trainlab.data.folder_rows import Rows, chunked_stats
 from trainlab.data.images import ResizePolicy
-from trainlab.data.multilabel import KIND, multi_hot, multi_label_spec
+from trainlab.data.multilabel import KIND, how_cut, multi_hot, multi_label_spec
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
 from trainlab.errors import DataError
@@ -241,7 +241,7 @@ def load_csv_labels(
         bool, Opt("labels CSV: each image has a set of labels (sigmoid outputs, BCE)")
     ] = False,
     label_delim: Annotated[
-        str, Opt("labels CSV, --multi-label: the text between labels in one cell")
+        str, Opt("labels CSV, --multi-label: the text between labels in one cell (a space)")
     ] = " ",
     label_columns: Annotated[
         str, Opt("labels CSV, --multi-label: one 0/1 column per label: a,b,c or 'tag_*'")
@@ -289,7 +289,7 @@ def load_csv_labels(
             "columns": {"file": table.file_column, "label": table.label_column},
             "settings": {"data_seed": ctx.seed},
             "skipped": skipped,  # every row left out, as (file, why): the run lists them
-            **({"kind": KIND} if multi is not None else {}),
+            **({"kind": KIND, "cuts": how_cut(label_ids)} if multi is not None else {}),
         },
         kind=KIND if multi is not None else "",
     )

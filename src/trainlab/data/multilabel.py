@@ -70,7 +70,7 @@ class MultiLabelSpec:
             table = parse(content, source, file_column, label_column, empty_label=True)
             table.labels = [canonical(self.cell_labels(text)) for text in table.labels]
             return table
-        table = parse(content, source, file_column, need_labels=False)
+        table = parse(content, source, file_column, need_labels=False, empty_label=True)
         taken = {table.file_column.lower(), "split", "is_valid"}
         table.labels, self.classes = column_label_sets(
             content, source, table.lines, table.names, self, taken
@@ -194,18 +194,23 @@ def multi_hot(
 
 
 def _note(source, targets: np.ndarray, say) -> None:
-    """What the labels look like, and how the cuts are stratified (the run's log keeps it)."""
-    strata, count = label_combinations(torch.from_numpy(targets))
-    pooled = int((strata == 0).sum())
+    """What the labels look like, and how the cuts are stratified."""
     none = int((targets.sum(1) == 0).sum())
     say(
         f"multi-label {source}: {targets.shape[1]} labels, {targets.sum(1).mean():.2f} per "
         f"image on average"
         + (f", {none} image(s) with none of them" if none else "")
-        + f"; cuts stratified on {count - 1} label combination(s)"
-        + (
-            f", {pooled} image(s) whose combination is rarer than 2 cut at random (seeded)"
-            if pooled
-            else ""
-        )
+        + f"; {how_cut(targets)}"
+    )
+
+
+def how_cut(targets: np.ndarray) -> str:
+    """How the test and validation cuts of these targets are drawn, in words (the run records
+    it with its data: config.toml's [data] cuts)."""
+    strata, count = label_combinations(torch.from_numpy(targets))
+    pooled = int((strata == 0).sum())
+    return f"cuts stratified on {count - 1} label combination(s)" + (
+        f", {pooled} image(s) whose combination is rarer than 2 cut at random (seeded)"
+        if pooled
+        else ""
     )
