@@ -239,6 +239,12 @@ def test_the_cuts_are_stratified_on_label_combinations(canvases):
     for k in range(1, count):  # each combination held twice or more: its share, rounded
         members = int((strata == k).sum())
         assert abs(int((in_val == k).sum()) - 0.2 * members) <= 1, k
+    # cross-validation folds are stratified the same way (--folds)
+    whole = _load(canvases / "strat.csv")
+    for fold in (1, 2):
+        held = whole.split_fold(5, fold, seed=0)
+        assert abs(len(held.val_y) - len(whole.train_y) / 5) <= 1
+        assert len(held.val_y) + len(held.train_y) == len(whole.train_y)
 
 
 def test_threshold_and_monitor_on_a_short_run(canvases, tmp_path, capsys):

@@ -266,11 +266,12 @@ class Dataset:
         if self.origin.get("val_split"):
             raise ConfigError("this dataset already has a validation split; cut folds instead.")
         labels = self.train_y.numpy()
-        if labels.ndim == 2:  # multi-hot: stratified on the label combinations
+        multi_hot = labels.ndim == 2
+        if multi_hot:  # stratified on the label combinations (the rare ones pooled)
             labels = label_combinations(self.train_y, folds)[0].numpy()
         splitter = (StratifiedKFold if self.classes else KFold)(folds, shuffle=True,
                                                                 random_state=seed + 3)  # fmt: skip
-        if self.classes and np.bincount(labels).min(initial=folds) < folds:
+        if self.classes and not multi_hot and np.bincount(labels).min(initial=folds) < folds:
             raise ConfigError(
                 f"--folds {folds}: a class has fewer than {folds} training images; use fewer "
                 "folds or more data (--subset)."
