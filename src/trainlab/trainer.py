@@ -376,6 +376,7 @@ class Trainer:
             run.data,
             setup.amp_dtype,
             best_is_last=result.best.get("epoch") == result.final.get("epoch"),
+            last_row=result.final,
         )
         if run.config.sklearn_check:
             from sklearn.metrics import accuracy_score

@@ -304,6 +304,8 @@ def test_the_report_shows_label_co_occurrence(run, canvases):
     page = paths["html"].read_text()
     assert "Label co-occurrence" in page and "Per label" in page
     predictions = np.load(run / "predictions.npz")
+    recorded = torch.load(run / "best.pt", weights_only=False)["metrics"]["thresholds"]
+    assert predictions["thresholds"].tolist() == pytest.approx(recorded)  # best.pt's
     both = predictions["labels"].astype(int).T @ predictions["labels"].astype(int)
     truth = list(_truth(canvases, "test.csv").values())
     assert both[3, 7] == sum({"3", "7"} <= labels for labels in truth)

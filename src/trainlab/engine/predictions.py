@@ -149,16 +149,19 @@ def write_run_predictions(
     data,
     amp_dtype: torch.dtype | None,
     best_is_last: bool,
+    last_row: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A finished run's predictions.npz, from best.pt's weights (the model keeps its own after:
-    a resume continues from the last weights)."""
+    a resume continues from the last weights). ``last_row``: the last epoch's metrics, whose
+    thresholds (a multi-label run's) are best.pt's when it is the last epoch."""
     from trainlab.engine.checkpoint import load_checkpoint
 
-    last, best = None, load_checkpoint(best_path)
+    last, thresholds = None, (last_row or {}).get("thresholds")
     if not best_is_last:
         last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best = load_checkpoint(best_path)
         model.load_state_dict(best["state_dict"])
-    thresholds = (best.get("metrics") or {}).get("thresholds")  # multi-label runs' only
+        thresholds = (best.get("metrics") or {}).get("thresholds")  # multi-label runs' only
     try:
         return write_predictions(
             run_dir / "predictions.npz", scorer, batches, data.test_x, data.classes, "best.pt",
