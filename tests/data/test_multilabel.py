@@ -161,6 +161,7 @@ async def _served(predictor, files) -> dict[str, set[str]]:
     async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
         model = (await client.get("/api/model")).json()
         assert model["thresholds"] == predictor.thresholds and model["kind"] == "multilabel-images"
+        assert model["test_micro_f1"] >= 0.90
         page = (await client.get("/")).text
         assert "data.labels" in page  # the page lists the label set
         for f in files:

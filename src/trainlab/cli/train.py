@@ -120,7 +120,7 @@ def _summary_line(result) -> str:
     """The last epoch's test figure, and best.pt's: the one `trainlab eval` (and predict,
     export, serve) will give, which is not the last epoch's when an earlier one was best."""
     final = result.final
-    metric = next(m for m in ("test_acc", "test_micro_f1", "test_loss") if m in final)
+    metric = next((m for m in ("test_acc", "test_micro_f1") if m in final), "test_loss")
     name = {"test_acc": "test accuracy", "test_micro_f1": "test micro-F1"}.get(
         metric, "test loss (MSE)"
     )

@@ -92,6 +92,7 @@ class ModelResponse(BaseModel):
     test_accuracy: float | None
     parameters: int | None
     thresholds: list[float] | None = None  # a multi-label model's, one per class
+    test_micro_f1: float | None = None  # a multi-label model's figure on its test split
     limits: dict[str, int]
 
 
@@ -213,6 +214,7 @@ class Service:
             "test_accuracy": metrics.get("test_acc"),
             "parameters": described.get("parameters"),
             "thresholds": described.get("thresholds"),
+            "test_micro_f1": metrics.get("test_micro_f1"),
             "limits": {
                 "max_body_bytes": limits.max_body_bytes,
                 "max_pixels": self.predictor.max_pixels,
