@@ -411,3 +411,32 @@ def test_a_mid_epoch_checkpoint_keeps_the_multi_label_sums(canvases, tmp_path):
     back.load_state(torch.load(tmp_path / "last.pt", weights_only=True)["partial"])
     assert back.n == counts.n and back.read().scores == counts.read().scores
     assert back.read().loss == pytest.approx(7.0 / len(data.train_y))
+
+
+def test_serve_threshold_answers_over_http_with_the_thresholds_given(run, canvases):
+    """`trainlab serve RUN --threshold T`, a real server: every label's threshold is T."""
+    import importlib.util
+
+    import httpx
+
+    where = Path(__file__).parents[1] / "serve" / "serving.py"
+    spec = importlib.util.spec_from_file_location("serving", where)
+    serving = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serving)
+    server = serving.Server(run, "--threshold", "0.02")
+    try:
+        model = httpx.get(f"{server.url}/api/model", timeout=60).json()
+        image = (canvases / "t00001.png").read_bytes()
+        reply = httpx.post(
+            f"{server.url}/api/predict",
+            content=image,
+            headers={"Content-Type": "image/png"},
+            timeout=60,
+        )
+    finally:
+        server.stop()
+    assert model["thresholds"] == [0.02] * 10
+    body = reply.json()
+    wanted = {str(d) for d, p in enumerate(body["probabilities"]) if p >= 0.02}
+    assert {item["label"] for item in body["labels"]} == wanted
+    assert set(body["label"].split()) == wanted

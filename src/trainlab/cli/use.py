@@ -148,6 +148,13 @@ def _add_serve(sub) -> argparse.ArgumentParser:
         "--max-pixels", type=int_in(1), default=16_000_000, help="largest image (default: 16000000)"
     )
     srv.add_argument(
+        "--threshold",
+        type=float_in(0, 1, above=True),
+        default=None,
+        help="a multi-label model: answer with the labels whose probability is at or over this "
+        "(default: the thresholds its run tuned per label and recorded)",
+    )
+    srv.add_argument(
         "--max-batch", type=int_in(1), default=16, help="images per batch call (default: 16)"
     )
     srv.add_argument(
@@ -338,5 +345,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         queue_wait_s=args.queue_wait_ms / 1000,
         trust_code=args.trust_code,
         quiet=args.quiet,
+        threshold=args.threshold,
     )
     return 0
