@@ -440,3 +440,14 @@ def test_serve_threshold_answers_over_http_with_the_thresholds_given(run, canvas
     wanted = {str(d) for d, p in enumerate(body["probabilities"]) if p >= 0.02}
     assert {item["label"] for item in body["labels"]} == wanted
     assert set(body["label"].split()) == wanted
+
+
+def test_threshold_on_a_single_label_model_is_refused_by_name(canvases, tmp_path):
+    """--threshold is a multi-label setting: predict on a one-label-per-image model says so."""
+    single = [row for row in _first(canvases, 600) if " " not in row[1]]
+    one = _write_csv(canvases / "one.csv", [["file", "label"], *single])
+    args = ["train", "--dataset", str(one), *SETTINGS[2:], "--epochs", "1"]
+    assert main([*args, "--runs-dir", str(tmp_path), "--run-name", "one"]) == 0
+    image = str(canvases / "t00000.png")
+    proc = run_here("predict", str(tmp_path / "one"), image, "--threshold", "0.3")
+    assert_clean_error(proc, "--threshold sets a multi-label model's thresholds", "Drop it")
