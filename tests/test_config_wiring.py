@@ -603,6 +603,12 @@ ELSEWHERE = {
         "tests/data/test_cifar.py::test_it_trains_evaluates_and_predicts_with_unverified_data"
     ),
     "tta": "tests/models/test_tta.py::test_the_runs_test_figure_is_the_flip_averaged_one",
+    "multi_label": (
+        "tests/data/test_multilabel.py::test_canvases_reach_micro_f1_090_on_held_out_canvases"
+    ),
+    "label_delim": "tests/data/test_multilabel.py::test_label_delim_and_label_columns_read_sets",
+    "label_columns": "tests/data/test_multilabel.py::test_label_delim_and_label_columns_read_sets",
+    "threshold": "tests/data/test_multilabel.py::test_threshold_and_monitor_on_a_short_run",
     "resolution": (
         "tests/models/test_pretrained.py::"
         "test_a_fine_tuned_backbone_goes_through_eval_predict_export_report_and_serve"
@@ -649,6 +655,7 @@ def test_no_setting_is_left_out():
     elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
     elsewhere |= {"memory_budget_mb", "resolution", "blocks"}
     elsewhere |= {"file_column", "label_column", "images", "test_csv"}  # a labels CSV's
+    elsewhere |= {"multi_label", "label_delim", "label_columns"}
     assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
         shorthand_options()
     )

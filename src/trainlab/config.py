@@ -24,7 +24,7 @@ from trainlab.options import Opt, Option, base_type
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-LOSSES = ("auto", "cross-entropy", "nll", "mse", "focal")
+LOSSES = ("auto", "cross-entropy", "nll", "mse", "focal", "bce")  # bce: multi-label
 AUGMENTS = ("none", "basic", "strong")
 AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
@@ -313,8 +313,17 @@ class TrainConfig:
         "val_macro_f1 or val_balanced_acc when a class is rare",
         "optim",
         shown="val_acc with a validation split, else test_acc; *_loss for regression",
-        pattern=r"(train|val|test)_(acc|loss|macro_f1|balanced_acc)",
-        shape="a split and a metric, e.g. val_acc, val_loss or val_macro_f1",
+        pattern=r"(train|val|test)_(acc|loss|micro_f1|macro_f1|balanced_acc|map)",
+        shape="a split and a metric, e.g. val_acc, val_loss, val_macro_f1 or val_micro_f1",
+    )
+    threshold: float | None = _f(
+        None,
+        "multi-label: the probability over which a label is given, for every label, instead "
+        "of one per label tuned on the validation split for its best F1 (recorded either way)",
+        "optim",
+        shown="tuned per label on the validation split (0.5 without one)",
+        gt=0.0,
+        lt=1.0,
     )
     min_delta: float = _f(
         0.0,

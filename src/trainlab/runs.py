@@ -121,6 +121,8 @@ def describe_run(cfg: Any, model: Any, data: Any, transform: Any) -> dict[str, A
             **({"root": data.info["root"]} if "root" in data.info else {}),
             # how people's images become inputs (a folder dataset's resize policy)
             **({"preprocess": data.info["preprocess"]} if "preprocess" in data.info else {}),
+            # how the cuts were drawn, where it is not the usual (label combinations)
+            **({"cuts": data.info["cuts"]} if "cuts" in data.info else {}),
         },
     }
 

@@ -38,7 +38,7 @@ from trainlab.engine.distributed import Dist, is_backend_failure, peer_failure
 from trainlab.engine.ema import WeightAverage, averaged_weights
 from trainlab.engine.interrupt import StopFlag
 from trainlab.engine.loop import EpochState, train_one_epoch
-from trainlab.engine.metrics import Counts
+from trainlab.engine.metrics import counts_for
 from trainlab.engine.optim import lr_at
 from trainlab.engine.predictions import finish_classification
 from trainlab.engine.state import checkpoint_payload, epoch_row, restore_state
@@ -320,7 +320,7 @@ class Trainer:
     def _train_epoch(self, run: Run, position: Position, epoch: int, stop: StopFlag):
         """One epoch (from where a resume left it); its metrics row, or None if interrupted."""
         cfg, dist, setup = run.config, run.dist, run.setup
-        counts = Counts(run.data.num_classes, setup.device)
+        counts = counts_for(run.data.kind_entry.task, run.data.num_classes, setup.device)
         if position.partial:
             counts.load_state(position.partial)
         state = EpochState(epoch, position.batch, counts)

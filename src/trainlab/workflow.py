@@ -27,6 +27,7 @@ from trainlab.engine.imbalance import class_counts
 from trainlab.engine.loading import load_model
 from trainlab.engine.loop import evaluate, predict
 from trainlab.engine.metrics import per_class
+from trainlab.engine.multilabel import recorded_thresholds
 from trainlab.engine.setup import setup_eval
 from trainlab.errors import CheckpointError, ConfigError
 from trainlab.resolve import Plan, plan_run, settings_of
@@ -89,6 +90,9 @@ class EvalReport:
     confusion: list[list[int]]
     per_class: dict[str, list[float]]
     train_counts: list[int] = field(default_factory=list)  # beside the recall: is a class rare?
+    # multi-label: micro/macro F1, mAP, subset accuracy, at the recorded thresholds
+    scores: dict[str, float] = field(default_factory=dict)
+    thresholds: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -151,20 +155,25 @@ def evaluate_checkpoint(
     )
     amp_dtype = scoring.amp_dtype
     scorer = scoring.scorer  # the model, flip-averaged if the run used --tta flip
-    metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype)
-    has_classes = data.kind_entry.task.has_classes
-    train_counts = class_counts(data.train_y, data.num_classes).tolist() if has_classes else []
+    task = data.kind_entry.task
+    thresholds = recorded_thresholds(ckpt) if task.multi_label else None
+    metrics = evaluate(scorer, batches, scoring.loss_fn, data.num_classes, amp_dtype,
+                       multi_label=task.multi_label, thresholds=thresholds)  # fmt: skip
+    single = task.has_classes and not task.multi_label
+    train_counts = class_counts(data.train_y, data.num_classes).tolist() if single else []
     report = EvalReport(ckpt["path"], split, metrics.loss, metrics.accuracy, metrics.n,
                         list(data.classes), metrics.confusion.tolist(),
-                        per_class(metrics.confusion) if has_classes else {},
-                        train_counts)  # fmt: skip
-    if save_predictions and has_classes:
+                        metrics.per_label or (per_class(metrics.confusion)
+                                              if task.has_classes else {}),
+                        train_counts, metrics.scores, thresholds)  # fmt: skip
+    if save_predictions and task.has_classes:
         from trainlab.engine.predictions import write_predictions
 
         path = Path(ckpt["path"])
         write_predictions(
-            path.parent / "predictions.npz", scorer, batches, x, data.classes, path.name, amp_dtype
-        )
+            path.parent / "predictions.npz", scorer, batches, x, data.classes, path.name, amp_dtype,
+            thresholds,
+        )  # fmt: skip
     if return_predictions:
         return report, predict(scorer, batches, amp_dtype)
     return report

@@ -88,6 +88,8 @@ def format_eval(report) -> str:
         f"{report.split} split: {report.n} samples",
         f"loss     {report.loss:.4f}",
     ]
+    if report.scores:
+        return "\n".join(lines + format_multilabel(report))
     if report.accuracy is None:
         return "\n".join(lines)
     lines.append(f"accuracy {100 * report.accuracy:.2f}%")
@@ -125,6 +127,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     out(json.dumps(record, indent=2) if args.json else line(record))
     return 0
+
+
+def format_multilabel(report) -> list[str]:
+    """A multi-label checkpoint's figures and per-label table, at its recorded thresholds."""
+    s = report.scores
+    lines = [
+        f"micro-F1 {s['micro_f1']:.4f}  macro-F1 {s['macro_f1']:.4f}  mAP {s['map']:.4f}  "
+        f"subset accuracy {100 * s['subset_acc']:.2f}%"
+    ]
+    width = max(8, *(len(c) for c in report.classes))
+    lines += ["", f"{'label':>{width}}  threshold  precision  recall     f1      AP  support"]
+    pc = report.per_class
+    for i, name in enumerate(report.classes):
+        lines.append(
+            f"{name:>{width}}  {report.thresholds[i]:9.4f}  {pc['precision'][i]:9.4f}  "
+            f"{pc['recall'][i]:6.4f}  {pc['f1'][i]:5.4f}  {pc['average_precision'][i]:6.4f}  "
+            f"{pc['support'][i]:7d}"
+        )
+    return lines
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -120,8 +120,10 @@ def _summary_line(result) -> str:
     """The last epoch's test figure, and best.pt's: the one `trainlab eval` (and predict,
     export, serve) will give, which is not the last epoch's when an earlier one was best."""
     final = result.final
-    metric = "test_acc" if "test_acc" in final else "test_loss"
-    name = "test accuracy" if metric == "test_acc" else "test loss (MSE)"
+    metric = next((m for m in ("test_acc", "test_micro_f1") if m in final), "test_loss")
+    name = {"test_acc": "test accuracy", "test_micro_f1": "test micro-F1"}.get(
+        metric, "test loss (MSE)"
+    )
 
     def shown(row: dict[str, Any]) -> str:
         return f"{100 * row[metric]:.2f}%" if metric == "test_acc" else f"{row[metric]:.6f}"

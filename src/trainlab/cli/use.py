@@ -53,6 +53,13 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         help="flag predictions whose probability is below this (default: 0.5)",
     )
     pred.add_argument(
+        "--threshold",
+        type=float_in(0, 1, above=True),
+        default=None,
+        help="a multi-label model: the probability over which a label is given, for every "
+        "label (default: the thresholds its run tuned per label and recorded)",
+    )
+    pred.add_argument(
         "--max-pixels",
         type=int_in(1),
         default=16_000_000,
@@ -155,6 +162,13 @@ def _add_serve(sub) -> argparse.ArgumentParser:
         "--max-pixels", type=int_in(1), default=16_000_000, help="largest image (default: 16000000)"
     )
     srv.add_argument(
+        "--threshold",
+        type=float_in(0, 1, above=True),
+        default=None,
+        help="a multi-label model: answer with the labels whose probability is at or over this "
+        "(default: the thresholds its run tuned per label and recorded)",
+    )
+    srv.add_argument(
         "--max-batch", type=int_in(1), default=16, help="images per batch call (default: 16)"
     )
     srv.add_argument(
@@ -187,6 +201,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         low_confidence=args.min_confidence,
         trust_code=args.trust_code,
+        threshold=args.threshold,
     )
     if args.reject:
         predictor.check_reject()
@@ -303,7 +318,7 @@ def _print_table(predictor, results, truths, args) -> None:
             r.source,
             f"none of these ({r.label}?)" if r.rejected else r.label,
             *([t or ""] if labelled else []),
-            f"{r.probability:.4f}" + (" ?" if r.low_confidence else ""),
+            _probability(r) + (" ?" if r.low_confidence else ""),
             "  ".join(f"{c}:{p:.3f}" for c, p in r.top),
         ]
         for r, t in zip(results, truths, strict=True)
@@ -326,6 +341,12 @@ def _print_table(predictor, results, truths, args) -> None:
             f"accuracy {100 * correct / scored:.2f}% ({correct} of {scored} images in class "
             "folders named after the model's classes)"
         )
+
+
+def _probability(r) -> str:
+    if r.labels is not None:  # a multi-label model: each label's, in the same order
+        return " ".join(f"{p:.4f}" for _, p in r.labels)
+    return f"{r.probability:.4f}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -370,5 +391,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         queue_wait_s=args.queue_wait_ms / 1000,
         trust_code=args.trust_code,
         quiet=args.quiet,
+        threshold=args.threshold,
     )
     return 0

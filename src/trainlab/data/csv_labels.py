@@ -48,6 +48,7 @@ from trainlab.data.folder import (
 )
 from trainlab.data.folder_rows import Rows, chunked_stats
 from trainlab.data.images import ResizePolicy
+from trainlab.data.multilabel import KIND, how_cut, multi_hot, multi_label_spec
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
 from trainlab.errors import DataError
@@ -76,7 +77,7 @@ class LabelTable:
 
 def parse_labels(
     content: bytes, source: str, file_column: str = "", label_column: str = "", *,
-    need_labels: bool = True,
+    need_labels: bool = True, empty_label: bool = False,
 ) -> LabelTable:  # fmt: skip
     """The file names, labels and splits of a labels CSV's bytes.
 
@@ -121,7 +122,7 @@ def parse_labels(
         name, label = cell(file_at), cell(label_at)
         if not name:
             raise DataError(f"{source}, line {line}: no file name in column '{header[file_at]}'.")
-        if label_at is not None and not label:
+        if label_at is not None and not label and not empty_label:
             raise DataError(
                 f"{source}, line {line} ({name}): the label (column '{header[label_at]}') is "
                 "empty. Give every row a label, or remove the row."
@@ -236,17 +237,30 @@ def load_csv_labels(
     test_split: TestSplit = 0.2,
     strict: Strict = False,
     memory_budget_mb: MemoryBudget = 0,
+    multi_label: Annotated[
+        bool, Opt("labels CSV: each image has a set of labels (sigmoid outputs, BCE)")
+    ] = False,
+    label_delim: Annotated[
+        str, Opt("labels CSV, --multi-label: the text between labels in one cell (a space)")
+    ] = " ",
+    label_columns: Annotated[
+        str, Opt("labels CSV, --multi-label: one 0/1 column per label: a,b,c or 'tag_*'")
+    ] = "",
 ) -> Dataset:
     """The images a labels CSV names, decoded as a folder's are (see the module's doc)."""
     given = Path(ctx.path).expanduser().resolve()
     csv_path = given / METADATA if given.is_dir() else given
-    table = _read(csv_path, file_column, label_column)
-    columns = (file_column, label_column)
+    multi = multi_label_spec(multi_label, label_delim, label_columns, label_column)
+    table = _read(csv_path, file_column, label_column, multi)
+    columns = (file_column, label_column, multi)
     files, labels, split_of, skipped = _gather(csv_path, table, test_csv, images, columns)
-    classes = sorted(set(labels))
-    _check_classes(csv_path, classes, labels, split_of)
-    index = {c: i for i, c in enumerate(classes)}
-    label_ids = np.array([index[c] for c in labels], dtype=np.int64)
+    if multi is not None:  # label sets: multi-hot targets, cuts stratified on combinations
+        classes, label_ids = multi_hot(csv_path, labels, split_of, multi.classes, ctx.say)
+    else:
+        classes = sorted(set(labels))
+        _check_classes(csv_path, classes, labels, split_of)
+        index = {c: i for i, c in enumerate(classes)}
+        label_ids = np.array([index[c] for c in labels], dtype=np.int64)
     policy = _policy(csv_path, classes, files, image_size, channels, resize, ctx.say)
     rows = Rows(csv_path, policy, ctx.data_dir, files, memory_budget_mb, ctx.say)
     skipped += rows.problems
@@ -275,7 +289,9 @@ def load_csv_labels(
             "columns": {"file": table.file_column, "label": table.label_column},
             "settings": {"data_seed": ctx.seed},
             "skipped": skipped,  # every row left out, as (file, why): the run lists them
+            **({"kind": KIND, "cuts": how_cut(label_ids)} if multi is not None else {}),
         },
+        kind=KIND if multi is not None else "",
     )
 
 
@@ -301,7 +317,7 @@ def _gather(csv_path: Path, table: LabelTable, test_csv: str, images: str, colum
     return files, labels, split_of, skipped
 
 
-def _read(path: Path, file_column: str, label_column: str) -> LabelTable:
+def _read(path: Path, file_column: str, label_column: str, multi=None) -> LabelTable:
     try:
         content = path.read_bytes()
     except OSError as e:
@@ -309,7 +325,9 @@ def _read(path: Path, file_column: str, label_column: str) -> LabelTable:
             f"--dataset {path}: cannot read it ({e.strerror or e}); give a CSV of image files "
             "and their labels (e.g. id,label)."
         ) from None
-    return parse_labels(content, str(path), file_column, label_column)
+    if multi is None:
+        return parse_labels(content, str(path), file_column, label_column)
+    return multi.read(parse_labels, content, str(path), file_column, label_column)
 
 
 def _rows(table: LabelTable, resolve: Resolver, default_split: str):

@@ -100,7 +100,9 @@ class Dataset:
             )
         x = self._as_images(x, arg)
         setattr(self, f"{split}_x", x)
-        if self.classes:
+        if self.classes and self.kind and self.kind_entry.task.multi_label:
+            setattr(self, f"{split}_y", self._multi_hot(y, split))
+        elif self.classes:
             if y.dtype.is_floating_point or y.dtype == torch.bool or y.dim() != 1:
                 raise ConfigError(
                     f"Dataset {self.name!r}: {split}_y= must be integer class indices (a 1-D "
@@ -114,6 +116,22 @@ class Dataset:
                 )
             setattr(self, f"{split}_y", y.long())
         return converted
+
+    def _multi_hot(self, y: torch.Tensor, split: str) -> torch.Tensor:
+        """A multi-label split's targets: N×K of 0 and 1 (one column per class), as float32."""
+        k = len(self.classes)
+        if y.dim() != 2 or y.shape[1] != k:
+            raise ConfigError(
+                f"Dataset {self.name!r}: {split}_y= must be multi-hot N×{k} (one 0/1 column per "
+                f"class) for kind '{self.kind}', got shape {list(y.shape)}."
+            )
+        y = y.float()
+        if len(y) and not bool(((y == 0) | (y == 1)).all()):
+            raise ConfigError(
+                f"Dataset {self.name!r}: {split}_y= holds values other than 0 and 1; a "
+                "multi-label target marks each class present (1) or absent (0)."
+            )
+        return y
 
     def _tensor(self, value: Any, arg: str, other: Any, other_arg: str) -> torch.Tensor:
         """A split's array as a tensor: torch tensors as they are, numpy arrays shared (copied
@@ -248,9 +266,12 @@ class Dataset:
         if self.origin.get("val_split"):
             raise ConfigError("this dataset already has a validation split; cut folds instead.")
         labels = self.train_y.numpy()
+        multi_hot = labels.ndim == 2
+        if multi_hot:  # stratified on the label combinations (the rare ones pooled)
+            labels = label_combinations(self.train_y, folds)[0].numpy()
         splitter = (StratifiedKFold if self.classes else KFold)(folds, shuffle=True,
                                                                 random_state=seed + 3)  # fmt: skip
-        if self.classes and np.bincount(labels).min(initial=folds) < folds:
+        if self.classes and not multi_hot and np.bincount(labels).min(initial=folds) < folds:
             raise ConfigError(
                 f"--folds {folds}: a class has fewer than {folds} training images; use fewer "
                 "folds or more data (--subset)."
@@ -309,6 +330,9 @@ def stratified_pick(
     generator = torch.Generator().manual_seed(seed)
     if not classes:
         return torch.randperm(total, generator=generator)[:n].sort().values
+    if labels.dim() == 2:  # multi-hot: the label combinations are the strata
+        labels, strata = label_combinations(labels)
+        return stratified_pick(labels, n, seed, [""] * strata, what)
     counts = torch.bincount(labels, minlength=len(classes)).double()
     share = counts * n / total
     take = share.floor().long()
@@ -321,6 +345,20 @@ def stratified_pick(
         members = torch.nonzero(labels == c).flatten()
         picked.append(members[torch.randperm(len(members), generator=generator)[: take[c]]])
     return torch.cat(picked).sort().values
+
+
+def label_combinations(multi_hot: torch.Tensor, least: int = 2) -> tuple[torch.Tensor, int]:
+    """Each multi-label sample's stratum: its combination of labels, with the combinations
+    held by fewer than ``least`` samples pooled into one stratum (a cut of those is random).
+    Returns the strata (int64, N) and their count."""
+    _, combination, members = torch.unique(
+        multi_hot.bool(), dim=0, return_inverse=True, return_counts=True
+    )
+    rare = members[combination] < least
+    common = torch.unique(combination[~rare], return_inverse=True)[1]
+    strata = torch.zeros(len(multi_hot), dtype=torch.int64)
+    strata[~rare] = common + 1
+    return strata, int(strata.max()) + 1 if len(strata) else 1
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -152,9 +152,15 @@ def load(name: str, ctx: LoadContext, options: dict[str, Any]) -> Any:
     values = validate(spec.options, dict(options), f"dataset '{name}'")
     if spec.claims is not None:  # the path is its name (the loader makes it absolute)
         data = spec.loader(replace(ctx, path=name), **values)
-        return replace(data, kind=spec.kind, options=values)
+        return replace(data, kind=_kind_of(data, spec), options=values)
     data = spec.loader(ctx, **values)
-    return replace(data, name=name, kind=spec.kind, options=values)
+    return replace(data, name=name, kind=_kind_of(data, spec), options=values)
+
+
+def _kind_of(data: Any, spec: DatasetSpec) -> str:
+    """The registered kind, or the one a loader's options chose (a labels CSV read with
+    --multi-label yields images with label sets) and recorded in ``info["kind"]``."""
+    return data.info.get("kind") or spec.kind
 
 
 def spec_name(name: str) -> str:

@@ -164,6 +164,8 @@ class Dist:
         total = counts.copy()
         if not self.active:
             return total
+        if hasattr(total, "merge"):  # multi-label: the scores themselves, in rank order
+            return total.merge(self.gather(total.state()))
         k = total.confusion.numel()
         packed = torch.cat(
             [

@@ -11,7 +11,7 @@ from torch import nn
 
 from trainlab.data.batches import Batches
 from trainlab.engine.device import module_device
-from trainlab.engine.metrics import Counts, EpochMetrics
+from trainlab.engine.metrics import Counts, EpochMetrics, MultiLabelCounts
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # returns the SUM over the batch
 
@@ -25,7 +25,25 @@ def loss_function(
     """A loss returning the sum over the batch (the mean is taken for the gradient step).
 
     ``weight`` (cross-entropy, NLL and focal) scales each sample's loss by its class's weight;
-    ``focal_gamma`` is the focal loss's exponent (``engine.imbalance.focal_loss``)."""
+    ``focal_gamma`` is the focal loss's exponent (``engine.imbalance.focal_loss``). For ``bce``
+    (multi-label: one sigmoid per class, multi-hot targets) ``weight`` is the positive weight
+    of each label (``pos_weight``: a rare label's positives count more)."""
+    if kind == "bce":
+        if label_smoothing:
+            from trainlab.errors import ConfigError
+
+            raise ConfigError("--label-smoothing applies to single-label classification.")
+        # each sample's loss is the mean over its labels (torch's own default), so the
+        # learning rates tuned for cross-entropy fit: a sum over labels steps K times larger
+        return lambda out, y: (
+            F.binary_cross_entropy_with_logits(
+                out,
+                y,
+                reduction="sum",
+                pos_weight=None if weight is None else weight.to(out.device),
+            )
+            / out.shape[1]
+        )
     if weight is not None and kind not in ("cross-entropy", "nll", "focal"):
         from trainlab.errors import ConfigError
 
@@ -63,7 +81,7 @@ def loss_function(
         return lambda out, y: F.mse_loss(out, y, reduction="sum")
     from trainlab.errors import unknown_name
 
-    raise unknown_name("loss", kind, ["cross-entropy", "nll", "mse", "focal"])
+    raise unknown_name("loss", kind, ["cross-entropy", "nll", "mse", "focal", "bce"])
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -164,13 +182,18 @@ def evaluate(
     loss_fn: LossFn | None,
     num_classes: int | None,
     amp_dtype: torch.dtype | None = None,
+    *,
+    multi_label: bool = False,
+    thresholds=None,
 ) -> EpochMetrics:
     """Loss and confusion counts over a whole split, without gradients.
 
     ``batches`` is a ``Batches`` or any iterable of (x, y); ``loss_fn`` may be None (loss 0);
-    ``num_classes`` None takes it from the outputs.
+    ``num_classes`` None takes it from the outputs. ``multi_label``: multi-hot targets, scored
+    at ``thresholds`` (one per label; None: 0.5).
     """
-    return evaluate_counts(model, batches, loss_fn, num_classes, amp_dtype).read()
+    counts = evaluate_counts(model, batches, loss_fn, num_classes, amp_dtype, multi_label)
+    return counts.read(thresholds)
 
 
 def evaluate_counts(
@@ -179,13 +202,14 @@ def evaluate_counts(
     loss_fn: LossFn | None,
     num_classes: int | None,
     amp_dtype: torch.dtype | None = None,
+    multi_label: bool = False,
 ) -> Counts:
     """``evaluate``'s counts, before they are read (so ranks can add theirs up first)."""
     if isinstance(model, nn.Module):
         model.eval()
     device = _device_of(batches, model)
     own = isinstance(batches, Batches)
-    counts = Counts(num_classes, device)
+    counts = (MultiLabelCounts if multi_label else Counts)(num_classes, device)
     zero = torch.zeros((), device=device)
     with torch.inference_mode(), autocast(device, amp_dtype):
         for x, y in batches:

@@ -16,10 +16,12 @@ eval, the report and TensorBoard alike:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from trainlab.engine.multilabel import scores
 
 
 def confusion_matrix(labels, predictions, num_classes: int) -> torch.Tensor:
@@ -84,7 +86,7 @@ class Counts:
         self.n = int(state["n"])
         self.confusion.copy_(state["confusion"])
 
-    def read(self) -> EpochMetrics:
+    def read(self, thresholds=None) -> EpochMetrics:  # noqa: ARG002 - multi-label's
         """The one host sync: copy the sums and derive the metrics."""
         confusion = self.confusion.cpu()
         loss_sum = float(self.loss_sum)
@@ -99,6 +101,79 @@ class Counts:
         )
 
 
+class MultiLabelCounts(Counts):
+    """A multi-label split's sums: the loss, and each sample's label probabilities and targets
+    (kept on the device, read once), since average precision and the thresholds tuned on the
+    validation split need the scores, not counts at one threshold."""
+
+    def __init__(self, num_classes: int | None, device: torch.device):
+        super().__init__(num_classes, device)
+        self.probs: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def add(self, loss_sum: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss_sum += loss_sum.detach().to(self.loss_sum.dtype)
+        self.n += len(targets)
+        self.probs.append(outputs.detach().float().sigmoid())
+        self.targets.append(targets.detach().float())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, targets) as float32 N×K arrays, on the host."""
+        k = self.num_classes or 0
+        if not self.probs:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.float32)
+        return torch.cat(self.probs).cpu().numpy(), torch.cat(self.targets).cpu().numpy()
+
+    def copy(self) -> MultiLabelCounts:
+        out = MultiLabelCounts(self.num_classes, self.device)
+        out.loss_sum, out.n = self.loss_sum.clone(), self.n
+        out.probs, out.targets = list(self.probs), list(self.targets)
+        return out
+
+    def state(self) -> dict:
+        """Tensors on the host (a checkpoint loads with ``weights_only``)."""
+        probs, targets = (torch.from_numpy(a) for a in self.arrays())
+        return {"loss_sum": float(self.loss_sum), "n": self.n, "probs": probs, "targets": targets}
+
+    def load_state(self, state: dict) -> None:
+        self.loss_sum.fill_(state["loss_sum"])
+        self.n = int(state["n"])
+        self.probs = [torch.as_tensor(state["probs"], device=self.device)]
+        self.targets = [torch.as_tensor(state["targets"], device=self.device)]
+
+    def merge(self, states: list[dict]) -> MultiLabelCounts:
+        """The ranks' states (``state()``, in rank order) as one."""
+        out = MultiLabelCounts(self.num_classes, self.device)
+        out.loss_sum.fill_(sum(s["loss_sum"] for s in states))
+        out.n = sum(s["n"] for s in states)
+        out.probs = [torch.as_tensor(s["probs"], device=self.device) for s in states]
+        out.targets = [torch.as_tensor(s["targets"], device=self.device) for s in states]
+        return out
+
+    def read(self, thresholds=None) -> EpochMetrics:
+        """The loss and the multi-label scores at ``thresholds`` (one per label; None: 0.5)."""
+        probs, targets = self.arrays()
+        k = probs.shape[1]
+        thresholds = list(thresholds) if thresholds is not None else [0.5] * k
+        figures = scores(probs, targets, thresholds)
+        return EpochMetrics(
+            loss=float(self.loss_sum) / max(self.n, 1),
+            accuracy=None,
+            n=self.n,
+            correct=0,
+            confusion=torch.zeros(k, k, dtype=torch.int64),
+            scores={name: figures[name] for name in ("micro_f1", "macro_f1", "map", "subset_acc")},
+            per_label=figures["per_label"],
+            thresholds=thresholds,
+        )
+
+
+def counts_for(task, num_classes: int | None, device: torch.device) -> Counts:
+    """The running sums a split of ``task``'s family needs (``trainlab.data.kinds.Task``)."""
+    kind = MultiLabelCounts if task.multi_label else Counts
+    return kind(num_classes, device)
+
+
 @dataclass
 class EpochMetrics:
     loss: float
@@ -106,12 +181,18 @@ class EpochMetrics:
     n: int
     correct: int
     confusion: torch.Tensor
+    # multi-label: micro_f1, macro_f1, map, subset_acc; per-label P/R/F1/support; thresholds
+    scores: dict[str, float] = field(default_factory=dict)
+    per_label: dict[str, list] = field(default_factory=dict)
+    thresholds: list[float] | None = None
 
     def as_row(self, prefix: str) -> dict:
         row = {f"{prefix}_loss": self.loss}
         if self.accuracy is not None:
             row[f"{prefix}_acc"] = self.accuracy
-            row.update({f"{prefix}_{k}": v for k, v in class_balanced(self.confusion).items()})
+            if not self.scores:  # single-label: each class counting the same
+                row.update({f"{prefix}_{k}": v for k, v in class_balanced(self.confusion).items()})
+        row.update({f"{prefix}_{name}": value for name, value in self.scores.items()})
         return row
 
 

@@ -62,6 +62,45 @@ def prediction_arrays(
     return arrays
 
 
+def multilabel_arrays(
+    model: torch.nn.Module,
+    batches,
+    raw_images: torch.Tensor | None,
+    classes: list[str],
+    thresholds: list[float],
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """A multi-label model's arrays: ``labels`` and ``pred`` multi-hot N×K (uint8, ``pred`` at
+    ``thresholds``), ``probs`` (sigmoid, float16), ``loss`` (binary cross-entropy per image,
+    the mean over labels), ``mistakes`` (images whose label set is wrong, highest loss first)
+    with their ``mistake_images``, and the ``thresholds``."""
+    model.eval()
+    probs, labels, losses = [], [], []
+    with torch.inference_mode(), autocast(batches.device, amp_dtype):
+        for x, y in batches:
+            outputs = model(x).float()
+            bce = F.binary_cross_entropy_with_logits(outputs, y.float(), reduction="none")
+            losses.append(bce.mean(1).cpu())
+            probs.append(outputs.sigmoid().cpu())
+            labels.append(y.cpu())
+    prob, label, loss = torch.cat(probs), torch.cat(labels).bool(), torch.cat(losses)
+    pred = prob >= torch.tensor(thresholds, dtype=prob.dtype)
+    wrong = torch.nonzero((pred != label).any(1)).flatten()
+    mistakes = wrong[torch.argsort(loss[wrong], descending=True)][:KEPT_MISTAKES]
+    arrays: dict[str, Any] = {
+        "labels": label.numpy().astype(np.uint8),
+        "pred": pred.numpy().astype(np.uint8),
+        "probs": prob.numpy().astype(np.float16),
+        "loss": loss.numpy().astype(np.float32),
+        "mistakes": mistakes.numpy().astype(np.int64),
+        "classes": np.array(classes),
+        "thresholds": np.asarray(thresholds, np.float32),
+    }
+    if raw_images is not None and raw_images.dtype == torch.uint8:
+        arrays["mistake_images"] = raw_images[mistakes].numpy()
+    return arrays
+
+
 def write_predictions(
     path: str | Path,
     model: torch.nn.Module,
@@ -70,12 +109,18 @@ def write_predictions(
     classes: list[str],
     checkpoint: str,
     amp_dtype: torch.dtype | None = None,
+    thresholds: list[float] | None = None,
 ) -> dict[str, Any]:
     """Predict on ``batches`` and write predictions.npz (atomically); return the arrays.
 
-    The one writer of predictions.npz, for training and ``trainlab eval`` alike.
+    The one writer of predictions.npz, for training and ``trainlab eval`` alike. With
+    ``thresholds`` (a multi-label model's, one per label), the arrays are label sets
+    (``multilabel_arrays``).
     """
-    arrays = prediction_arrays(model, batches, raw_images, classes, amp_dtype)
+    if thresholds is not None:
+        arrays = multilabel_arrays(model, batches, raw_images, classes, thresholds, amp_dtype)
+    else:
+        arrays = prediction_arrays(model, batches, raw_images, classes, amp_dtype)
     save_predictions(path, arrays, checkpoint)
     return arrays
 
@@ -104,19 +149,23 @@ def write_run_predictions(
     data,
     amp_dtype: torch.dtype | None,
     best_is_last: bool,
+    last_row: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A finished run's predictions.npz, from best.pt's weights (the model keeps its own after:
-    a resume continues from the last weights)."""
+    a resume continues from the last weights). ``last_row``: the last epoch's metrics, whose
+    thresholds (a multi-label run's) are best.pt's when it is the last epoch."""
     from trainlab.engine.checkpoint import load_checkpoint
 
-    last = None
+    last, thresholds = None, (last_row or {}).get("thresholds")
     if not best_is_last:
         last = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+        best = load_checkpoint(best_path)
+        model.load_state_dict(best["state_dict"])
+        thresholds = (best.get("metrics") or {}).get("thresholds")  # multi-label runs' only
     try:
         return write_predictions(
             run_dir / "predictions.npz", scorer, batches, data.test_x, data.classes, "best.pt",
-            amp_dtype,
+            amp_dtype, thresholds,
         )  # fmt: skip
     finally:
         if last is not None:
@@ -142,8 +191,10 @@ def finish_classification(run, result) -> None:
         run.data,
         setup.amp_dtype,
         best_is_last=best_is_last,
+        last_row=result.final,
     )
-    if "val" in setup.splits:  # one temperature for honest probabilities
+    task = run.data.kind_entry.task
+    if "val" in setup.splits and not task.multi_label:  # one temperature, honest probabilities
         output = (record_of(run.model) or {}).get("output", "logits")
         record = calibrate_best(result.best_path, run.model, setup, output, best_is_last)
         if run.data.kind_entry.page is not None:  # people's inputs: "none of these"

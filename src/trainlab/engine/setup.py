@@ -67,6 +67,11 @@ def input_transform(model: nn.Module, data: Dataset, cfg: TrainConfig) -> InputT
 def loss_kind(cfg: TrainConfig, model: nn.Module, task: Task) -> str:
     """The loss's name: the config's, or with ``auto`` the one the model's output calls for."""
     if cfg.loss != "auto":
+        if (cfg.loss == "bce") != task.multi_label:
+            raise ConfigError(
+                f"--loss {cfg.loss}: a multi-label run scores each label by a sigmoid with "
+                "binary cross-entropy (bce), and only a multi-label run does; drop --loss (auto)."
+            )
         if cfg.loss not in task.losses:
             raise ConfigError(
                 f"--loss {cfg.loss} does not fit a {task.name} task; use one of "
@@ -104,13 +109,22 @@ def eval_splits(
 
 def class_weights(cfg: TrainConfig, data: Dataset) -> torch.Tensor | None:
     """--class-weights: none, balanced (n / (K · n_c), as scikit-learn's), NAME=W pairs or
-    @FILE (``engine.imbalance.parse_class_weights``)."""
+    @FILE (``engine.imbalance.parse_class_weights``); for a multi-label run, balanced gives
+    each label's positive weight (its negatives over its positives)."""
     if cfg.class_weights == "none":
         return None
     if not data.kind_entry.task.has_classes:
         raise ConfigError(
             f"--class-weights weighs classes; dataset '{data.name}' is {data.task}. Drop it."
         )
+    if data.kind_entry.task.multi_label:  # BCE's pos_weight: negatives / positives
+        if cfg.class_weights != "balanced":
+            raise ConfigError(
+                f"--class-weights {cfg.class_weights}: a multi-label run takes balanced (each "
+                "label's positive weight, its negatives over its positives), not explicit weights."
+            )
+        positives = data.train_y.sum(0).double()
+        return ((len(data.train_y) - positives) / positives.clamp(min=1)).float()
     return parse_class_weights(cfg.class_weights, data.classes, data.train_y)
 
 
@@ -180,6 +194,7 @@ class EvalSetup:
     splits: dict[str, Batches]  # "val" (if held out) and "test", whole
     # what scores them: the model, flip-averaged (--tta), or its head (cached features)
     scorer: nn.Module
+    threshold: float | None = None  # multi-label: --threshold, else tuned on validation
 
 
 def setup_eval(
@@ -195,6 +210,11 @@ def setup_eval(
         transform: the transform a checkpoint recorded; None decides it from the config.
     """
     data.kind_entry.check_tta(cfg.tta, data.name)
+    if cfg.threshold is not None and not data.kind_entry.task.multi_label:
+        raise ConfigError(
+            f"--threshold sets the multi-label thresholds; dataset '{data.name}' is "
+            f"{data.task}. Drop it (or read a labels CSV with --multi-label)."
+        )
     model.to(device)
     transform = transform or input_transform(model, data, cfg)
     if transform.channels_last:
@@ -207,6 +227,7 @@ def setup_eval(
         loss_fn=run_loss(cfg, model, task),
         splits=eval_splits(data, cfg, device, transform),
         scorer=scoring_model(model, cfg.tta, (record_of(model) or {}).get("output", "logits")),
+        threshold=cfg.threshold,
     )
 
 

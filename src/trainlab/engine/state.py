@@ -19,6 +19,7 @@ from torch import nn
 from trainlab.engine.checkpoint import BestCheckpoint
 from trainlab.engine.loop import evaluate_counts
 from trainlab.engine.metrics import Counts
+from trainlab.engine.multilabel import default_thresholds, split_thresholds
 from trainlab.engine.setup import RunSetup
 from trainlab.errors import TrainingDiverged
 
@@ -28,18 +29,25 @@ def epoch_row(
 ) -> dict[str, Any]:
     """One metrics.jsonl row: train counts, then each evaluated split, then timings."""
     dist = setup.dist
-    train_metrics = dist.sum_counts(counts).read()
+    multi_label = data.kind_entry.task.multi_label
+    fixed = default_thresholds(data.num_classes, setup.threshold) if multi_label else None
+    train_metrics = dist.sum_counts(counts).read(fixed)  # multi-label: 0.5, or --threshold
     check_finite(train_metrics.loss, epoch, setup)
     train_seconds = time.perf_counter() - began
     row: dict[str, Any] = {"epoch": epoch + 1, **train_metrics.as_row("train")}
     dist.broadcast_buffers(model)  # every rank scores rank 0's model, the checkpointed one
+    thresholds = None
     for name, batches in setup.shards.items():
         split = evaluate_counts(
-            setup.scorer, batches, setup.loss_fn, data.num_classes, setup.amp_dtype
+            setup.scorer, batches, setup.loss_fn, data.num_classes, setup.amp_dtype, multi_label
         )
         total = dist.sum_counts(split)  # exact: unpadded shards, summed counts
-        row.update(total.read().as_row(name))
+        if multi_label and thresholds is None:  # tuned on val, used on test; or fixed
+            thresholds = split_thresholds(total, setup.threshold) if name == "val" else fixed
+        row.update(total.read(thresholds).as_row(name))
         row[f"{name}_n"] = total.n
+    if multi_label:  # the labels' thresholds: best.pt's go with it to predict, export, serve
+        row["thresholds"] = thresholds
     row.update(regression_errors(model, data))
     row["lr"] = setup.optimizer.param_groups[0]["lr"]
     row["train_seconds"] = round(train_seconds, 3)

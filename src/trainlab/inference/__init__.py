@@ -26,6 +26,7 @@ from trainlab.data.batches import InputTransform
 from trainlab.data.images import MAX_PIXELS, ImageError, Prepared
 from trainlab.data.kinds import get_kind
 from trainlab.data.registry import kind_of_record
+from trainlab.engine.multilabel import label_sets, recorded_thresholds
 from trainlab.errors import CheckpointError
 
 # A prediction whose top probability is below this is flagged for a person to look at: under
@@ -45,6 +46,9 @@ class Prediction:
     probability: float | None = None
     probabilities: list[float] = field(default_factory=list)
     top: list[tuple[str, float]] = field(default_factory=list)
+    # a multi-label model's answer: the labels over their thresholds, most probable first
+    # (``label`` is then their names joined by spaces, as a labels CSV writes them)
+    labels: list[tuple[str, float]] | None = None
     preview: np.ndarray | None = None  # what the model saw, uint8 (28×28 for MNIST)
     inverted: bool = False  # the input was dark on light and was inverted
     low_confidence: bool = False
@@ -70,6 +74,8 @@ class Prediction:
             probabilities=self.probabilities,
             inverted=self.inverted,
         )
+        if self.labels is not None:
+            out["labels"] = [{"label": c, "probability": p} for c, p in self.labels]
         if with_preview and self.preview is not None:
             out["preview_png"] = png_base64(self.preview)
         if self.heat is not None:
@@ -109,6 +115,8 @@ class Predictor:
         trust_code: import the model's code if it is the user's own (``--trust-code``).
         top_k: how many classes each prediction lists.
         low_confidence: predictions below this probability are flagged.
+        threshold: a multi-label model's threshold for every label, instead of the ones its
+            run recorded (tuned per label on the validation split).
     """
 
     def __init__(
@@ -121,6 +129,7 @@ class Predictor:
         low_confidence: float = LOW_CONFIDENCE,
         trust_code: bool = False,
         amp: str | None = None,
+        threshold: float | None = None,
     ):
         from trainlab.engine.checkpoint import recorded_amp
         from trainlab.engine.device import autocast_dtype, resolve_device
@@ -168,6 +177,18 @@ class Predictor:
         self.temperature = temperature_of(ckpt)
         self.reject_threshold = (ckpt.get("calibration") or {}).get("reject_threshold")
         self.reject = False  # answer "none of these" over the threshold (check_reject first)
+        # a multi-label model answers with the labels over their thresholds (its run's)
+        self.multi_label = entry.task.multi_label
+        self.thresholds: list[float] | None = None
+        if self.multi_label:
+            self.thresholds = recorded_thresholds(ckpt)
+            if threshold is not None:
+                self.thresholds = [float(threshold)] * len(self.classes)
+        elif threshold is not None:
+            raise CheckpointError(
+                f"--threshold sets a multi-label model's thresholds; {ckpt['path']} is a "
+                f"{entry.task.name} model (one class per image). Drop it."
+            )
 
     def check_reject(self) -> None:
         """Refuse --reject for a run without a threshold, or a model without logits."""
@@ -195,6 +216,8 @@ class Predictor:
             "input_shape": list(self.input_shape),
             "epoch": self.checkpoint.get("epoch"),
             "metrics": self.checkpoint.get("metrics", {}),
+            "multi_label": self.multi_label,
+            "thresholds": self.thresholds,
             "parameters": self.checkpoint["model"].get("parameters"),
             "temperature": self.temperature,
         }
@@ -205,7 +228,8 @@ class Predictor:
 
     @torch.inference_mode()
     def run(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N×K float32) for uint8 images N×H×W already preprocessed."""
+        """Class probabilities (N×K float32) for uint8 images N×H×W already preprocessed (for
+        a multi-label model, each label's own: a sigmoid per label)."""
         out = []
         for start in range(0, len(images), batch_size):
             x = torch.from_numpy(images[start : start + batch_size])
@@ -217,7 +241,9 @@ class Predictor:
                 outputs = self.model(x).float()
             if self.reject:
                 self._scores.append((-torch.logsumexp(outputs, dim=1)).cpu().numpy())
-            if self.temperature != 1.0:  # log-probabilities are logits too (up to a constant)
+            if self.multi_label:
+                probs = outputs.sigmoid()
+            elif self.temperature != 1.0:  # log-probabilities are logits too (up to a constant)
                 probs = (outputs / self.temperature).softmax(1)
             else:
                 probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
@@ -261,6 +287,10 @@ class Predictor:
         result.probabilities = [float(p) for p in probs]
         result.top = [(self.classes[j], float(probs[j])) for j in order[: self.top_k]]
         result.low_confidence = result.probability < self.low_confidence
+        if self.thresholds is not None:  # the set over the thresholds; flagged when empty
+            result.labels = label_sets(probs[None], self.thresholds, self.classes)[0]
+            result.label = " ".join(name for name, _ in result.labels)
+            result.low_confidence = not result.labels
 
 
 def _note(line: str) -> None:

@@ -10,6 +10,11 @@ The exported graph takes float32 images in [0, 1], N×C×H×W as the data is (N�
 MNIST), with a dynamic batch dimension, and returns the model's outputs (logits, or
 log-probabilities for a log-softmax model). Normalisation, and for AlexNet the resize and the
 channel repeat, are inside the graph, so a user needs nothing of trainlab to run it.
+
+A multi-label model's graph returns each label's probability (the sigmoid is in the graph), and
+its metadata holds the thresholds its run recorded (``thresholds``, one per class): the labels
+at or over them are the answer, as ``trainlab predict`` gives it; the check after export
+compares those label sets with ONNX Runtime's.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ class ExportError(TrainlabError):
 class Deployable(nn.Module):
     """The model with its preprocessing: float images in [0, 1] in, model outputs out."""
 
-    def __init__(self, model: nn.Module, transform, temperature: float = 1.0):
+    def __init__(
+        self, model: nn.Module, transform, temperature: float = 1.0, probabilities: bool = False
+    ):
         super().__init__()
         self.model = model
         self.temperature = temperature  # the run's calibration: outputs divided by it
+        self.probabilities = probabilities  # multi-label: a sigmoid per label, in the graph
         channels = transform.channels
         self.size = tuple(transform.size) if transform.size else None
         self.channels = channels
@@ -55,8 +63,10 @@ class Deployable(nn.Module):
             x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         if self.channels is not None and self.channels != x.shape[1]:
             x = x.expand(-1, self.channels, -1, -1)
-        out = self.model((x - self.mean) / self.std)
-        return out / self.temperature if self.temperature != 1.0 else out
+        outputs = self.model((x - self.mean) / self.std)
+        if self.probabilities:
+            return outputs.sigmoid()
+        return outputs / self.temperature if self.temperature != 1.0 else outputs
 
 
 def _need_export_extra() -> None:
@@ -79,7 +89,10 @@ def _load(checkpoint, trust_code: bool = False):
     # the graph computes in float32: its parity is checked against the model in float32
     predictor = Predictor(checkpoint, device="cpu", trust_code=trust_code, amp="off")
     deployable = Deployable(
-        predictor.model.float(), predictor.transform, predictor.temperature
+        predictor.model.float(),
+        predictor.transform,
+        predictor.temperature,
+        probabilities=predictor.multi_label,
     ).eval()
     deployable.to(memory_format=torch.contiguous_format)
     return predictor, deployable
@@ -99,20 +112,34 @@ def metadata(predictor) -> dict[str, str]:
         "dataset": predictor.dataset,
         "classes": json.dumps(predictor.classes),
         "input": get_kind(predictor.kind).graph_input(data),
-        "output": ("log-probabilities" if predictor.output == "log_probs" else "logits")
-        + (
-            f" divided by the calibrated temperature {predictor.temperature:g}; softmax gives "
-            "the probabilities trainlab shows"
-            if predictor.temperature != 1.0
-            else ""
-        ),  # fmt: skip
+        "output": _output_words(predictor),
         "temperature": f"{predictor.temperature:g}",
+        **(
+            {"thresholds": json.dumps(predictor.thresholds)}
+            if predictor.thresholds is not None
+            else {}
+        ),
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
         **({"resize_policy": json.dumps(data["preprocess"])} if data.get("preprocess") else {}),
         "preprocessing_in_graph": "normalisation"
         + (", bilinear resize" if transform.size else "")
         + (", channel repeat" if transform.channels else ""),
     }
+
+
+def _output_words(predictor) -> str:
+    if predictor.multi_label:
+        return (
+            "probabilities, one per label (sigmoid); a label is given when its probability is "
+            "at or over its threshold (metadata 'thresholds', in class order)"
+        )
+    words = "log-probabilities" if predictor.output == "log_probs" else "logits"
+    if predictor.temperature != 1.0:
+        words += (
+            f" divided by the calibrated temperature {predictor.temperature:g}; softmax gives "
+            "the probabilities trainlab shows"
+        )
+    return words
 
 
 def export_model(
@@ -153,7 +180,8 @@ def export_model(
     }
     if verify:
         images, source = _real_images(predictor, data_dir, parity_images)
-        info["parity"] = {**check_parity(output, format, deployable, images), "inputs": source}
+        parity = check_parity(output, format, deployable, images, predictor.thresholds)
+        info["parity"] = {**parity, "inputs": source}
     return info
 
 
@@ -252,8 +280,11 @@ def run_exported(path: str | Path, format: str, images: torch.Tensor, session=No
         return program.module()(images).numpy()
 
 
-def check_parity(path, format: str, model: nn.Module, images: torch.Tensor) -> dict[str, Any]:
-    """Compare the file with the model at batch sizes 1, 7 and all; raise if they differ."""
+def check_parity(
+    path, format: str, model: nn.Module, images: torch.Tensor, thresholds=None
+) -> dict[str, Any]:
+    """Compare the file with the model at batch sizes 1, 7 and all; raise if they differ. With
+    ``thresholds`` (a multi-label model's), the label sets must be the same, not the argmax."""
     session = onnx_session(path) if format == "onnx" else None
     with torch.inference_mode():
         expected = model(images).numpy()
@@ -261,16 +292,20 @@ def check_parity(path, format: str, model: nn.Module, images: torch.Tensor) -> d
     for size in sorted({1, 7, len(images)}):
         got = run_exported(path, format, images[:size], session)
         worst = max(worst, float(np.abs(got - expected[:size]).max()))
-    same_argmax = bool(
-        (run_exported(path, format, images, session).argmax(1) == expected.argmax(1)).all()
-    )
+    got = run_exported(path, format, images, session)
+    if thresholds is not None:
+        limits = np.asarray(thresholds, np.float32)
+        same_argmax = bool(((got >= limits) == (expected >= limits)).all())
+    else:
+        same_argmax = bool((got.argmax(1) == expected.argmax(1)).all())
     # float32 kernels differ in their last bits, and deep networks add them up: the bound is
     # 1e-4 of the logits' scale (1e-4 absolute for logits within ±1)
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
     if worst > tolerance or not same_argmax:
         raise ExportError(
             f"{path}: the exported model differs from the checkpoint's (max |logit diff| "
-            f"{worst:.2e}, allowed {tolerance:.2e}, same argmax: {same_argmax}). Report this "
+            f"{worst:.2e}, allowed {tolerance:.2e}, same "
+            f"{'label sets' if thresholds is not None else 'argmax'}: {same_argmax}). Report this "
             "with the command you ran."
         )
     return {
@@ -278,4 +313,5 @@ def check_parity(path, format: str, model: nn.Module, images: torch.Tensor) -> d
         "max_abs_logit_diff": worst,
         "tolerance": tolerance,
         "same_argmax": same_argmax,
+        **({"same_label_sets": same_argmax} if thresholds is not None else {}),
     }

@@ -63,13 +63,20 @@ def prediction_rows(results, classes: list[str], columns: list[str]) -> list[lis
             "path": r.source,
             "id": Path(r.source).stem,
             "label": r.label if r.ok else "",
-            "probability": f"{r.probability:.6f}" if r.ok else "",
+            "probability": _probability(r) if r.ok else "",
             "error": r.error or "",
         }
         if r.ok:
             values.update({c: f"{p:.6f}" for c, p in zip(classes, r.probabilities, strict=True)})
         rows.append([values.get(name, "") for name in columns])
     return rows
+
+
+def _probability(r) -> str:
+    """The label's probability; for a label set, each label's, in the same order."""
+    if r.labels is not None:
+        return " ".join(f"{p:.6f}" for _, p in r.labels)
+    return f"{r.probability:.6f}"
 
 
 def write_predictions_csv(

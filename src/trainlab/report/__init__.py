@@ -49,8 +49,17 @@ def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
     }
     predictions_path = run_dir / "predictions.npz"
     per, confused, confusion, accuracy, classes, checkpoint = {}, [], [], None, [], ""
+    cooccurrence = None
     if predictions_path.exists():
         pred = load_predictions(predictions_path)
+    if predictions_path.exists() and pred["labels"].ndim == 2:  # a set of labels per image
+        from trainlab.report.multilabel import multilabel_parts
+
+        parts = multilabel_parts(pred, run_dir, top_k)
+        paths.update(parts["figures"])
+        classes, per, cooccurrence = parts["classes"], parts["per_label"], parts["cooccurrence"]
+        checkpoint = str(pred["checkpoint"])
+    elif predictions_path.exists():
         classes = [str(c) for c in pred["classes"]]
         matrix = confusion_matrix(pred["labels"], pred["pred"], len(classes)).numpy()
         confusion = matrix.tolist()
@@ -75,6 +84,7 @@ def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
         confusion=confusion,
         accuracy=accuracy,
         checkpoint=checkpoint,
+        cooccurrence=cooccurrence,
     )
     paths["html"] = atomic_write_text(run_dir / "report.html", page)
     return paths

@@ -32,6 +32,8 @@ def epoch_summary(row: dict[str, Any], epochs: int) -> str:
             parts.append(f"{split} loss {row[f'{split}_loss']:.4f}")
             if f"{split}_acc" in row:
                 parts.append(f"acc {_pct(row[f'{split}_acc'])}")
+            if f"{split}_micro_f1" in row:  # multi-label
+                parts.append(f"micro-F1 {row[f'{split}_micro_f1']:.4f}")
     if "w_error" in row:
         errors = [round(e, 4) for e in row["w_error"]]
         parts.append(f"w error {errors} b error {row['b_error']:.4f}")

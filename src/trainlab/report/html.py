@@ -35,6 +35,7 @@ def render(
     confusion: list[list[int]],
     accuracy: float | None,
     checkpoint: str,
+    cooccurrence: list[list[int]] | None = None,
 ) -> str:
     """The report page: summary, curves, per-epoch table, confusion matrix, per-class scores,
     mistakes and the run's settings."""
@@ -62,6 +63,10 @@ def render(
         },
         per_class=_class_table(per_class, classes, config.get("data", {})),
         confused=[[c["true"], c["predicted"], c["count"]] for c in confused],
+        cooccurrence={  # multi-label: test images holding both labels
+            "header": ["label", *classes],
+            "rows": [[classes[i], *row] for i, row in enumerate(cooccurrence or [])],
+        },
         settings=_settings_sections(config),
     )
 

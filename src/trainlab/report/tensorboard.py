@@ -85,6 +85,8 @@ class TensorBoardLogger(Callback):
         if not path.exists():
             return
         pred = load_predictions(path)
+        if pred["labels"].ndim == 2:  # label sets: the report shows their co-occurrence
+            return
         matrix = confusion_matrix(pred["labels"], pred["pred"], len(pred["classes"])).numpy()
         figure = confusion_figure(matrix, [str(c) for c in pred["classes"]])
         self.writer.add_figure("confusion_matrix", figure, result.history[-1]["epoch"])

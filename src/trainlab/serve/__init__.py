@@ -84,6 +84,7 @@ def serve(
     queue_wait_s: float = 0.5,
     trust_code: bool = False,
     quiet: bool = False,
+    threshold: float | None = None,
 ) -> None:
     """Load the model once and serve until Ctrl-C (or SIGTERM) stops the server cleanly."""
     _need_serve_extra()
@@ -93,7 +94,13 @@ def serve(
     from trainlab.serve.app import Limits, create_app
 
     log = logging.getLogger(__name__).info  # the requests too, one line each unless quiet
-    predictor = Predictor(checkpoint, device=device, max_pixels=max_pixels, trust_code=trust_code)
+    predictor = Predictor(
+        checkpoint,
+        device=device,
+        max_pixels=max_pixels,
+        trust_code=trust_code,
+        threshold=threshold,  # a multi-label model's, instead of its recorded ones
+    )
     limits = Limits(
         max_body_bytes=max_body_bytes,
         max_batch=max_batch,

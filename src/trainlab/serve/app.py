@@ -51,7 +51,9 @@ class ClassProbability(BaseModel):
 class PredictResponse(BaseModel):
     """One image's prediction."""
 
-    label: str = Field(description="the predicted class")
+    label: str = Field(
+        description="the predicted class (a multi-label model: its labels, space-separated)"
+    )
     index: int = Field(description="its index in the model's classes")
     probability: float = Field(description="the predicted class's probability")
     low_confidence: bool = Field(description="probability below the server's threshold")
@@ -59,6 +61,11 @@ class PredictResponse(BaseModel):
     probabilities: list[float] = Field(description="one per class, in the model's class order")
     inverted: bool = Field(description="the image was dark on light and was inverted")
     preview_png: str = Field(description="the 28×28 image the model saw, base64 PNG")
+    labels: list[ClassProbability] | None = Field(
+        default=None,
+        description="a multi-label model: the labels over their recorded thresholds, most "
+        "probable first, each with its probability (null for a single-label model)",
+    )
     milliseconds: float = Field(description="time the call took on the server")
 
 
@@ -84,6 +91,8 @@ class ModelResponse(BaseModel):
     epoch: int | None
     test_accuracy: float | None
     parameters: int | None
+    thresholds: list[float] | None = None  # a multi-label model's, one per class
+    test_micro_f1: float | None = None  # a multi-label model's figure on its test split
     limits: dict[str, int]
 
 
@@ -188,6 +197,9 @@ class Service:
             "probabilities": result.probabilities,
             "inverted": result.inverted,
             "preview_png": png_base64(result.preview),
+            "labels": None
+            if result.labels is None
+            else [{"label": c, "probability": p} for c, p in result.labels],
             "milliseconds": round(1000 * (time.perf_counter() - began), 2),
         }
 
@@ -201,6 +213,8 @@ class Service:
             "epoch": described.get("epoch"),
             "test_accuracy": metrics.get("test_acc"),
             "parameters": described.get("parameters"),
+            "thresholds": described.get("thresholds"),
+            "test_micro_f1": metrics.get("test_micro_f1"),
             "limits": {
                 "max_body_bytes": limits.max_body_bytes,
                 "max_pixels": self.predictor.max_pixels,

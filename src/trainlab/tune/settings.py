@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainlab.data.kinds.tasks import CLASSIFICATION
+from trainlab.data.kinds.tasks import BALANCED, CLASSIFICATION
 from trainlab.errors import ConfigError
 from trainlab.fsutil import atomic_write_text
 from trainlab.tune.space import Param, decode, read_space
@@ -44,6 +44,9 @@ def import_optuna():
     return optuna
 
 
+MULTILABEL_MONITORS = ("micro_f1", "macro_f1", "map")
+
+
 def check_monitor(monitor: str) -> tuple[str, str]:
     """The metric a sweep optimises, and its direction; a test or training metric is refused."""
     split, _, metric = monitor.partition("_")
@@ -54,11 +57,12 @@ def check_monitor(monitor: str) -> tuple[str, str]:
             "taken part in training). Optimise a validation metric, val_acc or val_loss: every "
             "trial holds out --val-split of the training set (default 0.1)."
         )
-    if split != "val" or metric not in CLASSIFICATION.metrics:
+    known = ("acc", "loss", *BALANCED, *MULTILABEL_MONITORS)
+    if split != "val" or metric not in known:
         raise ConfigError(
             f"--monitor {monitor}: a sweep optimises a validation metric, one of "
-            + ", ".join(f"val_{m}" for m in CLASSIFICATION.metrics)
-            + "."
+            + ", ".join(f"val_{m}" for m in known[:-3])
+            + " (multi-label: val_micro_f1, val_macro_f1, val_map)."
         )
     return monitor, "maximize" if CLASSIFICATION.higher_is_better_for(metric) else "minimize"
 

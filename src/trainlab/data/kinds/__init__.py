@@ -21,7 +21,7 @@ Other packages add kinds through the entry-point group ``trainlab.kinds``.
 from __future__ import annotations
 
 from trainlab.data.kinds.base import Kind, Page
-from trainlab.data.kinds.tasks import CLASSIFICATION, REGRESSION, Task
+from trainlab.data.kinds.tasks import CLASSIFICATION, MULTILABEL, REGRESSION, Task
 from trainlab.registry import Registry
 
 KINDS: Registry[Kind] = Registry("kind of data", Kind, group="trainlab.kinds")
@@ -45,11 +45,19 @@ def infer_kind(holds_images: bool, has_classes: bool) -> str:
     return "images" if holds_images else "tabular"
 
 
-from trainlab.data.kinds import digits, images, regression, tabular, tensors  # noqa: E402, F401
+from trainlab.data.kinds import (  # noqa: E402, F401
+    digits,
+    images,
+    multilabel_images,
+    regression,
+    tabular,
+    tensors,
+)
 
 __all__ = [
     "CLASSIFICATION",
     "KINDS",
+    "MULTILABEL",
     "REGRESSION",
     "Kind",
     "Page",
