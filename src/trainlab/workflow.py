@@ -87,6 +87,7 @@ class EvalReport:
     classes: list[str]
     confusion: list[list[int]]
     per_class: dict[str, list[float]]
+    r2: float | None = None  # regression: 1 - MSE / the targets' variance on this split
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -153,7 +154,8 @@ def evaluate_checkpoint(
     has_classes = data.kind_entry.task.has_classes
     report = EvalReport(ckpt["path"], split, metrics.loss, metrics.accuracy, metrics.n,
                         list(data.classes), metrics.confusion.tolist(),
-                        per_class(metrics.confusion) if has_classes else {})  # fmt: skip
+                        per_class(metrics.confusion) if has_classes else {},
+                        None if has_classes else r_squared(metrics.loss, y))  # fmt: skip
     if save_predictions and has_classes:
         from trainlab.engine.predictions import write_predictions
 
@@ -164,6 +166,14 @@ def evaluate_checkpoint(
     if return_predictions:
         return report, predict(scorer, batches, amp_dtype)
     return report
+
+
+def r_squared(mse: float, targets: torch.Tensor) -> float | None:
+    """The coefficient of determination from a split's MSE and its targets (None without
+    spread): 1 - the sum of squared errors over the sum of squares about the mean."""
+    y = targets.double().reshape(len(targets), -1)
+    spread = float(((y - y.mean(0)) ** 2).mean())
+    return None if spread <= 0 else 1.0 - mse / spread
 
 
 def _data_of(cfg: TrainConfig, ckpt: dict[str, Any], data: Dataset | None) -> Dataset:

@@ -73,6 +73,8 @@ def format_eval(report) -> str:
         f"loss     {report.loss:.4f}",
     ]
     if report.accuracy is None:
+        if getattr(report, "r2", None) is not None:  # regression: the share of variance explained
+            lines.append(f"R²       {report.r2:.4f}")
         return "\n".join(lines)
     lines.append(f"accuracy {100 * report.accuracy:.2f}%")
     width = max(8, *(len(c) for c in report.classes))

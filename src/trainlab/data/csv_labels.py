@@ -50,6 +50,7 @@ from trainlab.data.folder_rows import Rows, chunked_stats
 from trainlab.data.images import ResizePolicy
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
+from trainlab.data.table_read import reads_as_table
 from trainlab.errors import DataError
 from trainlab.options import Opt
 
@@ -208,8 +209,11 @@ class Resolver:
 
 
 def _claims(name: str) -> bool:
-    """``--dataset X.csv``, or a folder that holds a ``metadata.csv``."""
-    return name.lower().endswith(".csv") or os.path.isfile(os.path.join(name, METADATA))
+    """``--dataset X.csv`` that is not a table (``trainlab.data.table_read``'s rule), or a
+    folder that holds a ``metadata.csv``."""
+    if name.lower().endswith(".csv") and not reads_as_table(name):
+        return True
+    return os.path.isfile(os.path.join(name, METADATA))
 
 
 @register_dataset(

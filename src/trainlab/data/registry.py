@@ -152,9 +152,22 @@ def load(name: str, ctx: LoadContext, options: dict[str, Any]) -> Any:
     values = validate(spec.options, dict(options), f"dataset '{name}'")
     if spec.claims is not None:  # the path is its name (the loader makes it absolute)
         data = spec.loader(replace(ctx, path=name), **values)
-        return replace(data, kind=spec.kind, options=values)
+        return replace(data, kind=_kind_of(data, spec), options=values)
     data = spec.loader(ctx, **values)
-    return replace(data, name=name, kind=spec.kind, options=values)
+    return replace(data, name=name, kind=_kind_of(data, spec), options=values)
+
+
+def _kind_of(data: Any, spec: DatasetSpec) -> str:
+    """The spec's kind, or a narrower one the loader chose (a table of numeric targets is a
+    ``table-regression``, a subclass of the spec's ``table``)."""
+    chosen = getattr(data, "kind", "")
+    if chosen and chosen != spec.kind:
+        try:
+            if isinstance(get_kind(chosen), type(get_kind(spec.kind))):
+                return chosen
+        except Exception:  # noqa: BLE001 - an unknown kind: the spec's
+            return spec.kind
+    return spec.kind
 
 
 def spec_name(name: str) -> str:

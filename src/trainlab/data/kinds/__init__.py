@@ -45,7 +45,14 @@ def infer_kind(holds_images: bool, has_classes: bool) -> str:
     return "images" if holds_images else "tabular"
 
 
-from trainlab.data.kinds import digits, images, regression, tabular, tensors  # noqa: E402, F401
+from trainlab.data.kinds import (  # noqa: E402, F401
+    digits,
+    images,
+    regression,
+    table,
+    tabular,
+    tensors,
+)
 
 __all__ = [
     "CLASSIFICATION",
