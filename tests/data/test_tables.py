@@ -5,6 +5,7 @@ run, and bad files get a message naming the file, line and column."""
 
 from __future__ import annotations
 
+import csv
 import json
 import tomllib
 from pathlib import Path
@@ -213,3 +214,61 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path):
     pq.write_table(pa.table({"a": values * 1.5, "y": values % 2}), path)
     data = load_dataset(str(path), target="y")
     assert data.classes == ["0", "1"] and data.input_shape == (1,)
+
+
+def _rows_file(source: Path, numbers: list[int], path: Path, drop: str = "target") -> Path:
+    """The rows ``numbers`` (from 1 after the header) of a CSV, without column ``drop``."""
+    with open(source, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, name in enumerate(rows[0]) if name != drop]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(
+            [[row[i] for i in keep] for row in [rows[0]] + [rows[n] for n in numbers]]
+        )
+    return path
+
+
+def test_predict_on_the_test_rows_equals_eval_and_a_missing_column_is_named(tables, tmp_path):
+    from trainlab.workflow import evaluate_checkpoint
+
+    path = tables / "wine.csv"
+    run = _train(tmp_path, "wine", "--dataset", str(path), "--target", "target", epochs=5)
+    _, (outputs, _) = evaluate_checkpoint(run, device="cpu", return_predictions=True)
+    data = load_dataset(str(path), target="target")
+    expected = [data.classes[i] for i in outputs.argmax(1).tolist()]
+    rows = _rows_file(path, data.info["test_rows"], tmp_path / "rows.csv")
+    out = tmp_path / "answers.csv"
+    proc = run_here("predict", str(run), str(rows), "--csv", str(out), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="") as f:
+        answers = list(csv.reader(f))
+    assert answers[0] == ["row", "label", "probability"]
+    assert [a[0] for a in answers[1:]] == [str(i) for i in range(1, len(expected) + 1)]
+    assert [a[1] for a in answers[1:]] == expected
+    short = _rows_file(path, data.info["test_rows"], tmp_path / "short.csv", drop="hue")
+    proc = run_here("predict", str(run), str(short), "--device", "cpu")
+    assert_clean_error(proc, "short.csv: no column 'hue'", "this model takes the columns")
+
+
+def test_the_exported_graph_gives_the_runs_predictions_on_encoded_rows(tables, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from trainlab.data.table_encode import Encoding
+    from trainlab.data.table_read import read_table
+    from trainlab.inference import Predictor
+    from trainlab.inference.export import export_model, onnx_session
+
+    path = tables / "breast_cancer.csv"
+    run = _train(tmp_path, "bc", "--dataset", str(path), "--target", "target", epochs=3)
+    info = export_model(run, tmp_path / "bc.onnx")
+    assert info["parity"]["inputs"].startswith("test rows")
+    meta = info["metadata"]
+    encoding = Encoding.from_dict(json.loads(meta["encoding"])["encoding"])
+    assert "a table's rows encoded" in meta["input"]
+    table = read_table(path)
+    features = encoding.apply(table.cells, str(path))  # every row, as the metadata says
+    outputs = onnx_session(tmp_path / "bc.onnx").run(None, {"images": features})[0]
+    rows = [{c: table.cells[c][i] for c in table.columns} for i in range(len(table))]
+    predicted = Predictor(run, device="cpu", amp="off").predict(rows)
+    assert [json.loads(meta["classes"])[i] for i in outputs.argmax(1)] == [
+        p.label for p in predicted
+    ]

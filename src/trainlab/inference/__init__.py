@@ -141,6 +141,10 @@ class Predictor:
         # preprocessing, a folder's resize policy, ...); refused for kinds without files
         self.page = entry.page
         self.reader = entry.reader({**data, "kind": self.kind}, max_pixels)
+        # a table's model takes rows (column name -> value) of these columns, not files
+        self.takes_rows = entry.rows
+        encoding = (data.get("preprocess") or {}).get("encoding") or {}
+        self.columns: list[str] = [c["name"] for c in encoding.get("columns", [])]
         self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
@@ -203,7 +207,8 @@ class Predictor:
             except ImageError as e:
                 results[i].error = str(e)
                 continue
-            results[i].preview, results[i].inverted = item.image, item.inverted
+            if not self.takes_rows:  # a row's features are no picture
+                results[i].preview, results[i].inverted = item.image, item.inverted
             prepared.append(item.image)
             where.append(i)
         if prepared:

@@ -21,6 +21,7 @@ from trainlab.fsutil import atomic_write_text
 
 DEFAULT_COLUMNS = ("path", "label", "probability")
 NAMED_COLUMNS = ("path", "id", "label", "probability", "error")  # id: the file's stem
+ROW_COLUMNS = ("row", "label", "probability")  # a table's rows: numbered from 1
 
 
 def csv_columns(text: str | None, classes: list[str], probabilities: bool) -> list[str]:
@@ -34,7 +35,7 @@ def csv_columns(text: str | None, classes: list[str], probabilities: bool) -> li
     if not text:
         return [*DEFAULT_COLUMNS, *extra]
     asked = [name.strip() for name in text.split(",") if name.strip()]
-    known = [*NAMED_COLUMNS, *extra]
+    known = [*NAMED_COLUMNS, "row", *extra]
     unknown = [name for name in asked if name not in known]
     if unknown or not asked or len(set(asked)) < len(asked):
         problem = (
@@ -61,6 +62,7 @@ def prediction_rows(results, classes: list[str], columns: list[str]) -> list[lis
     for r in results:
         values = {
             "path": r.source,
+            "row": r.source,
             "id": Path(r.source).stem,
             "label": r.label if r.ok else "",
             "probability": f"{r.probability:.6f}" if r.ok else "",

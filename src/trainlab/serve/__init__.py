@@ -100,6 +100,8 @@ def serve(
         max_in_flight=max_in_flight,
         queue_wait_s=queue_wait_s,
     )
+    if predictor.takes_rows:  # a table's model: rows as JSON objects, no drawing page
+        from trainlab.serve.rows import create_rows_app as create_app
     app = create_app(predictor, limits, api_key=api_key, log=None if quiet else log)
     if not is_loopback(host):
         logging.getLogger(__name__).warning(
