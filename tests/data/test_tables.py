@@ -272,3 +272,49 @@ def test_the_exported_graph_gives_the_runs_predictions_on_encoded_rows(tables, t
     assert [json.loads(meta["classes"])[i] for i in outputs.argmax(1)] == [
         p.label for p in predicted
     ]
+
+
+def test_a_regression_table_answers_values_in_predict_serve_and_export(tables, tmp_path):
+    from trainlab.data.table_encode import Encoding
+    from trainlab.data.table_read import read_table
+    from trainlab.inference import Predictor
+    from trainlab.workflow import evaluate_checkpoint
+
+    path = tables / "diabetes.csv"
+    run = _train(tmp_path, "diabetes", "--dataset", str(path), "--target", "target", epochs=3)
+    _, (outputs, _) = evaluate_checkpoint(run, device="cpu", return_predictions=True)
+    data = load_dataset(str(path), target="target")
+    scale = data.info["preprocess"]["target"]
+    expected = (outputs[:, 0].double() * scale["std"] + scale["mean"]).tolist()  # its units
+    rows = _rows_file(path, data.info["test_rows"], tmp_path / "rows.csv")
+    out = tmp_path / "values.csv"
+    proc = run_here("predict", str(run), str(rows), "--csv", str(out), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="") as f:
+        answers = list(csv.reader(f))
+    assert answers[0] == ["row", "value"]
+    assert [float(a[1]) for a in answers[1:]] == pytest.approx(expected, rel=1e-4)
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from trainlab.serve.rows import create_rows_app
+
+    with open(rows, newline="") as f:
+        first = next(csv.DictReader(f))
+    client = TestClient(create_rows_app(Predictor(run, device="cpu")))
+    answer = client.post("/api/predict", json=first)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["value"] == pytest.approx(expected[0], rel=1e-5)
+    pytest.importorskip("onnxruntime")
+    from trainlab.inference.export import export_model, onnx_session
+
+    info = export_model(run, tmp_path / "d.onnx")
+    assert "value = output * std + mean" in info["metadata"]["output"]
+    table = read_table(rows)
+    encoding = Encoding.from_dict(json.loads(info["metadata"]["encoding"])["encoding"])
+    graph = onnx_session(tmp_path / "d.onnx").run(
+        None, {"images": encoding.apply(table.cells, str(rows))}
+    )[0]
+    assert (graph[:, 0] * scale["std"] + scale["mean"]).tolist() == pytest.approx(
+        expected, rel=1e-4
+    )

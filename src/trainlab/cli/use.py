@@ -221,16 +221,20 @@ def _predict_rows(predictor, args: argparse.Namespace, columns) -> int:
 
     results = predict_rows(predictor, args.inputs, batch_size=args.batch_size)
     if args.csv and not args.csv_columns:  # the row number is the input column
-        from trainlab.inference.table import ROW_COLUMNS
+        from trainlab.inference.table import ROW_COLUMNS, VALUE_COLUMNS
 
         extra = list(predictor.classes) if args.csv_probabilities else []
-        columns = [*ROW_COLUMNS, *extra]
+        columns = [*(VALUE_COLUMNS if predictor.regression else ROW_COLUMNS), *extra]
     if args.csv:
         written = write_predictions_csv(args.csv, results, predictor.classes, columns=columns)
         err(f"wrote {len(results)} prediction row(s) to {written}")
     truths = [None] * len(results)
     if args.json:
         _print_json(predictor, results, truths, [], args)
+    elif predictor.regression:
+        values = [[r.source, f"{r.value:.6g}"] for r in results if r.ok]
+        if values:
+            table(["row", "value"], values)
     else:
         _print_table(predictor, results, truths, args)
     failed = [r for r in results if not r.ok]

@@ -49,6 +49,7 @@ class Prediction:
     inverted: bool = False  # the input was dark on light and was inverted
     low_confidence: bool = False
     error: str | None = None
+    value: float | None = None  # a table's numeric target, in its own units (regression)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +59,8 @@ class Prediction:
         out: dict[str, Any] = {"source": self.source}
         if self.error is not None:
             return {**out, "error": self.error}
+        if self.value is not None:
+            return {**out, "value": self.value}
         out.update(
             label=self.label,
             index=self.index,
@@ -127,7 +130,11 @@ class Predictor:
         data = ckpt["data"]
         self.kind: str = kind_of_record(data)
         entry = get_kind(self.kind)
-        if not entry.task.has_classes or not data.get("classes"):
+        # a table's numeric target: the model answers a value in the target's own units
+        self.regression = entry.rows and not entry.task.has_classes
+        target = (data.get("preprocess") or {}).get("target") or {}
+        self.target_scale = (float(target.get("mean", 0.0)), float(target.get("std", 1.0)))
+        if not self.regression and (not entry.task.has_classes or not data.get("classes")):
             raise CheckpointError(
                 f"{ckpt['path']}: this model is a {entry.task.name} model (dataset "
                 f"'{data.get('name')}'), not a classifier, so it has no classes to predict. "
@@ -135,7 +142,7 @@ class Predictor:
             )
         self.path = ckpt["path"]
         self.checkpoint = ckpt
-        self.classes: list[str] = list(data["classes"])
+        self.classes: list[str] = list(data.get("classes") or [])
         self.dataset: str = data["name"]
         # how people's inputs become the model's: the kind's reader (the MNIST family's
         # preprocessing, a folder's resize policy, ...); refused for kinds without files
@@ -189,7 +196,10 @@ class Predictor:
             with torch.autocast(self.device.type, self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):  # fmt: skip
                 outputs = self.model(x).float()
-            probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
+            if self.regression:  # the standardised target back in its own units
+                probs = outputs * self.target_scale[1] + self.target_scale[0]
+            else:
+                probs = outputs.exp() if self.output == "log_probs" else outputs.softmax(1)
             out.append(probs.cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
@@ -218,7 +228,10 @@ class Predictor:
         return results
 
     def fill(self, result: Prediction, probs: np.ndarray) -> None:
-        """Set a prediction from its class probabilities."""
+        """Set a prediction from its class probabilities (a regression's value)."""
+        if self.regression:
+            result.value = float(probs[0])
+            return
         order = np.argsort(-probs, kind="stable")
         result.index = int(order[0])
         result.label = self.classes[result.index]

@@ -97,7 +97,13 @@ def metadata(predictor) -> dict[str, str]:
         "dataset": predictor.dataset,
         "classes": json.dumps(predictor.classes),
         "input": get_kind(predictor.kind).graph_input(data),
-        "output": "log-probabilities" if predictor.output == "log_probs" else "logits",
+        "output": (
+            "the target, standardised: value = output * std + mean (the encoding's target)"
+            if predictor.regression
+            else "log-probabilities"
+            if predictor.output == "log_probs"
+            else "logits"
+        ),
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
         # how a table's rows become the graph's input (predict encodes them so), or how
         # images were resized

@@ -54,6 +54,8 @@ class RowService(Service):
 
     @staticmethod
     def response(result: Prediction, began: float) -> dict[str, Any]:
+        if result.value is not None:  # a numeric target, in its own units
+            return {"value": result.value, "milliseconds": _since(began)}
         return {
             "label": result.label,
             "index": result.index,
@@ -61,8 +63,12 @@ class RowService(Service):
             "low_confidence": result.low_confidence,
             "top": [{"label": c, "probability": p} for c, p in result.top],
             "probabilities": result.probabilities,
-            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
+            "milliseconds": _since(began),
         }
+
+
+def _since(began: float) -> float:
+    return round(1000 * (time.perf_counter() - began), 2)
 
 
 async def read_rows(request: Request, max_batch: int) -> tuple[list[dict], list[str], bool]:
@@ -92,6 +98,12 @@ async def read_rows(request: Request, max_batch: int) -> tuple[list[dict], list[
 def rows_page(described: dict[str, Any], columns: list[str]) -> str:
     example = json.dumps({name: None for name in columns[:4]})
     listed = ", ".join(html.escape(c) for c in columns)
+    classes = described.get("classes") or []
+    answers = (
+        f"<p>Classes: {', '.join(html.escape(c) for c in classes)}.</p>"
+        if classes
+        else '<p>It answers a number, in the target\'s units: {"value": ...}.</p>'
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>trainlab: "
         f"{html.escape(str(described.get('run')))}</title></head><body>"
@@ -99,9 +111,7 @@ def rows_page(described: dict[str, Any], columns: list[str]) -> str:
         "<p>This run takes rows of a table; use the JSON API: <code>POST /api/predict</code> "
         f"with one row as an object, e.g. <code>{html.escape(example)}</code>, or a list of "
         "rows. The schema is at <a href='/openapi.json'>/openapi.json</a>.</p>"
-        f"<p>Columns: {listed}.</p>"
-        f"<p>Classes: {', '.join(html.escape(c) for c in described.get('classes') or [])}.</p>"
-        "</body></html>"
+        f"<p>Columns: {listed}.</p>{answers}</body></html>"
     )
 
 
