@@ -322,6 +322,15 @@ def bench_busy(repeats: int, root: str) -> dict:
     return busy.measure(root, repeats, subset)
 
 
+def bench_tables(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
+    """scikit-learn's breast cancer, wine and diabetes as CSV files with a categorical column
+    and empty cells: trainlab against LogisticRegression/Ridge and HistGradientBoosting on the
+    same split and encoding (benchmarks/tables.py)."""
+    import tables
+
+    return tables.measure(repeats)
+
+
 BENCHES = {
     "time-to-99": bench_time_to_99,
     "seed-mlp": bench_seed_mlp,
@@ -336,6 +345,7 @@ BENCHES = {
     "folder": bench_folder,
     "transfer": bench_transfer,
     "busy": bench_busy,
+    "tables": bench_tables,
 }
 DEFAULT = [
     "time-to-99",
@@ -350,6 +360,7 @@ DEFAULT = [
     "folder",
     "transfer",
     "busy",
+    "tables",
 ]
 
 
@@ -561,6 +572,10 @@ def render_table(r: dict) -> str:
                 f"{b['hog_seconds']:.2f} s / {b['idle_seconds']:.2f} s | | "
                 f"{b['hog_over_idle']:.2f}x | <= 1.6x |"
             )
+    if "tables" in r:
+        import tables
+
+        lines += tables.rows(r["tables"])
     if "accuracy" in r:
         a = r["accuracy"]
         lines.append(

@@ -157,3 +157,24 @@ def read_pty(leader: int) -> str:
             break
         chunks.append(data)
     return b"".join(chunks).decode(errors="replace")
+
+
+def write_sklearn_table(name: str, path: Path, seed: int = 0, missing: float = 0.03) -> Path:
+    """One of scikit-learn's bundled tables (breast_cancer, wine, diabetes) as a CSV file, with
+    an added categorical column ("colour", three values) and a share of empty cells."""
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    rng = np.random.default_rng(seed)
+    columns = [str(c).replace(" ", "_") for c in bunch.feature_names]
+    colour = rng.choice(["red", "green", "blue"], size=len(bunch.target))
+    rows = [[*columns, "colour", "target"]]
+    for i, (x, y) in enumerate(zip(bunch.data, bunch.target, strict=True)):
+        cells = ["" if rng.random() < missing else repr(float(v)) for v in x]
+        label = repr(float(y)) if name == "diabetes" else str(bunch.target_names[y])
+        rows.append([*cells, str(colour[i]), label])
+    import csv
+
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path

@@ -590,6 +590,10 @@ ELSEWHERE = {
         "test_past_the_memory_budget_it_trains_from_a_mapped_file_to_the_same_weights"
     ),
     "file_column": "tests/data/test_csv_labels.py::test_file_and_label_columns_name_them",
+    **dict.fromkeys(  # a table's
+        ("target", "categorical", "task", "max_categories"),
+        "tests/data/test_tables.py::test_the_flags_reach_the_table_from_the_command_line",
+    ),
     "label_column": "tests/data/test_csv_labels.py::test_file_and_label_columns_name_them",
     "images": (
         "tests/data/test_csv_labels.py::"
@@ -656,6 +660,7 @@ def test_no_setting_is_left_out():
     elsewhere |= {"memory_budget_mb", "resolution", "blocks"}
     elsewhere |= {"file_column", "label_column", "images", "test_csv"}  # a labels CSV's
     elsewhere |= {"multi_label", "label_delim", "label_columns"}
+    elsewhere |= {"target", "categorical", "task", "max_categories"}  # a table's
     assert MODEL_OPTIONS | DATA_OPTIONS | elsewhere | {"unverified_data"} == set(
         shorthand_options()
     )

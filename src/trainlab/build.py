@@ -143,6 +143,7 @@ def make_model(started: Started, data: Dataset, *, trust_code: bool = False) -> 
     from trainlab.models import build_model, record_of, set_record
     from trainlab.models.pretrained import freeze_features, load_pretrained, load_weights_file
 
+    _default_model(started, data)
     cfg, resuming = started.config, started.resuming
     torch.manual_seed(cfg.seed)
     model = build_model(
@@ -173,6 +174,23 @@ def make_model(started: Started, data: Dataset, *, trust_code: bool = False) -> 
         },
     )
     return model
+
+
+def _default_model(started: Started, data: Dataset) -> None:
+    """The model the data's kind trains when the run names none (a table: an MLP sized from
+    its columns); the run records it and says so."""
+    plan = started.plan
+    if "model" in plan.chosen or started.resuming:
+        return
+    default = data.kind_entry.default_model(data)
+    if default is None:
+        return
+    name, options = default
+    options = {**options, **plan.config.model_options}  # options given keep their values
+    plan.config = plan.config.replace(model=name, model_options=options)
+    note = f"--model {name} {options} by default for {data.kind_entry.summary}"
+    plan.notes["model"] = note
+    say(f"note: {note} (--model chooses another)")
 
 
 @dataclass

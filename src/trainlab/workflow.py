@@ -93,6 +93,7 @@ class EvalReport:
     # multi-label: micro/macro F1, mAP, subset accuracy, at the recorded thresholds
     scores: dict[str, float] = field(default_factory=dict)
     thresholds: list[float] | None = None
+    r2: float | None = None  # regression: 1 - MSE / the targets' variance on this split
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -165,7 +166,8 @@ def evaluate_checkpoint(
                         list(data.classes), metrics.confusion.tolist(),
                         metrics.per_label or (per_class(metrics.confusion)
                                               if task.has_classes else {}),
-                        train_counts, metrics.scores, thresholds)  # fmt: skip
+                        train_counts, metrics.scores, thresholds,
+                        r2=None if task.has_classes else r_squared(metrics.loss, y))  # fmt: skip
     if save_predictions and task.has_classes:
         from trainlab.engine.predictions import write_predictions
 
@@ -220,6 +222,14 @@ def calibrate_checkpoint(
         record |= fit_rejection(report.checkpoint, val_x)
         record_calibration(report.checkpoint, record)
     return record
+
+
+def r_squared(mse: float, targets: torch.Tensor) -> float | None:
+    """The coefficient of determination from a split's MSE and its targets (None without
+    spread): 1 - the sum of squared errors over the sum of squares about the mean."""
+    y = targets.double().reshape(len(targets), -1)
+    spread = float(((y - y.mean(0)) ** 2).mean())
+    return None if spread <= 0 else 1.0 - mse / spread
 
 
 def _data_of(cfg: TrainConfig, ckpt: dict[str, Any], data: Dataset | None) -> Dataset:

@@ -52,6 +52,35 @@ def test_float64_features_from_scikit_learn_train_and_the_conversion_is_said_onc
     assert last["test_acc"] > 0.9  # a standardised breast-cancer table is easy
 
 
+def test_raw_features_are_standardised_with_the_training_split_and_eval_reapplies_it(tmp_path):
+    """scikit-learn's breast cancer as it comes (areas in the thousands beside ratios below 1):
+    an MLP on the raw features sits at the majority class; standardised by default with the
+    training split's statistics, recorded with the run, it learns, and eval scores the same."""
+    import tomllib
+
+    from sklearn.datasets import load_breast_cancer
+
+    from trainlab import Trainer, build_model
+    from trainlab.workflow import evaluate_checkpoint
+
+    x, y = load_breast_cancer(return_X_y=True)
+    train_x, train_y, test_x, test_y = _split(x.astype(np.float32), y, 400)
+    data = Dataset("bc-raw", train_x, train_y, test_x, test_y, classes=["malignant", "benign"])
+    assert data.mean == pytest.approx(train_x.astype(np.float64).mean(0).tolist(), rel=1e-6)
+    trainer = Trainer(epochs=5, device="cpu", runs_dir=str(tmp_path), run_name="bc", quiet=True)
+    result = trainer.fit(build_model("mlp", data), data)
+    assert result.history[-1]["test_acc"] >= 0.93
+    recorded = tomllib.loads((tmp_path / "bc" / "config.toml").read_text())["data"]
+    assert len(recorded["transform"]["mean"]) == 30 and recorded["transform"]["std"][3] > 100
+    report = evaluate_checkpoint(tmp_path / "bc", data=data, device="cpu")
+    assert report.accuracy == pytest.approx(result.history[-1]["test_acc"])
+    as_given = Dataset("bc-as-given", train_x, train_y, test_x, test_y, classes=["m", "b"],
+                       mean=[0.0], std=[1.0])  # fmt: skip
+    trainer = Trainer(epochs=5, device="cpu", runs_dir=str(tmp_path), run_name="raw", quiet=True)
+    raw = trainer.fit(build_model("mlp", as_given), as_given)
+    assert raw.history[-1]["test_acc"] < 0.9  # what the default saves people from
+
+
 def test_float64_regression_targets_from_scikit_learn_fit_a_line(tmp_path, caplog):
     """scikit-learn gives regression targets as float64 of shape N: they become float32 N×1,
     the model's output shape (N against N×1 would broadcast into an N×N loss that fits only

@@ -208,7 +208,11 @@ def test_bad_class_weights_on_the_command_line_are_clear_errors(tmp_path, mnist_
     for flag, value, needle in (
         ("--sampler", "random", "unknown sampler 'random'. Known: balanced, shuffle."),
         ("--focal-gamma", "-1", "--focal-gamma must be in [0, 100], got -1.0."),
-        ("--monitor", "val_f1", "e.g. val_acc, val_loss, val_macro_f1 or val_micro_f1; got 'val_f1'"),
+        (
+            "--monitor",
+            "val_f1",
+            "e.g. val_acc, val_loss, val_macro_f1 or val_micro_f1; got 'val_f1'",
+        ),
     ):
         assert_clean_error(run_here(*common, flag, value), needle)
 

@@ -483,3 +483,45 @@ def test_labels_csv_rows(rows, quoted):
     assert table.names and len(table.names) == len(table.labels) == len(table.splits)
     assert all(table.names) and all(table.labels)
     assert set(table.splits) <= {None, "train", "val", "test"}
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+_TABLE_CELLS = st.sampled_from(
+    ["a", "b", "y", "1", "2", "2.5", "-3e2", "nan", "inf", "NA", "?", "", " ", "x", "é", '"',
+     "1_000", "0x10", "\x00", "\n", "True", "1e400"]
+)  # fmt: skip
+
+
+@given(st.binary(max_size=2000))
+@fuzz_target("table reader")
+def test_table_csv_random_bytes(content):
+    from trainlab.data.table_read import parse_csv
+
+    with contextlib.suppress(DataError):
+        table = parse_csv(content, "fuzz.csv")
+        assert all(len(cells) == len(table) for cells in table.cells.values())
+
+
+@given(st.lists(st.lists(_TABLE_CELLS, min_size=2, max_size=4), min_size=1, max_size=12))
+@fuzz_target("table reader")
+def test_table_rows_load_or_are_refused_cleanly(rows):
+    """Any rows, the last column the target: a clean error, or a dataset whose features are
+    finite and whose splits hold every row."""
+    import tempfile
+
+    from trainlab.data import load_dataset
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "t.csv")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(buffer.getvalue())
+        target = rows[0][-1].strip() or "y"
+        try:
+            data = load_dataset(f"table:{path}", target=target)
+        except (DataError, ConfigError):
+            return
+    assert torch.isfinite(data.train_x).all() and torch.isfinite(data.test_x).all()
+    assert len(data.test_x) == len(data.info["test_rows"]) and len(data.train_x)

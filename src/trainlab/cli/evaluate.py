@@ -91,6 +91,8 @@ def format_eval(report) -> str:
     if report.scores:
         return "\n".join(lines + format_multilabel(report))
     if report.accuracy is None:
+        if getattr(report, "r2", None) is not None:  # regression: the share of variance explained
+            lines.append(f"R²       {report.r2:.4f}")
         return "\n".join(lines)
     lines.append(f"accuracy {100 * report.accuracy:.2f}%")
     balanced = class_balanced(report.confusion)  # every class counted the same

@@ -98,7 +98,8 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         "--csv-columns",
         metavar="A,B",
         help="--csv: the columns, in order, from path, id (the file's stem), label, "
-        "probability, error (id,label: a Kaggle submission; default: path,label,probability)",
+        "probability, error, row (a table's row number) (id,label: a Kaggle submission; default: "
+        "path,label,probability, or row,label,probability for a table's rows)",
     )
     return pred
 
@@ -136,8 +137,9 @@ def _add_serve(sub) -> argparse.ArgumentParser:
         help="a page to try a model on your own inputs, and a JSON API",
         description="Serve a page to try the model and a JSON API (/api/predict, "
         "/api/predict/batch, /api/model, /api/health; schema at /openapi.json). The page "
-        f"depends on the data the model was trained on: {pages}. A model of another kind of "
-        "data has no page and is not served. Needs the [serve] extra. Ctrl-C stops it.",
+        f"depends on the data the model was trained on: {pages}. A table's model takes rows as "
+        'JSON objects ({"age": 41, ...}, or a list of them) at /api/predict. A model of another '
+        "kind of data has no page and is not served. Needs the [serve] extra. Ctrl-C stops it.",
     )
     srv.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -208,6 +210,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predictor.reject = True
     if args.csv:  # the columns checked before any image is read
         columns = csv_columns(args.csv_columns, predictor.classes, args.csv_probabilities)
+    if predictor.takes_rows:  # a table's model: each input is a CSV of rows
+        return _predict_rows(predictor, args, columns if args.csv else None)
     found = find_inputs(args.inputs)
     problems = found.problems
     results = predictor.predict(found.files, batch_size=args.batch_size) if found.files else []
@@ -240,6 +244,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.ok] + problems
     if failed:
         err(f"{len(failed)} of {len(results) + len(problems)} input(s) failed.")
+    return 1 if failed else 0
+
+
+def _predict_rows(predictor, args: argparse.Namespace, columns) -> int:
+    """predict for a table's model: one answer per row, numbered from 1 (``--csv``: the row
+    number is the input column)."""
+    from trainlab.inference.rows import predict_rows
+    from trainlab.inference.table import write_predictions_csv
+
+    results = predict_rows(predictor, args.inputs, batch_size=args.batch_size)
+    if args.csv and not args.csv_columns:  # the row number is the input column
+        from trainlab.inference.table import ROW_COLUMNS, VALUE_COLUMNS
+
+        extra = list(predictor.classes) if args.csv_probabilities else []
+        columns = [*(VALUE_COLUMNS if predictor.regression else ROW_COLUMNS), *extra]
+    if args.csv:
+        written = write_predictions_csv(args.csv, results, predictor.classes, columns=columns)
+        err(f"wrote {len(results)} prediction row(s) to {written}")
+    truths = [None] * len(results)
+    if args.json:
+        _print_json(predictor, results, truths, [], args)
+    elif predictor.regression:
+        values = [[r.source, f"{r.value:.6g}"] for r in results if r.ok]
+        if values:
+            table(["row", "value"], values)
+    else:
+        _print_table(predictor, results, truths, args)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        err(f"error: {r.error}")
+    if failed:
+        err(f"{len(failed)} of {len(results)} row(s) failed.")
     return 1 if failed else 0
 
 

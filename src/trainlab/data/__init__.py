@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainlab.data import cifar, csv_labels, folder, mnist_family, synthetic  # noqa: F401
+from trainlab.data import cifar, csv_labels, folder, mnist_family, synthetic, table  # noqa: F401
 from trainlab.data.batches import Batches, InputTransform
 from trainlab.data.dataset import Dataset, stratified_pick
 

@@ -40,7 +40,7 @@ class InputTransform:
         self.channels = channels
         self.channels_last = channels_last
         self.augment: Callable[[torch.Tensor], torch.Tensor] | None = None
-        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._stats: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def with_augment(self, augment) -> InputTransform:
         """A copy that also augments (for training batches only)."""
@@ -48,16 +48,17 @@ class InputTransform:
         out.augment = augment
         return out
 
-    def _stats_on(self, device: torch.device, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if device not in self._stats:
+    def _stats_on(
+        self, device: torch.device, channels: int, dims: int = 4
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (device, dims)
+        if key not in self._stats:
             mean, std = torch.tensor(self.mean), torch.tensor(self.std)
             if len(self.mean) == 1 and channels > 1:
                 mean, std = mean.expand(channels), std.expand(channels)
-            self._stats[device] = (
-                mean.view(1, -1, 1, 1).to(device),
-                std.view(1, -1, 1, 1).to(device),
-            )
-        return self._stats[device]
+            shape = (1, -1) + (1,) * (dims - 2)  # per channel, or per feature (N×D rows)
+            self._stats[key] = (mean.view(shape).to(device), std.view(shape).to(device))
+        return self._stats[key]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
@@ -71,7 +72,7 @@ class InputTransform:
         if self.channels and x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)
         if self.mean:
-            mean, std = self._stats_on(x.device, x.shape[1])
+            mean, std = self._stats_on(x.device, x.shape[1], max(x.dim(), 2))
             x = x.sub(mean).div_(std)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)

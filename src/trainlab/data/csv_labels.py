@@ -51,6 +51,7 @@ from trainlab.data.images import ResizePolicy
 from trainlab.data.multilabel import KIND, how_cut, multi_hot, multi_label_spec
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
+from trainlab.data.table_read import reads_as_table
 from trainlab.errors import DataError
 from trainlab.options import Opt
 
@@ -209,8 +210,11 @@ class Resolver:
 
 
 def _claims(name: str) -> bool:
-    """``--dataset X.csv``, or a folder that holds a ``metadata.csv``."""
-    return name.lower().endswith(".csv") or os.path.isfile(os.path.join(name, METADATA))
+    """``--dataset X.csv`` that is not a table (``trainlab.data.table_read``'s rule), or a
+    folder that holds a ``metadata.csv``."""
+    if name.lower().endswith(".csv") and not reads_as_table(name):
+        return True
+    return os.path.isfile(os.path.join(name, METADATA))
 
 
 @register_dataset(

@@ -35,6 +35,7 @@ from trainlab.data.folder_rows import STATS, Rows, chunked_stats
 from trainlab.data.images import MAX_PIXELS, ResizePolicy, open_image
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
+from trainlab.data.table_read import reads_as_table
 from trainlab.errors import DataError
 from trainlab.options import Opt
 
@@ -170,8 +171,11 @@ def _is_colour(paths: list[Path]) -> bool:
 
 def _is_folder_path(name: str) -> bool:
     """``--dataset PATH``: a value with a path separator, or an existing folder; not a CSV of
-    labels, nor a folder holding one as ``metadata.csv`` (``trainlab.data.csv_labels``)."""
+    labels, nor a folder holding one as ``metadata.csv`` (``trainlab.data.csv_labels``), nor a
+    table (``trainlab.data.table_read``)."""
     if name.lower().endswith(".csv") or os.path.isfile(os.path.join(name, "metadata.csv")):
+        return False
+    if reads_as_table(name):
         return False
     return "/" in name or os.sep in name or os.path.isdir(name)
 

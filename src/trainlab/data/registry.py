@@ -158,9 +158,20 @@ def load(name: str, ctx: LoadContext, options: dict[str, Any]) -> Any:
 
 
 def _kind_of(data: Any, spec: DatasetSpec) -> str:
-    """The registered kind, or the one a loader's options chose (a labels CSV read with
-    --multi-label yields images with label sets) and recorded in ``info["kind"]``."""
-    return data.info.get("kind") or spec.kind
+    """The registered kind, or the one a loader's options chose and recorded in
+    ``info["kind"]`` (a labels CSV read with --multi-label yields images with label sets), or
+    a narrower one the loader set on the data (a table of numeric targets is a
+    ``table-regression``, a subclass of the spec's ``table``)."""
+    if data.info.get("kind"):
+        return data.info["kind"]
+    chosen = getattr(data, "kind", "")
+    if chosen and chosen != spec.kind:
+        try:
+            if isinstance(get_kind(chosen), type(get_kind(spec.kind))):
+                return chosen
+        except Exception:  # noqa: BLE001 - an unknown kind: the spec's
+            return spec.kind
+    return spec.kind
 
 
 def spec_name(name: str) -> str:

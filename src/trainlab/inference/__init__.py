@@ -56,6 +56,7 @@ class Prediction:
     heat: np.ndarray | None = None  # --explain: where it looked, at the method's resolution
     score: float | None = None  # --reject: the energy score (high: unlike the training data)
     rejected: bool = False  # --reject: "none of these" (the score is over the run's threshold)
+    value: float | None = None  # a table's numeric target, in its own units (regression)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +66,8 @@ class Prediction:
         out: dict[str, Any] = {"source": self.source}
         if self.error is not None:
             return {**out, "error": self.error}
+        if self.value is not None:
+            return {**out, "value": self.value}
         out.update(
             label=self.label,
             index=self.index,
@@ -145,7 +148,11 @@ class Predictor:
         data = ckpt["data"]
         self.kind: str = kind_of_record(data)
         entry = get_kind(self.kind)
-        if not entry.task.has_classes or not data.get("classes"):
+        # a table's numeric target: the model answers a value in the target's own units
+        self.regression = entry.rows and not entry.task.has_classes
+        target = (data.get("preprocess") or {}).get("target") or {}
+        self.target_scale = (float(target.get("mean", 0.0)), float(target.get("std", 1.0)))
+        if not self.regression and (not entry.task.has_classes or not data.get("classes")):
             raise CheckpointError(
                 f"{ckpt['path']}: this model is a {entry.task.name} model (dataset "
                 f"'{data.get('name')}'), not a classifier, so it has no classes to predict. "
@@ -153,12 +160,16 @@ class Predictor:
             )
         self.path = ckpt["path"]
         self.checkpoint = ckpt
-        self.classes: list[str] = list(data["classes"])
+        self.classes: list[str] = list(data.get("classes") or [])
         self.dataset: str = data["name"]
         # how people's inputs become the model's: the kind's reader (the MNIST family's
         # preprocessing, a folder's resize policy, ...); refused for kinds without files
         self.page = entry.page
         self.reader = entry.reader({**data, "kind": self.kind}, max_pixels)
+        # a table's model takes rows (column name -> value) of these columns, not files
+        self.takes_rows = entry.rows
+        encoding = (data.get("preprocess") or {}).get("encoding") or {}
+        self.columns: list[str] = [c["name"] for c in encoding.get("columns", [])]
         self.input_shape = tuple(data["input_shape"])  # the data's C×H×W (1×28×28 for MNIST)
         self.output = ckpt["model"].get("output", "logits")
         self.device = resolve_device(device)
@@ -241,7 +252,9 @@ class Predictor:
                 outputs = self.model(x).float()
             if self.reject:
                 self._scores.append((-torch.logsumexp(outputs, dim=1)).cpu().numpy())
-            if self.multi_label:
+            if self.regression:  # the standardised target back in its own units
+                probs = outputs * self.target_scale[1] + self.target_scale[0]
+            elif self.multi_label:
                 probs = outputs.sigmoid()
             elif self.temperature != 1.0:  # log-probabilities are logits too (up to a constant)
                 probs = (outputs / self.temperature).softmax(1)
@@ -264,7 +277,8 @@ class Predictor:
             except ImageError as e:
                 results[i].error = str(e)
                 continue
-            results[i].preview, results[i].inverted = item.image, item.inverted
+            if not self.takes_rows:  # a row's features are no picture
+                results[i].preview, results[i].inverted = item.image, item.inverted
             prepared.append(item.image)
             where.append(i)
         if prepared:
@@ -279,7 +293,10 @@ class Predictor:
         return results
 
     def fill(self, result: Prediction, probs: np.ndarray) -> None:
-        """Set a prediction from its class probabilities."""
+        """Set a prediction from its class probabilities (a regression's value)."""
+        if self.regression:
+            result.value = float(probs[0])
+            return
         order = np.argsort(-probs, kind="stable")
         result.index = int(order[0])
         result.label = self.classes[result.index]

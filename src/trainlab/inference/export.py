@@ -43,7 +43,12 @@ class Deployable(nn.Module):
     """The model with its preprocessing: float images in [0, 1] in, model outputs out."""
 
     def __init__(
-        self, model: nn.Module, transform, temperature: float = 1.0, probabilities: bool = False
+        self,
+        model: nn.Module,
+        transform,
+        temperature: float = 1.0,
+        probabilities: bool = False,
+        dims: int = 4,
     ):
         super().__init__()
         self.model = model
@@ -54,8 +59,9 @@ class Deployable(nn.Module):
         self.channels = channels
         mean = torch.tensor(transform.mean or [0.0], dtype=torch.float32)
         std = torch.tensor(transform.std or [1.0], dtype=torch.float32)
-        self.register_buffer("mean", mean.view(1, -1, 1, 1))
-        self.register_buffer("std", std.view(1, -1, 1, 1))
+        shape = (1, -1) + (1,) * (dims - 2)  # per channel of images, per feature of rows
+        self.register_buffer("mean", mean.view(shape))
+        self.register_buffer("std", std.view(shape))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images
@@ -93,6 +99,7 @@ def _load(checkpoint, trust_code: bool = False):
         predictor.transform,
         predictor.temperature,
         probabilities=predictor.multi_label,
+        dims=1 + len(predictor.input_shape),
     ).eval()
     deployable.to(memory_format=torch.contiguous_format)
     return predictor, deployable
@@ -120,7 +127,17 @@ def metadata(predictor) -> dict[str, str]:
             else {}
         ),
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
-        **({"resize_policy": json.dumps(data["preprocess"])} if data.get("preprocess") else {}),
+        # how a table's rows become the graph's input (predict encodes them so), or how
+        # images were resized
+        **(
+            {
+                ("encoding" if predictor.takes_rows else "resize_policy"): json.dumps(
+                    data["preprocess"]
+                )
+            }
+            if data.get("preprocess")
+            else {}
+        ),
         "preprocessing_in_graph": "normalisation"
         + (", bilinear resize" if transform.size else "")
         + (", channel repeat" if transform.channels else ""),
@@ -128,6 +145,8 @@ def metadata(predictor) -> dict[str, str]:
 
 
 def _output_words(predictor) -> str:
+    if predictor.regression:
+        return "the target, standardised: value = output * std + mean (the encoding's target)"
     if predictor.multi_label:
         return (
             "probabilities, one per label (sigmoid); a label is given when its probability is "
@@ -165,8 +184,7 @@ def export_model(
     if output is None:
         output = Path(predictor.path).with_suffix(".onnx" if format == "onnx" else ".pt2")
     output = Path(output)
-    c, h, w = predictor.input_shape
-    example = torch.rand(2, c, h, w)
+    example = torch.rand(2, *predictor.input_shape)
     batch = torch.export.Dim("batch", min=1, max=65536)
     if format == "onnx":
         _write_onnx(deployable, example, batch, output, metadata(predictor))
@@ -258,6 +276,8 @@ def _real_images(predictor, data_dir, n: int) -> tuple[torch.Tensor, str]:
         x = data.test_x[:n]
         if x.dtype == torch.uint8 and tuple(x.shape[1:]) == tuple(predictor.input_shape):
             return x.float() / 255, "test images"
+        if x.dtype.is_floating_point and tuple(x.shape[1:]) == tuple(predictor.input_shape):
+            return x.float(), "test rows (features as the graph takes them)"
     except TrainlabError:
         pass
     generator = torch.Generator().manual_seed(0)

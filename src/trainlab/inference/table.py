@@ -21,6 +21,8 @@ from trainlab.fsutil import atomic_write_text
 
 DEFAULT_COLUMNS = ("path", "label", "probability")
 NAMED_COLUMNS = ("path", "id", "label", "probability", "error")  # id: the file's stem
+ROW_COLUMNS = ("row", "label", "probability")  # a table's rows: numbered from 1
+VALUE_COLUMNS = ("row", "value")  # a table's rows with a numeric target
 
 
 def csv_columns(text: str | None, classes: list[str], probabilities: bool) -> list[str]:
@@ -34,7 +36,7 @@ def csv_columns(text: str | None, classes: list[str], probabilities: bool) -> li
     if not text:
         return [*DEFAULT_COLUMNS, *extra]
     asked = [name.strip() for name in text.split(",") if name.strip()]
-    known = [*NAMED_COLUMNS, *extra]
+    known = [*NAMED_COLUMNS, "row", "value", *extra]
     unknown = [name for name in asked if name not in known]
     if unknown or not asked or len(set(asked)) < len(asked):
         problem = (
@@ -61,12 +63,14 @@ def prediction_rows(results, classes: list[str], columns: list[str]) -> list[lis
     for r in results:
         values = {
             "path": r.source,
+            "row": r.source,
             "id": Path(r.source).stem,
             "label": r.label if r.ok else "",
-            "probability": _probability(r) if r.ok else "",
+            "probability": _probability(r) if r.ok and r.probability is not None else "",
             "error": r.error or "",
+            "value": f"{r.value:.6g}" if r.ok and r.value is not None else "",
         }
-        if r.ok:
+        if r.ok and r.value is None:
             values.update({c: f"{p:.6f}" for c, p in zip(classes, r.probabilities, strict=True)})
         rows.append([values.get(name, "") for name in columns])
     return rows

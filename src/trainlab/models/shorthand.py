@@ -84,6 +84,20 @@ def fold_options(
             what = "model" if field_name == "model_options" else "dataset"
             raise ConfigError(
                 f"{source}: {key} is an option of {what} {', '.join(sorted(specs))}, not of "
-                f"{what} '{owner[field_name]}'. Drop it, or choose that {what}."
+                f"{what} '{owner[field_name]}'{_read_as(values, context, specs)}. Drop it, or "
+                f"choose that {what}."
             )
     return out
+
+
+def _read_as(values: dict[str, Any], context: dict[str, Any], specs: dict[str, Any]) -> str:
+    """For a dataset given by a path: how it was read, and how the others read a path."""
+    from trainlab.data.registry import DATASETS, by_path
+
+    given = values.get("dataset", context.get("dataset", ""))
+    found = by_path(given)
+    if found is None:
+        return ""
+    others = [DATASETS.lookup(name) for name in specs]
+    others = [f"{s.name}: --dataset {s.shown_as}" for s in others if s and s.shown_as]
+    return f" (it reads {given} as {found.summary}" + "".join(f"; {o}" for o in others) + ")"

@@ -63,6 +63,23 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+@register_model(
+    "mlp-regressor",
+    summary="MLP with ReLU for numeric targets (MSE), hidden sizes from --hidden",
+    output="regression",
+    flat=True,
+)
+def mlp_regressor(
+    input_shape,
+    outputs,
+    hidden: Annotated[
+        list[int], Opt("mlp: hidden layer sizes", low=1, high=1 << 16, metavar="N")
+    ] = (512, 256),
+):
+    """The mlp with a linear output per target (a table's numeric target)."""
+    return mlp(input_shape, outputs, hidden)
+
+
 @register_model("lenet", summary="LeNet-5 as in d2l (sigmoid, avg-pool)", size=(28, 28))
 def lenet(input_shape, outputs):
     """LeNet-5 as in d2l: sigmoid activations and average pooling, for 28×28 inputs."""

@@ -6,8 +6,10 @@ Example:
     $ curl -F file=@digit.png http://127.0.0.1:8000/api/predict
 
 FastAPI and uvicorn are the optional extra ``trainlab[serve]``; without them the command says
-what to install. The server binds loopback unless told otherwise, and warns when it is. A model
-whose kind of data has no page (tables, regression) is refused in one paragraph.
+what to install. The server binds loopback unless told otherwise, and warns when it is. A
+table's model takes rows as JSON objects instead of a page's inputs (``trainlab.serve.rows``);
+a model whose kind of data has neither (features built in Python, synthetic regression) is
+refused in one paragraph.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ def serve(
         max_in_flight=max_in_flight,
         queue_wait_s=queue_wait_s,
     )
+    if predictor.takes_rows:  # a table's model: rows as JSON objects, no drawing page
+        from trainlab.serve.rows import create_rows_app as create_app
     app = create_app(predictor, limits, api_key=api_key, log=None if quiet else log)
     if not is_loopback(host):
         logging.getLogger(__name__).warning(

@@ -50,6 +50,7 @@ from trainlab.data.kinds import (  # noqa: E402, F401
     images,
     multilabel_images,
     regression,
+    table,
     tabular,
     tensors,
 )

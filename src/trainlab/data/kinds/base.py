@@ -50,6 +50,7 @@ class Kind:
     page: Page | None = None
     rate = "samples_per_s"
     images = False
+    rows = False  # predict and serve take rows of named cells (a table), not files
 
     # --- training -----------------------------------------------------------------------
     def augmentation(self, size: Sequence[int], dataset: str, strength: str = "basic") -> Callable:  # noqa: ARG002
@@ -87,6 +88,11 @@ class Kind:
     def channel_stats(self, train_x: Any) -> tuple[list[float], list[float]]:  # noqa: ARG002
         """The data's own normalisation statistics (none for features)."""
         return [], []
+
+    def default_model(self, data: Any) -> tuple[str, dict[str, Any]] | None:  # noqa: ARG002
+        """The model (name, options) a run of this data trains when it names none; None:
+        the config's default."""
+        return None
 
     # --- using a trained model ------------------------------------------------------------
     def reader(self, data: dict[str, Any], max_pixels: int) -> Reader:  # noqa: ARG002
