@@ -13,7 +13,6 @@ import torch
 
 from trainlab import Trainer, build_model
 from trainlab.engine.callbacks import Callback
-from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.errors import ConfigError
 from trainlab.resolve import resolve_config
 
@@ -60,16 +59,25 @@ def test_the_command_plans_says_records_and_ends_within_its_budget(tmp_path, mni
 
 
 def test_the_pilot_leaves_no_trace(tmp_path, mnist_small):
-    planned = Trainer(_cfg(tmp_path, budget="6s", run_name="budget")).fit(
-        _model(mnist_small), mnist_small
-    )
-    epochs = planned.config.epochs  # however many this machine's pace allowed
-    plain = Trainer(_cfg(tmp_path, epochs=epochs, run_name="plain")).fit(
-        _model(mnist_small), mnist_small
-    )
-    a, b = load_checkpoint(planned.last_path), load_checkpoint(plain.last_path)
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k  # the same run, exactly
+    from trainlab.build import build, cut_data, start
+    from trainlab.engine.budget import plan_epochs
+
+    plan = resolve_config(dict(model="cnn", runs_dir=str(tmp_path), device="cpu"))
+    started = start(plan)
+    torch.manual_seed(0)
+    model = build_model("cnn", mnist_small)
+    run = build(started, model, cut_data(started, mnist_small))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = repr(run.setup.optimizer.state_dict())
+    rng = torch.get_rng_state()
+    planned = plan_epochs("1h", run.setup, model, mnist_small.num_classes)
+    assert planned["epochs"] >= 1 and planned["train_epoch_seconds"] > 0
+    # weights, batch-norm statistics, optimizer state and random generator: as they were, so
+    # the run that follows is the one --epochs N gives
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert repr(run.setup.optimizer.state_dict()) == optimizer
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_a_resumed_budget_run_keeps_its_plan(tmp_path, mnist_small):
