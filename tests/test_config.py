@@ -114,7 +114,7 @@ def test_an_option_of_another_model_or_dataset_is_refused_by_name():
     saved = TrainConfig(model="mlp").to_dict()
     with pytest.raises(ConfigError, match="features is an option of dataset random, not of "):
         resolve_config({"features": 3}, saved=saved)
-    with pytest.raises(ConfigError, match="hidden is an option of model mlp, not of model 'cnn'"):
+    with pytest.raises(ConfigError, match="hidden is an option of model mlp, mlp-regressor, not"):
         resolve_config({"hidden": [8]})
 
 

@@ -69,6 +69,12 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         "--batch-size", type=int_in(1), default=256, help="images per model call (default: 256)"
     )
     pred.add_argument("--device", default="auto", help="device (default: auto)")
+    _add_predict_outputs(pred)
+    return pred
+
+
+def _add_predict_outputs(pred) -> None:
+    """What predict writes besides its table: a CSV, rejections, explanations."""
     pred.add_argument(
         "--csv",
         metavar="FILE",
@@ -101,7 +107,6 @@ def _add_predict(sub) -> argparse.ArgumentParser:
         "probability, error, row (a table's row number) (id,label: a Kaggle submission; default: "
         "path,label,probability, or row,label,probability for a table's rows)",
     )
-    return pred
 
 
 def _add_export(sub) -> argparse.ArgumentParser:
