@@ -2,6 +2,7 @@
 threshold set on the validation split)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,16 @@ from trainlab.errors import CheckpointError
 from trainlab.inference import Predictor
 from trainlab.resolve import resolve_config
 
+FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    if not FASHION.is_dir():
+        pytest.skip("apt-get install dataset-fashion-mnist (.ci/run does)")
+    root = tmp_path_factory.mktemp("fashion-root")
+    return load_dataset("fashion-mnist", str(root), sources=("local", "system"))
+
 
 @pytest.fixture(scope="module")
 def digit_run(tmp_path_factory, mnist):
@@ -23,10 +34,9 @@ def digit_run(tmp_path_factory, mnist):
     return Trainer(cfg).fit(build_model("cnn", mnist), mnist)
 
 
-def test_clothes_are_none_of_these_and_digits_are_kept(digit_run, mnist, mnist_root):
+def test_clothes_are_none_of_these_and_digits_are_kept(digit_run, mnist, fashion):
     record = digit_run.extra["calibration"]
     assert record["reject_score"] == "energy" and record["reject_kept_on_val"] == 0.95
-    fashion = load_dataset("fashion-mnist", str(mnist_root), sources=("local",))
     predictor = Predictor(digit_run.run_dir)
     predictor.check_reject()
     predictor.reject = True
@@ -40,8 +50,7 @@ def test_clothes_are_none_of_these_and_digits_are_kept(digit_run, mnist, mnist_r
     assert rejected([x[0].numpy() for x in mnist.test_x[:1000]]) <= 0.1
 
 
-def test_the_command_answers_none_of_these_with_the_score(digit_run, tmp_path, mnist_root):
-    fashion = load_dataset("fashion-mnist", str(mnist_root), sources=("local",))
+def test_the_command_answers_none_of_these_with_the_score(digit_run, tmp_path, fashion):
     shoe = tmp_path / "shoe.png"
     Image.fromarray(fashion.test_x[0, 0].numpy()).save(shoe)  # an ankle boot
     done = run_cli("predict", str(digit_run.run_dir), str(shoe), "--reject", "--json")
