@@ -68,3 +68,33 @@ def test_a_run_without_a_validation_split_has_no_threshold(tmp_path, mnist_small
     result = Trainer(cfg).fit(build_model("cnn", mnist_small), mnist_small)
     with pytest.raises(CheckpointError, match="--reject needs the threshold .*--val-split 0.1"):
         Predictor(result.run_dir).check_reject()
+
+
+def test_serve_answers_none_of_these_when_asked(digit_run, fashion, mnist):
+    import asyncio
+    import io
+
+    import httpx
+
+    from trainlab.serve.app import create_app
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    async def ask(app, blob, query=""):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+            return await client.post(
+                "/api/predict" + query, content=blob, headers={"Content-Type": "image/png"}
+            )
+
+    app = create_app(Predictor(digit_run.run_dir, device="cpu"))
+    boot, seven = png(fashion.test_x[0, 0].numpy()), png(mnist.test_x[0, 0].numpy())
+    plain = asyncio.run(ask(app, boot)).json()
+    assert plain["score"] is None and plain["rejected"] is None  # not asked: as before
+    asked = asyncio.run(ask(app, boot, "?reject=1"))
+    assert asked.status_code == 200 and asked.json()["rejected"] is True
+    kept = asyncio.run(ask(app, seven, "?reject=1")).json()
+    assert kept["rejected"] is False and kept["label"] == "7"

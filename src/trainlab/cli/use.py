@@ -176,6 +176,12 @@ def _add_serve(sub) -> argparse.ArgumentParser:
         "(default: the thresholds its run tuned per label and recorded)",
     )
     srv.add_argument(
+        "--reject",
+        action="store_true",
+        help='answer "none of these" for an image unlike the training data (as predict '
+        "--reject; a request may also ask with ?reject=1)",
+    )
+    srv.add_argument(
         "--max-batch", type=int_in(1), default=16, help="images per batch call (default: 16)"
     )
     srv.add_argument(
@@ -433,5 +439,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trust_code=args.trust_code,
         quiet=args.quiet,
         threshold=args.threshold,
+        reject=args.reject,
     )
     return 0

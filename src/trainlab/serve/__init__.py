@@ -87,8 +87,10 @@ def serve(
     trust_code: bool = False,
     quiet: bool = False,
     threshold: float | None = None,
+    reject: bool = False,
 ) -> None:
-    """Load the model once and serve until Ctrl-C (or SIGTERM) stops the server cleanly."""
+    """Load the model once and serve until Ctrl-C (or SIGTERM) stops the server cleanly.
+    ``reject``: answer "none of these" for every request, not only those asking ?reject=1."""
     _need_serve_extra()
     import uvicorn
 
@@ -103,6 +105,9 @@ def serve(
         trust_code=trust_code,
         threshold=threshold,  # a multi-label model's, instead of its recorded ones
     )
+    if reject:  # refused here, before serving, for a run without a threshold
+        predictor.check_reject()
+        predictor.reject = True
     limits = Limits(
         max_body_bytes=max_body_bytes,
         max_batch=max_batch,

@@ -66,6 +66,13 @@ class PredictResponse(BaseModel):
         description="a multi-label model: the labels over their recorded thresholds, most "
         "probable first, each with its probability (null for a single-label model)",
     )
+    score: float | None = Field(
+        default=None,
+        description="with --reject or ?reject=1: the energy score (high: unlike the training data)",
+    )
+    rejected: bool | None = Field(
+        default=None, description='with a score: over the run\'s threshold, "none of these"'
+    )
     milliseconds: float = Field(description="time the call took on the server")
 
 
@@ -160,7 +167,9 @@ class Service:
                 {"WWW-Authenticate": "Bearer"},
             )
 
-    def run_predictions(self, images: list[bytes], names: list[str]) -> list[Prediction]:
+    def run_predictions(
+        self, images: list[bytes], names: list[str], reject: bool = False
+    ) -> list[Prediction]:
         prepared, results = [], []
         for image, name in zip(images, names, strict=True):
             result = Prediction(source=name)
@@ -174,15 +183,40 @@ class Service:
         if prepared:
             import numpy as np
 
+            predictor = self.predictor
             with self.model_lock:
-                probs = self.predictor.run(np.stack([image for _, image in prepared]))
-            for (result, _), p in zip(prepared, probs, strict=True):
-                self.predictor.fill(result, p)
+                scoring = predictor.reject
+                predictor.reject = scoring or reject  # this request's: ?reject=1
+                predictor._scores = []
+                try:
+                    probs = predictor.run(np.stack([image for _, image in prepared]))
+                    scores = np.concatenate(predictor._scores) if predictor._scores else None
+                finally:
+                    predictor.reject = scoring
+            for i, ((result, _), p) in enumerate(zip(prepared, probs, strict=True)):
+                predictor.fill(result, p)
+                if scores is not None:
+                    result.score = float(scores[i])
+                    result.rejected = bool(scores[i] > predictor.reject_threshold)
         return results
 
-    async def predict(self, images: list[bytes], names: list[str]) -> list[Prediction]:
+    async def predict(
+        self, images: list[bytes], names: list[str], reject: bool = False
+    ) -> list[Prediction]:
         async with self.in_flight:
-            return await asyncio.to_thread(self.run_predictions, images, names)
+            return await asyncio.to_thread(self.run_predictions, images, names, reject)
+
+    def asks_reject(self, request: Request) -> bool:
+        """?reject=1: "none of these" for this request (refused, 400, without a threshold)."""
+        if request.query_params.get("reject", "0").lower() not in ("1", "true", "yes"):
+            return False
+        if self.predictor.reject_threshold is None or self.predictor.output == "log_probs":
+            raise ApiError(
+                400,
+                "this model has no rejection threshold (its run had no validation split); "
+                "ask without ?reject=1",
+            )
+        return True
 
     @staticmethod
     def response(result: Prediction, began: float) -> dict[str, Any]:
@@ -200,6 +234,8 @@ class Service:
             "labels": None
             if result.labels is None
             else [{"label": c, "probability": p} for c, p in result.labels],
+            "score": result.score,
+            "rejected": result.rejected if result.score is not None else None,
             "milliseconds": round(1000 * (time.perf_counter() - began), 2),
         }
 
@@ -322,7 +358,7 @@ def _add_prediction_routes(app: FastAPI, service: Service, limits: Limits) -> No
         service.check_key(request)
         began = time.perf_counter()
         images, names = await read_images(request, single=True)
-        (result,) = await service.predict(images, names)
+        (result,) = await service.predict(images, names, service.asks_reject(request))
         if result.error is not None:
             raise ApiError(400, result.error)
         return service.response(result, began)
@@ -339,7 +375,7 @@ def _add_prediction_routes(app: FastAPI, service: Service, limits: Limits) -> No
         images, names = await read_images(request, single=False)
         if len(images) > limits.max_batch:
             raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
-        results = await service.predict(images, names)
+        results = await service.predict(images, names, service.asks_reject(request))
         return {
             "predictions": [
                 {"source": r.source, "error": r.error}
