@@ -98,3 +98,8 @@ def test_serve_answers_none_of_these_when_asked(digit_run, fashion, mnist):
     assert asked.status_code == 200 and asked.json()["rejected"] is True
     kept = asyncio.run(ask(app, seven, "?reject=1")).json()
     assert kept["rejected"] is False and kept["label"] == "7"
+    # trainlab serve --reject: every request is answered so, without asking
+    from trainlab.serve import _predictor
+
+    always = create_app(_predictor(digit_run.run_dir, "cpu", 10**8, False, None, True))
+    assert asyncio.run(ask(always, boot)).json()["rejected"] is True

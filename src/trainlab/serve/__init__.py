@@ -72,6 +72,23 @@ def _listen(host: str, port: int):
     return sock
 
 
+def _predictor(checkpoint, device, max_pixels, trust_code, threshold, reject):
+    """The model, loaded once; with ``reject``, checked for its threshold before serving."""
+    from trainlab.inference import Predictor
+
+    predictor = Predictor(
+        checkpoint,
+        device=device,
+        max_pixels=max_pixels,
+        trust_code=trust_code,
+        threshold=threshold,  # a multi-label model's, instead of its recorded ones
+    )
+    if reject:  # refused here, before serving, for a run without a threshold
+        predictor.check_reject()
+        predictor.reject = True
+    return predictor
+
+
 def serve(
     checkpoint,
     *,
@@ -94,20 +111,10 @@ def serve(
     _need_serve_extra()
     import uvicorn
 
-    from trainlab.inference import Predictor
     from trainlab.serve.app import Limits, create_app
 
     log = logging.getLogger(__name__).info  # the requests too, one line each unless quiet
-    predictor = Predictor(
-        checkpoint,
-        device=device,
-        max_pixels=max_pixels,
-        trust_code=trust_code,
-        threshold=threshold,  # a multi-label model's, instead of its recorded ones
-    )
-    if reject:  # refused here, before serving, for a run without a threshold
-        predictor.check_reject()
-        predictor.reject = True
+    predictor = _predictor(checkpoint, device, max_pixels, trust_code, threshold, reject)
     limits = Limits(
         max_body_bytes=max_body_bytes,
         max_batch=max_batch,
