@@ -49,7 +49,12 @@ ROWS_BODY = {
 class RowService(Service):
     """The image server's service, for rows: no preview, and the rows checked as JSON."""
 
-    def run_predictions(self, images: list[Any], names: list[str]) -> list[Prediction]:
+    def run_predictions(
+        self,
+        images: list[Any],
+        names: list[str],
+        reject: bool = False,  # noqa: ARG002 - rows have no "none of these"
+    ) -> list[Prediction]:
         return self.predictor.predict(images, names)
 
     @staticmethod
