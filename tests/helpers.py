@@ -178,3 +178,18 @@ def write_sklearn_table(name: str, path: Path, seed: int = 0, missing: float = 0
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
     return path
+
+
+def ctrl_c_after(epoch: int, batch: int):
+    """A callback that presses Ctrl-C (a real SIGINT to this process) after ``batch`` of
+    ``epoch`` (both as the loop counts them), to interrupt a run where a test wants it."""
+    import signal
+
+    from trainlab.engine.callbacks import Callback
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer, state, loss_sum, num_batches):  # noqa: ARG002
+            if state.epoch == epoch and state.batch == batch:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    return CtrlC()

@@ -1,14 +1,12 @@
 import json
-import os
-import signal
 
 import pytest
 import torch
 
+from helpers import ctrl_c_after
 from trainlab import Trainer, build_model
 from trainlab.data import load_dataset
 from trainlab.engine.allocator import allocator
-from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.errors import CheckpointError, TrainingDiverged
 from trainlab.resolve import resolve_config
@@ -96,22 +94,11 @@ def _assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-class _CtrlC(Callback):
-    """Presses Ctrl-C (a real SIGINT to this process) after a given batch."""
-
-    def __init__(self, epoch, batch):
-        self.epoch, self.batch = epoch, batch
-
-    def on_batch_end(self, trainer, state, loss_sum, num_batches):  # noqa: ARG002
-        if state.epoch == self.epoch and state.batch == self.batch:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_resume_after_an_epoch_is_exact(tmp_path, mnist_small):
     cfg = small_cfg(tmp_path, epochs=2, run_name="straight")
     straight = Trainer(cfg).fit(fresh_model(mnist_small), mnist_small)
     last_batch = -(-2000 // 64)
-    first = Trainer(cfg.replace(run_name="split"), callbacks=[_CtrlC(0, last_batch)]).fit(
+    first = Trainer(cfg.replace(run_name="split"), callbacks=[ctrl_c_after(0, last_batch)]).fit(
         fresh_model(mnist_small), mnist_small
     )
     assert first.status == "interrupted" and [r["epoch"] for r in first.history] == [1]
@@ -129,7 +116,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path, mnist_small):
     cfg = small_cfg(tmp_path, epochs=2, run_name="straight", model="mlp", hidden=[64], augment=True)
     data = mnist_small
     straight = Trainer(cfg).fit(fresh_model(data, "mlp", hidden=[64]), data)
-    cut = Trainer(cfg.replace(run_name="cut"), callbacks=[_CtrlC(1, 7)]).fit(
+    cut = Trainer(cfg.replace(run_name="cut"), callbacks=[ctrl_c_after(1, 7)]).fit(
         fresh_model(data, "mlp", hidden=[64]), data
     )
     assert cut.status == "interrupted"

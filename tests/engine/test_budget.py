@@ -3,7 +3,6 @@ resume."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tomllib
@@ -11,8 +10,8 @@ import tomllib
 import pytest
 import torch
 
+from helpers import ctrl_c_after
 from trainlab import Trainer, build_model
-from trainlab.engine.callbacks import Callback
 from trainlab.errors import ConfigError
 from trainlab.resolve import resolve_config
 
@@ -25,15 +24,6 @@ def _cfg(tmp_path, **kw):
 def _model(data):
     torch.manual_seed(0)
     return build_model("mlp", data, hidden=[32])
-
-
-class _CtrlC(Callback):
-    def __init__(self, epoch, batch):
-        self.epoch, self.batch = epoch, batch
-
-    def on_batch_end(self, trainer, state, loss_sum, num_batches):  # noqa: ARG002
-        if state.epoch == self.epoch and state.batch == self.batch:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_the_command_plans_says_records_and_ends_within_its_budget(tmp_path, mnist_root):
@@ -82,7 +72,7 @@ def test_the_pilot_leaves_no_trace(tmp_path, mnist_small):
 
 def test_a_resumed_budget_run_keeps_its_plan(tmp_path, mnist_small):
     cfg = _cfg(tmp_path, budget="6s", run_name="cut")
-    cut = Trainer(cfg, callbacks=[_CtrlC(0, 3)]).fit(_model(mnist_small), mnist_small)
+    cut = Trainer(cfg, callbacks=[ctrl_c_after(0, 3)]).fit(_model(mnist_small), mnist_small)
     assert cut.status == "interrupted"
     planned = tomllib.loads((cut.run_dir / "config.toml").read_text())["budget"]
     resumed = Trainer(cfg).fit(_model(mnist_small), mnist_small, resume=cut.run_dir)

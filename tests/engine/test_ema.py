@@ -1,13 +1,10 @@
 """--ema: the averaged weights are what best.pt holds, eval scores and a resume continues."""
 
-import os
-import signal
-
 import pytest
 import torch
 
+from helpers import ctrl_c_after
 from trainlab import Trainer, build_model
-from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.errors import ConfigError
 from trainlab.resolve import resolve_config
@@ -22,17 +19,6 @@ def _cfg(tmp_path, **kw):
 def _model(data, seed=0):
     torch.manual_seed(seed)
     return build_model("cnn", data, widths=[8, 16])
-
-
-class _CtrlC(Callback):
-    """A real SIGINT to this process after a given batch."""
-
-    def __init__(self, epoch, batch):
-        self.epoch, self.batch = epoch, batch
-
-    def on_batch_end(self, trainer, state, loss_sum, num_batches):  # noqa: ARG002
-        if state.epoch == self.epoch and state.batch == self.batch:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def _averaged(checkpoint):
@@ -64,7 +50,7 @@ def test_best_pt_holds_the_average_and_eval_scores_it(tmp_path, mnist_small):
 def test_a_resume_mid_epoch_with_strong_augment_keeps_both_weights_exact(tmp_path, mnist_small):
     cfg = _cfg(tmp_path, ema=0.999, augment="strong", mixup=0.2, cutmix=1.0, run_name="straight")
     straight = Trainer(cfg).fit(_model(mnist_small), mnist_small)
-    cut = Trainer(cfg.replace(run_name="cut"), callbacks=[_CtrlC(1, 5)]).fit(
+    cut = Trainer(cfg.replace(run_name="cut"), callbacks=[ctrl_c_after(1, 5)]).fit(
         _model(mnist_small), mnist_small
     )
     assert cut.status == "interrupted"

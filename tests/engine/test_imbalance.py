@@ -7,8 +7,6 @@ by name, from a file), the focal loss and the class-balanced monitors each show 
 
 from __future__ import annotations
 
-import os
-import signal
 import warnings
 from pathlib import Path
 
@@ -17,10 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import run_here
+from helpers import ctrl_c_after, run_here
 from trainlab import Dataset, Trainer, build_model
 from trainlab.data.batches import Batches
-from trainlab.engine.callbacks import Callback
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.engine.imbalance import focal_loss, parse_class_weights, sample_weights
 from trainlab.engine.loop import loss_function
@@ -116,20 +113,9 @@ def test_the_balanced_sampler_finds_the_rare_class_and_the_report_shows_it(
     assert "balanced accuracy" in text and "macro F1" in text
 
 
-class _CtrlC(Callback):
-    """Presses Ctrl-C (a real SIGINT to this process) after a given batch."""
-
-    def __init__(self, epoch: int, batch: int):
-        self.epoch, self.batch = epoch, batch
-
-    def on_batch_end(self, trainer, state, loss_sum, num_batches):  # noqa: ARG002
-        if state.epoch == self.epoch and state.batch == self.batch:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_a_balanced_run_interrupted_mid_epoch_resumes_bit_exactly(tmp_path, rare_digit):
     straight = fit(rare_digit, tmp_path, "straight", epochs=2, sampler="balanced")
-    cut = fit(rare_digit, tmp_path, "cut", [_CtrlC(1, 9)], epochs=2, sampler="balanced")
+    cut = fit(rare_digit, tmp_path, "cut", [ctrl_c_after(1, 9)], epochs=2, sampler="balanced")
     assert cut.status == "interrupted"
     saved = load_checkpoint(cut.last_path)
     assert (saved["epoch"], saved["batch"]) == (1, 9)

@@ -22,8 +22,6 @@ Decoding, the decode cache, the resize policy and colour/grey are the folder dat
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +49,7 @@ from trainlab.data.images import ResizePolicy
 from trainlab.data.multilabel import KIND, how_cut, multi_hot, multi_label_spec
 from trainlab.data.registry import register_dataset
 from trainlab.data.root import IMAGE_SUFFIXES
-from trainlab.data.table_read import reads_as_table
+from trainlab.data.table_read import csv_rows, reads_as_table
 from trainlab.errors import DataError
 from trainlab.options import Opt
 
@@ -60,7 +58,6 @@ LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 METADATA = "metadata.csv"  # Hugging Face imagefolder's name for a folder's labels
-MAX_FIELD = 1 << 20  # a cell longer than this is not a file name or a label
 
 
 @dataclass
@@ -93,16 +90,7 @@ def parse_labels(
         raise DataError(
             f"{source}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8."
         ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    old_limit = csv.field_size_limit(MAX_FIELD)
-    try:
-        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except csv.Error as e:
-        raise DataError(f"{source}, line {reader.line_num}: not valid CSV ({e}).") from None
-    finally:
-        csv.field_size_limit(old_limit)
-    if not rows:
-        raise DataError(f"{source}: empty; a labels CSV starts with a header row (e.g. id,label).")
+    rows = csv_rows(text, source, "a labels CSV starts with a header row (e.g. id,label)")
     header = [cell.strip() for cell in rows[0][1]]
     file_at = _column(header, file_column, FILE_COLUMNS, "file", source)
     label_at = (

@@ -36,7 +36,7 @@ MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 FILE_COLUMNS = ("file", "file_name", "filename", "path", "image", "id")
 LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
 PLAIN_COLUMNS = ("split", "is_valid")
-MAX_FIELD = 1 << 20  # a cell longer than this is not a number or a category
+MAX_FIELD = 1 << 20  # a longer cell is not a number, a category, a file name or a label
 SNIFF_BYTES = 1 << 16
 SNIFF_CELLS = 64  # the first row's cells looked at for an image file's name
 
@@ -82,6 +82,22 @@ def read_table(path: Path) -> Table:
     return parse_csv(content, str(path))
 
 
+def csv_rows(text: str, source: str, header_hint: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every non-blank row of a CSV text; invalid CSV and a file with
+    no rows are errors naming the file (the labels CSV reads its rows here too)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    old_limit = csv.field_size_limit(MAX_FIELD)
+    try:
+        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as e:
+        raise DataError(f"{source}, line {reader.line_num}: not valid CSV ({e}).") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    if not rows:
+        raise DataError(f"{source}: empty; {header_hint}.")
+    return rows
+
+
 def parse_csv(content: bytes, source: str) -> Table:
     """The cells of a CSV file's bytes (see ``read_table`` for what is refused)."""
     try:
@@ -92,16 +108,7 @@ def parse_csv(content: bytes, source: str) -> Table:
         ) from None
     if "\x00" in text:
         raise DataError(f"{source}: holds NUL bytes, so it is not a CSV text file.")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    old_limit = csv.field_size_limit(MAX_FIELD)
-    try:
-        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except csv.Error as e:
-        raise DataError(f"{source}, line {reader.line_num}: not valid CSV ({e}).") from None
-    finally:
-        csv.field_size_limit(old_limit)
-    if not rows:
-        raise DataError(f"{source}: empty; a table starts with a header row naming its columns.")
+    rows = csv_rows(text, source, "a table starts with a header row naming its columns")
     header = [cell.strip() for cell in rows[0][1]]
     _check_header(header, source)
     table = Table(source, header, {name: [] for name in header})
