@@ -261,6 +261,19 @@ class Service:
         }
 
 
+def batch_reply(service: Service, results: list[Prediction], began: float) -> dict[str, Any]:
+    """A batch's reply: each input's prediction or its error, in order, and the time taken."""
+    return {
+        "predictions": [
+            {"source": r.source, "error": r.error}
+            if r.error
+            else {"source": r.source, "prediction": service.response(r, began)}
+            for r in results
+        ],
+        "milliseconds": round(1000 * (time.perf_counter() - began), 2),
+    }
+
+
 def batch_body(max_batch: int) -> dict[str, Any]:
     """The OpenAPI request body of /api/predict/batch."""
     files = {"type": "array", "items": {"type": "string", "format": "binary"}}
@@ -376,12 +389,4 @@ def _add_prediction_routes(app: FastAPI, service: Service, limits: Limits) -> No
         if len(images) > limits.max_batch:
             raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
         results = await service.predict(images, names, service.asks_reject(request))
-        return {
-            "predictions": [
-                {"source": r.source, "error": r.error}
-                if r.error
-                else {"source": r.source, "prediction": service.response(r, began)}
-                for r in results
-            ],
-            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
-        }
+        return batch_reply(service, results, began)

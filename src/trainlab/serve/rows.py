@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from trainlab.inference import Prediction, Predictor
-from trainlab.serve.app import Limits, Service, _add_error_handlers
+from trainlab.serve.app import Limits, Service, _add_error_handlers, batch_reply
 from trainlab.serve.requests import ApiError, BodyLimit, RequestLog
 
 ROWS_BODY = {
@@ -157,15 +157,7 @@ def create_rows_app(
             if result.error is not None:
                 raise ApiError(400, result.error)
             return service.response(result, began)
-        return {
-            "predictions": [
-                {"source": r.source, "error": r.error}
-                if r.error
-                else {"source": r.source, "prediction": service.response(r, began)}
-                for r in results
-            ],
-            "milliseconds": round(1000 * (time.perf_counter() - began), 2),
-        }
+        return batch_reply(service, results, began)
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     if log is not None:
