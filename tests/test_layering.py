@@ -119,7 +119,7 @@ def test_the_layers_point_one_way():
         {"data"},
         {"models"},
         {"engine"},
-        {"resolve", "recipes", "runs"},
+        {"resolve", "recipes", "runs", "auto"},
         {"report"},
         {"build", "trainer", "workflow", "d2l", "compat"},
         {"inference"},

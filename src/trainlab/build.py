@@ -143,6 +143,8 @@ def make_model(started: Started, data: Dataset, *, trust_code: bool = False) -> 
     from trainlab.models import build_model, record_of, set_record
     from trainlab.models.pretrained import freeze_features, load_pretrained, load_weights_file
 
+    if started.config.model == "auto" and not started.resuming:
+        _auto_model(started, data)
     _default_model(started, data)
     cfg, resuming = started.config, started.resuming
     torch.manual_seed(cfg.seed)
@@ -174,6 +176,16 @@ def make_model(started: Started, data: Dataset, *, trust_code: bool = False) -> 
         },
     )
     return model
+
+
+def _auto_model(started: Started, data: Dataset) -> None:
+    """``--model auto``: the choice of ``trainlab.auto``, in the budget that is left."""
+    from trainlab.auto import apply
+    from trainlab.engine.budget import seconds_left
+
+    cfg = started.config
+    left = seconds_left(cfg.budget) if cfg.budget else None
+    apply(started.plan, data, started.dist.device(resolve_device(cfg.device)), left)
 
 
 def _default_model(started: Started, data: Dataset) -> None:
@@ -251,7 +263,8 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
     if cfg.budget and plan.checkpoint is None:  # a resume keeps the epochs planned at first
         from trainlab.engine.budget import plan_epochs
 
-        budget = plan_epochs(cfg.budget, setup, model, data.num_classes)
+        most = cfg.epochs if "epochs" in plan.chosen else None  # given: the most it plans
+        budget = plan_epochs(cfg.budget, setup, model, data.num_classes, most=most)
         cfg = cfg.replace(epochs=budget["epochs"])
         if dist.main:
             say(budget.pop("line"))

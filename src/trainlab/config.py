@@ -131,8 +131,8 @@ class TrainConfig:
     # --- model ----------------------------------------------------------------------------
     model: str = _f(
         "cnn",
-        "model: a name from `trainlab models`, or your own nn.Module as FILE.py:Class or "
-        "package.module:factory",
+        "model: a name from `trainlab models`, auto (chosen for the images and this machine), "
+        "or your own nn.Module as FILE.py:Class or package.module:factory",
         "model",
     )
     model_options: dict[str, Any] = _f(
@@ -293,8 +293,8 @@ class TrainConfig:
     budget: str | None = _f(
         None,
         "a time budget for the run from the command's start, e.g. 90s, 10m, 1.5h: a measured "
-        "pilot plans the epochs (--epochs is ignored), the run stops after an epoch when the "
-        "next would end past it (recorded)",
+        "pilot plans the epochs (at most --epochs when given), the run stops after an epoch "
+        "when the next would end past it (recorded)",
         "optim",
         shown="none",
         pattern=r"^\d+(\.\d+)?[smh]$",

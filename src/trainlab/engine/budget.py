@@ -68,6 +68,11 @@ def _spent() -> float:
     return time.time() - _START if _START is not None else 0.0
 
 
+def seconds_left(budget: str) -> float:
+    """What is left of ``budget`` on its clock now (before the pilot)."""
+    return seconds_of(budget) - _spent()
+
+
 def process_age() -> float:
     """Seconds since this process started (Linux: /proc; elsewhere since trainlab loaded)."""
     try:
@@ -154,7 +159,9 @@ class _Head:
             yield batch
 
 
-def plan_epochs(budget: str, setup: Any, model: torch.nn.Module, num_classes: int) -> dict:
+def plan_epochs(
+    budget: str, setup: Any, model: torch.nn.Module, num_classes: int, most: int | None = None
+) -> dict:
     """The pilot and the epochs it plans; the run's state is put back as it was before it."""
     total = seconds_of(budget)
     began = time.time()
@@ -178,11 +185,15 @@ def plan_epochs(budget: str, setup: Any, model: torch.nn.Module, num_classes: in
     left = total - spent - (time.time() - began) - margin
     per_epoch = max(train_epoch + evaluation, 1e-6)
     epochs = max(1, int(left // per_epoch))
+    capped = most is not None and epochs > most
+    epochs = min(epochs, most) if most is not None else epochs
     fits = left >= per_epoch
     line = (
         f"budget {budget}: {epochs} epoch{'s' * (epochs != 1)} (pilot: {train_epoch:.1f} s per "
         f"epoch of training, {evaluation:.1f} s of evaluation; {spent:.1f} s spent before it)"
     )
+    if capped:
+        line += f"; at most {most}, as --epochs says"
     if not fits:
         line += "; one epoch does not fit in it: the run takes one epoch anyway"
     return {
