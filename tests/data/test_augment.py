@@ -109,3 +109,27 @@ def test_random_erasing_blanks_one_rectangle_per_chosen_image():
         box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
         assert int(mask.sum()) == int(box)  # one filled rectangle
         assert 0.05 * 400 * 0.5 <= int(box) <= 0.2 * 400 * 1.5  # its area as asked (rounding)
+
+
+def test_clothes_are_mirrored_in_training_and_digits_are_not(tmp_path):
+    """Fashion-MNIST is a set of pictures (a mirrored sandal is a sandal): crops and flips, as
+    photos; the MNIST family's digits keep their rotations and shifts."""
+    from pathlib import Path
+
+    import pytest
+
+    from trainlab.data import load_dataset
+    from trainlab.data.registry import DATASETS
+
+    assert DATASETS.lookup("fashion-mnist").kind == "images"
+    assert DATASETS.lookup("mnist").kind == DATASETS.lookup("kmnist").kind == "digits"
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("apt-get install dataset-fashion-mnist (.ci/run does)")
+    data = load_dataset("fashion-mnist", tmp_path, sources=("local", "system"))
+    sandal = data.test_x[data.test_y == 5][0].float() / 255  # 1×28×28
+    augment = data.kind_entry.augmentation((28, 28), "fashion-mnist")
+    assert "flip" in augment.describe()
+    torch.manual_seed(0)
+    out = augment(_same_image(sandal, 256))
+    mirrored = _lean(out) * _lean(sandal.unsqueeze(0)) < 0  # leaning the other way
+    assert 0.3 < mirrored.float().mean() < 0.7  # about half of them

@@ -441,8 +441,10 @@ def _register() -> None:
         loader.__name__ = name.replace("-", "_")
         return loader
 
+    # clothes are pictures (mirrored in training, photos resized whole); digits are never mirrored
+    kinds = {"mnist": "digits", "fashion-mnist": "images", "kmnist": "digits"}
     for name, summary in summaries.items():
-        register_dataset(name, kind="digits", summary=summary, files=True)(loader_of(name))
+        register_dataset(name, kind=kinds[name], summary=summary, files=True)(loader_of(name))
 
 
 _register()
