@@ -58,7 +58,7 @@ d2l-book: setup
 docs: setup
 	$(BIN)/python -m pip install --quiet -e '.[docs]' $(TORCH_PINS)
 	$(BIN)/python scripts/docs_gen.py
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The report and serve screenshots in docs/, taken in Chromium (run by hand, then committed).
 screenshots: setup

@@ -27,13 +27,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import docs_benchmarks  # noqa: E402
 import docs_gen  # noqa: E402
 
-# the pages whose commands and snippets a newcomer copies
-PAGES = [
-    ROOT / "README.md",
-    ROOT / "README.zh-CN.md",
-    *sorted((ROOT / "docs" / "tutorials").glob("*.md")),
-    *sorted((ROOT / "docs" / "how-to").glob("*.md")),
-]
+# the pages whose commands and snippets people copy: the READMEs and every page of the site
+PAGES = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"(<!-- runnable -->\n)?```(\w*)\n(.*?)```", re.S)
 
 
@@ -94,6 +89,18 @@ def all_commands() -> list[tuple[str, str]]:
 
 COMMANDS = all_commands()
 TRAINLAB = [(page, c) for page, c in COMMANDS if trainlab_words(c) is not None]
+
+
+def test_the_readme_is_a_door_not_a_house():
+    """At most 150 lines, and every page it links to is there (on GitHub, before a build)."""
+    for name in ("README.md", "README.zh-CN.md"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert (ROOT / target).exists(), f"{name} links to {target}, which is not there"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    for page in ("docs/tutorials/own-images.md", "docs/how-to/export.md", "docs/how-to/resume.md"):
+        assert f"]({page})" in readme  # a CSV of labels, the browser, a resume: one click away
 
 
 def test_the_pages_have_commands_to_check():
