@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: setup data train test test-all fuzz lint format bench recipes-doc d2l-book clean
+.PHONY: setup data train test test-all fuzz lint format bench recipes-doc d2l-book docs screenshots clean
 
 setup: $(STAMP)
 
@@ -53,8 +53,19 @@ bench: setup
 d2l-book: setup
 	$(BIN)/python benchmarks/d2l_book.py $(D2L_ARGS)
 
+# The site: the reference and benchmark pages are written from the parser, the registries and
+# benchmarks/results/ first (scripts/docs_gen.py), then built with --strict (a broken link fails).
+docs: setup
+	$(BIN)/python -m pip install --quiet -e '.[docs]' $(TORCH_PINS)
+	$(BIN)/python scripts/docs_gen.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The report and serve screenshots in docs/, taken in Chromium (run by hand, then committed).
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py
+
 recipes-doc: data
 	$(BIN)/python scripts/recipes_doc.py
 
 clean:
-	rm -rf runs build .pytest_cache .ruff_cache
+	rm -rf runs build site .pytest_cache .ruff_cache

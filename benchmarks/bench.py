@@ -606,10 +606,9 @@ def latest_results(folder: Path, host: str) -> Path | None:
     return dated[-1] if dated else None
 
 
-def update_readme(results: dict, meta: dict) -> None:
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    block = (
+def results_block(results: dict, meta: dict) -> str:
+    """README.md's table between its markers (tests/test_docs.py checks it is current)."""
+    return (
         f"<!-- BEGIN RESULTS -->\nLatest: {meta['date']} on `{meta['machine']['host']}` "
         f"({meta['machine'].get('cpu', '?')}, AVX-512 {meta['machine'].get('avx512')}, "
         f"AVX512-BF16 {meta['machine'].get('avx512_bf16')}, {meta['machine']['cpu_count']} "
@@ -618,6 +617,12 @@ def update_readme(results: dict, meta: dict) -> None:
         f"raw data (with each measure's own commit) in `{meta['file']}`.\n\n"
         f"{render_table(results)}\n\n{measured_when(results)}\n<!-- END RESULTS -->"
     )
+
+
+def update_readme(results: dict, meta: dict) -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    block = results_block(results, meta)
     text = re.sub(
         r"<!-- BEGIN RESULTS -->.*<!-- END RESULTS -->", lambda _: block, text, flags=re.S
     )

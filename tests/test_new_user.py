@@ -99,12 +99,12 @@ def test_an_unknown_flag_gets_the_commands_usage_and_a_did_you_mean(capsys):
     assert "did you mean --early-stop?" in err
 
 
-def test_the_readmes_train_ch6_line_is_the_books_setup():
+def test_the_d2l_tutorials_train_ch6_line_is_the_books_setup():
     from trainlab.cli import build_parser, given_settings
     from trainlab.resolve import resolve_config
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    line = next(x for x in readme.splitlines() if "train_ch6" in x and "trainlab train" in x)
+    tutorial = (Path(__file__).parents[1] / "docs" / "tutorials" / "d2l.md").read_text()
+    line = next(x for x in tutorial.splitlines() if "train_ch6" in x and "trainlab train" in x)
     argv = line.split("#")[0].split()[1:]
     cfg = resolve_config(given_settings(build_parser().parse_args(argv))).config
     assert (cfg.model, cfg.init, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == (

@@ -1,6 +1,6 @@
 """README.zh-CN.md keeps to what the CLI accepts: every command in its code blocks parses with
-trainlab's own parser (a renamed flag fails here), its Python imports resolve, and the two
-READMEs link each other."""
+trainlab's own parser (a renamed flag fails here), its Python imports resolve, the two READMEs
+link each other and start with the same commands, and the docs pages it names exist."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def parse_error(command: str) -> str | None:
     from trainlab.cli import build_parser
 
     words = shlex.split(command)
-    if words[0] != "trainlab":
+    if Path(words[0]).name != "trainlab":  # also .venv/bin/trainlab
         return None if words[0] == "make" else f"not a trainlab or make command: {command}"
     stderr = io.StringIO()
     try:
@@ -104,6 +104,17 @@ def test_the_readmes_link_each_other_and_render_as_plain_text():
     assert zh.splitlines()[0] == "[English](README.md) | 简体中文"
     assert "English | [简体中文](README.zh-CN.md)" in en.splitlines()[:4]
     assert "![" not in zh and "<img" not in zh  # nothing a terminal cannot show
-    # the English sections it sends readers to exist by those names
-    for name in re.findall(r'"([A-Z][^"]+)"', zh.split("## 其余内容")[1]):
-        assert f"## {name}" in en or f"### {name}" in en, name
+    # the English pages it sends readers to exist, each under the title it gives
+    pages = re.findall(r"\[([^\]]+)\]\((docs/[^)]+\.md)\)", zh.split("## 其余内容")[1])
+    assert len(pages) >= 15
+    for title, page in pages:
+        assert (ROOT / page).is_file(), page
+        if page == "docs/index.md":
+            continue
+        assert title.lower() in (ROOT / page).read_text(encoding="utf-8").splitlines()[0].lower()
+
+
+def test_the_chinese_readme_keeps_the_english_ones_first_commands():
+    """Kept in step: the install and first-run commands are the English README's."""
+    first = [c for c in commands((ROOT / "README.md").read_text(encoding="utf-8"))][:2]
+    assert first == ZH_COMMANDS[:2]
