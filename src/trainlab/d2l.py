@@ -587,5 +587,5 @@ def __getattr__(name: str) -> Any:
         return pyplot()
     raise AttributeError(
         f"module 'trainlab.d2l' has no attribute '{name}'. trainlab.d2l covers the book's "
-        "chapters from linear networks through modern CNNs; see the README's d2l section."
+        "chapters from linear networks through modern CNNs; see docs/tutorials/d2l.md."
     )

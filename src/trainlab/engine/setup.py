@@ -81,7 +81,7 @@ def loss_kind(cfg: TrainConfig, model: nn.Module, task: Task) -> str:
     return task.default_loss((record_of(model) or {}).get("output", "logits"))
 
 
-DEFAULT_LABEL_SMOOTHING = 0.1  # measured: benchmarks/README.md, "a one-epoch default"
+DEFAULT_LABEL_SMOOTHING = 0.1  # measured: benchmarks/results/log.json, "a one-epoch default"
 
 
 def label_smoothing_for(cfg: TrainConfig, kind: str) -> float:
