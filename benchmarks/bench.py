@@ -313,6 +313,26 @@ def bench_transfer(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* s
     return result
 
 
+def bench_budget(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
+    """Full Fashion-MNIST in 2, 5 and 10 minutes with `--recipe best-small-images`, beside the
+    default cnn's 10 minutes (benchmarks/budget.py); also writes results/budget-<date>.json."""
+    import tempfile
+
+    import budget
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "trainlab", "data", "fetch", "fashion-mnist", "--data-dir", tmp],
+            check=True,
+            capture_output=True,
+        )
+        result = budget.measure(tmp)
+    result.update(machine=machine(), date=time.strftime("%Y-%m-%d"), commit=git_commit())
+    out = ROOT / "benchmarks" / "results" / f"budget-{result['date']}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def bench_busy(repeats: int, root: str) -> dict:
     """One epoch of the default run and of a folder run, idle and beside one CPU hog
     (benchmarks/busy.py): a busy neighbour should cost about its share (hog / idle <= 1.6)."""
@@ -344,6 +364,7 @@ BENCHES = {
     "default-seeds": bench_default_seeds,
     "folder": bench_folder,
     "transfer": bench_transfer,
+    "budget": bench_budget,
     "busy": bench_busy,
     "tables": bench_tables,
 }
@@ -359,6 +380,7 @@ DEFAULT = [
     "distributed",
     "folder",
     "transfer",
+    "budget",
     "busy",
     "tables",
 ]

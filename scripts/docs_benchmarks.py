@@ -142,6 +142,41 @@ def benchmark_transfer() -> str:
     return "\n".join(parts)
 
 
+def benchmark_budget() -> str:
+    """The time-budget track (benchmarks/budget.py): a table per results file, and the newest
+    one's plot (docs/benchmarks/budget.png, drawn here from the same file)."""
+    files = sorted(RESULTS.glob("budget-*.json"))
+    parts = [
+        "# Benchmarks: the best model in a time budget\n",
+        GENERATED.format(source="benchmarks/results/budget-*.json"),
+        "`python benchmarks/budget.py` (part of `make bench`): full Fashion-MNIST (60,000",
+        "training images, the 10,000 test images), `trainlab train --budget B`, one run each,",
+        "one after the other on a quiet machine. Seconds count from the process's start to its",
+        "exit; the accuracy is best.pt's on the full test set.\n",
+    ]
+    for path in files:
+        r = json.loads(path.read_text())
+        parts.append(f"## {r.get('date', path.stem)}, commit `{r.get('commit', '?')}`\n")
+        parts.append(f"Machine: {cell(_machine(r))}.\n")
+        parts.append("| run | flags | model | epochs (planned) | test accuracy | seconds |")
+        parts.append("|---|---|---|---:|---:|---:|")
+        for name, v in r["runs"].items():
+            parts.append(
+                f"| {name} | `{' '.join(v['flags'])}` | `{v['model']}` | {v['epochs_run']} "
+                f"({v['epochs_planned']}) | {_pct(v['test_acc'])} | {v['wall_seconds']:.0f} |"
+            )
+        parts.append("")
+    if files:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from budget import plot
+
+        (ROOT / "docs" / "benchmarks").mkdir(parents=True, exist_ok=True)
+        plot(json.loads(files[-1].read_text()), ROOT / "docs" / "benchmarks" / "budget.png")
+        parts.append("Test accuracy after each epoch, newest file:\n")
+        parts.append("![test accuracy against minutes from the start](budget.png)\n")
+    return "\n".join(parts)
+
+
 def benchmark_d2l() -> str:
     parts = [
         "# Benchmarks: the d2l book's chapters\n",

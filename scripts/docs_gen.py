@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from docs_benchmarks import (  # noqa: E402
     GENERATED,
+    benchmark_budget,
     benchmark_busy,
     benchmark_d2l,
     benchmark_history,
@@ -242,6 +243,7 @@ PAGES = {
     "docs/benchmarks/index.md": benchmark_latest,
     "docs/benchmarks/history.md": benchmark_history,
     "docs/benchmarks/transfer.md": benchmark_transfer,
+    "docs/benchmarks/budget.md": benchmark_budget,
     "docs/benchmarks/d2l-book.md": benchmark_d2l,
     "docs/benchmarks/busy.md": benchmark_busy,
     "docs/benchmarks/log.md": benchmark_log,
