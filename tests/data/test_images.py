@@ -199,3 +199,17 @@ def test_only_trainlabs_refusal_is_said_for_a_10000_pixel_square():
         with pytest.raises(ImageError, match="damaged or truncated"):  # its data is 100 bytes
             read_image(png_header_only(10_000, 10_000), max_pixels=100_000_000)
     assert [str(w.message) for w in caught] == []
+
+
+def test_mnists_own_digits_pass_unchanged_and_others_are_refitted(mnist, tmp_path):
+    """A digit that already looks like MNIST's (28×28, light on black, in 20×20, centred) is
+    not fitted again: re-fitting only blurred it (14/255 per pixel on average), which cost
+    predict's accuracy and the "none of these" share on MNIST's own test files."""
+    from trainlab.data.images import mnist_style, read_image
+
+    for i, digit in enumerate(mnist.test_x[:200, 0].numpy()):
+        Image.fromarray(digit).save(tmp_path / f"{i}.png")
+        seen = mnist_style(read_image(tmp_path / f"{i}.png")).image
+        assert np.array_equal(seen, digit)
+    moved = np.roll(mnist.test_x[0, 0].numpy(), 4, axis=1)  # off centre: centred again
+    assert not np.array_equal(mnist_style(moved / 255.0).image, moved)

@@ -45,9 +45,12 @@ def test_clothes_are_none_of_these_and_digits_are_kept(digit_run, mnist, fashion
         names = [str(i) for i in range(len(images))]
         return np.mean([r.rejected for r in predictor.predict(images, names=names)])
 
-    assert rejected([x[0].numpy() for x in fashion.test_x[:1000]]) >= 0.8
-    # digits the run never saw (other writers than its validation split's): most are kept
-    assert rejected([x[0].numpy() for x in mnist.test_x[:1000]]) <= 0.1
+    clothes = rejected([x[0].numpy() for x in fashion.test_x[:2000]])
+    # the 10,000 test digits, which the run never saw (other writers than its validation
+    # split's): kept as the validation split was, 95%, within a point
+    kept = 1 - rejected([x[0].numpy() for x in mnist.test_x])
+    print(f"rejected {clothes:.2%} of Fashion-MNIST test images, kept {kept:.2%} of MNIST's")
+    assert clothes >= 0.8 and kept >= 0.95 and abs(kept - 0.95) <= 0.01
 
 
 def test_the_command_answers_none_of_these_with_the_score(digit_run, tmp_path, fashion):

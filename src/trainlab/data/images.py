@@ -264,6 +264,8 @@ def mnist_style(grey: np.ndarray, *, name: str = "image") -> Prepared:
     Raises:
         ImageError: the image holds no ink (blank, or background only).
     """
+    if _already_mnist_style(grey):  # re-fitting would only blur it (MNIST's own test files)
+        return Prepared(np.rint(grey * 255).clip(0, 255).astype(np.uint8), False, (FIELD, FIELD))
     ink, inverted = ink_from_grey(grey)
     rows, cols = np.nonzero(ink)
     if len(rows) == 0:
@@ -283,6 +285,22 @@ def mnist_style(grey: np.ndarray, *, name: str = "image") -> Prepared:
     else:
         field = _place_by_centre_of_mass(_fit(crop, BOX // 2), force=True)
     return Prepared(np.rint(field * 255).clip(0, 255).astype(np.uint8), inverted, grey.shape[::-1])
+
+
+def _already_mnist_style(grey: np.ndarray) -> bool:
+    """28×28, light ink on a black border, the ink's box at most 20×20 and its centre of mass
+    within a pixel of the field's centre: what the steps below would make of it already."""
+    if grey.shape != (FIELD, FIELD) or background_is_light(grey)[0]:
+        return False
+    if float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))) > 0.02:
+        return False
+    rows, cols = np.nonzero(grey > 0.02)
+    if len(rows) == 0 or max(np.ptp(rows), np.ptp(cols)) + 1 > BOX:
+        return False
+    mass = grey / grey.sum()
+    ys, xs = np.indices(grey.shape)
+    centre = (FIELD - 1) / 2
+    return bool(abs((mass * ys).sum() - centre) <= 1 and abs((mass * xs).sum() - centre) <= 1)
 
 
 def _fit(crop: np.ndarray, box: int) -> np.ndarray:
