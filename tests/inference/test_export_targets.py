@@ -19,7 +19,8 @@ from trainlab.inference.export import _write_onnx, onnx_session
 from trainlab.inference.targets import TARGETS, Target, onnx_float, register
 from trainlab.resolve import resolve_config
 
-ALL = ["onnx", "onnx-int8", "openvino", "pt2"]
+# pt2 is exported and checked in test_export.py; it is the slowest to write and run
+ALL = ["onnx", "onnx-int8", "openvino"]
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 
@@ -34,7 +35,6 @@ def exported(default_run, tmp_path_factory):
     return folder, {r["target"]: r for r in result["targets"]}, result
 
 
-@pytest.mark.slow
 def test_int8_is_within_half_a_point_of_the_checkpoint_and_timed_against_float(exported):
     folder, targets, result = exported
     int8 = targets["onnx-int8"]
@@ -48,7 +48,6 @@ def test_int8_is_within_half_a_point_of_the_checkpoint_and_timed_against_float(e
     assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)  # QDQ
 
 
-@pytest.mark.slow
 def test_openvino_agrees_with_the_checkpoint_or_is_refused_with_figures(exported):
     folder, targets, _ = exported
     ov = targets["openvino"]
@@ -60,7 +59,6 @@ def test_openvino_agrees_with_the_checkpoint_or_is_refused_with_figures(exported
         assert ov["status"] == "refused" and "%" in ov["refused_because"]
 
 
-@pytest.mark.slow
 def test_exports_json_lists_every_target_with_its_figures(exported, default_run):
     folder, targets, result = exported
     table = json.loads((default_run / "exports.json").read_text())
@@ -74,7 +72,7 @@ def test_exports_json_lists_every_target_with_its_figures(exported, default_run)
         assert entry["metric"] == "accuracy" and entry["value"] > 95
         assert entry["needs"]
     assert targets["onnx"]["parity"]["max_abs_logit_diff"] <= 1e-4
-    assert targets["onnx"]["agreement"] == 100.0 and targets["pt2"]["agreement"] == 100.0
+    assert targets["onnx"]["agreement"] == 100.0
 
 
 def test_the_old_single_format_spelling_prints_the_table(default_run, tmp_path):

@@ -7,7 +7,6 @@ import json
 
 from trainlab.cli.common import float_in, out, table, trust_flag
 
-
 # the registry's names (trainlab.inference.targets), written out so that building the parser
 # imports no torch; a test keeps the two in step
 FORMATS = "onnx, onnx-int8, openvino, pt2"
@@ -130,6 +129,7 @@ def print_table(result: dict) -> None:
             out(f"note: {r['target']} kept by --force: {r['refused_because']}")
         if r.get("path"):
             out(f"wrote {r['path']}")
+    out(f"input: {result['metadata']['input']}")
     if reference:
         out(f"scored on {reference['test_inputs']} test inputs; table: {result['exports_json']}")
     else:

@@ -7,9 +7,12 @@ Example:
     True
 
 The exported graph takes float32 images in [0, 1], N×C×H×W as the data is (N×1×28×28 for
-MNIST), with a dynamic batch dimension, and returns the model's outputs (logits, or
-log-probabilities for a log-softmax model). Normalisation, and for AlexNet the resize and the
-channel repeat, are inside the graph, so a user needs nothing of trainlab to run it.
+MNIST), with a dynamic batch dimension, and returns the model's outputs (logits divided by the
+run's temperature, or log-probabilities for a log-softmax model) and, for a classifier with
+logits, a second output ``score``: the energy -logsumexp of the logits before the temperature,
+which the metadata's ``reject_threshold`` turns into "none of these" as ``predict --reject``
+does. Normalisation, and for AlexNet the resize and the channel repeat, are inside the graph,
+so a user needs nothing of trainlab to run it.
 
 A multi-label model's graph returns each label's probability (the sigmoid is in the graph), and
 its metadata holds the thresholds its run recorded (``thresholds``, one per class): the labels
@@ -19,6 +22,7 @@ compares those label sets with ONNX Runtime's.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -358,13 +362,20 @@ def check_parity(
     ``thresholds`` (a multi-label model's), the label sets must be the same, not the argmax.
     The score output, where there is one, is held to the same bound as the logits."""
     session = onnx_session(path) if format == "onnx" else None
+    run = functools.partial(run_all, path, format, session=session)
+    return parity(run, model, images, thresholds, str(path))
+
+
+def parity(run, model: nn.Module, images: torch.Tensor, thresholds=None, name: str = "") -> dict:
+    """``check_parity`` for any way of running the exported file: ``run(images)`` gives its
+    outputs as a list of arrays."""
     expected = model_outputs(model, images)
     worst = 0.0
     for size in sorted({1, 7, len(images)}):
-        got = run_all(path, format, images[:size], session)
+        got = run(images[:size])
         for mine, theirs in zip(got, expected, strict=True):
             worst = max(worst, float(np.abs(mine - theirs[:size]).max()))
-    got = run_exported(path, format, images, session)
+    got = run(images)[0]
     expected = expected[0]
     if thresholds is not None:
         limits = np.asarray(thresholds, np.float32)
@@ -376,7 +387,7 @@ def check_parity(
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
     if worst > tolerance or not same_argmax:
         raise ExportError(
-            f"{path}: the exported model differs from the checkpoint's (max |logit diff| "
+            f"{name}: the exported model differs from the checkpoint's (max |logit diff| "
             f"{worst:.2e}, allowed {tolerance:.2e}, same "
             f"{'label sets' if thresholds is not None else 'argmax'}: {same_argmax}). Report this "
             "with the command you ran."

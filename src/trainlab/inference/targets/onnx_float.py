@@ -14,7 +14,6 @@ def build(context, path: Path) -> dict[str, Any]:
     need_export_extra()
     _write_onnx(context.model, context.example, context.batch, path, context.metadata,
                 context.output_names)  # fmt: skip
-    context.made["onnx"] = path
     return {}
 
 

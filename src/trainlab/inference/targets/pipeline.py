@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from trainlab.fsutil import atomic_write_text
-from trainlab.inference.export import ExportError, check_parity
+from trainlab.inference.export import ExportError, parity
 from trainlab.inference.targets import TARGETS, parse_formats
 from trainlab.inference.targets.context import Context
 from trainlab.inference.targets.scoring import decisions, latency_ms, metric, run_split, score
@@ -82,6 +82,7 @@ def export_targets(
         shutil.rmtree(workdir, ignore_errors=True)
     result = {
         "checkpoint": str(context.predictor.path),
+        "metadata": context.metadata,
         "max_drop": max_drop,
         "reference": None if reference is None else _public(reference),
         "targets": records,
@@ -135,12 +136,11 @@ def _one_target(context, target, place: Path, reference, max_drop, force) -> dic
     record["size_bytes"] = sum(_size(p) for p in target.files(temp))
     reason = None
     if reference is not None:
+        runner = target.load(temp)
         if target.exact:  # float32 as the checkpoint: to the last bits, not only the answers
             images = torch.from_numpy(reference["x"][:PARITY_IMAGES])
-            fmt = "onnx" if temp.suffix == ".onnx" else "pt2"
-            record["parity"] = check_parity(temp, fmt, context.model, images,
-                                            context.predictor.thresholds)  # fmt: skip
-        runner = target.load(temp)
+            record["parity"] = parity(lambda x: runner(x.numpy()), context.model, images,
+                                      context.predictor.thresholds, target.name)  # fmt: skip
         record.update(score(context.predictor, runner, reference["x"], reference["y"], reference))
         if target.quantized:
             record["float32"] = _against_float(context, reference, record)
@@ -158,8 +158,7 @@ def _one_target(context, target, place: Path, reference, max_drop, force) -> dic
         return record
     for src, dst in zip(target.files(temp), target.files(place), strict=True):
         _move(src, dst)
-    if target.name in context.made:
-        context.made[target.name] = place
+    context.made[target.name] = place  # a later target may start from it (web from int8)
     record["path"] = str(place)
     record["files"] = [str(p) for p in target.files(place)]
     return record
