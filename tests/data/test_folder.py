@@ -356,7 +356,6 @@ def test_past_the_memory_budget_it_trains_from_a_mapped_file_to_the_same_weights
     assert list((tmp_path / "folder-cache").glob("*.ordered.u8"))  # the rows it trained from
 
 
-@pytest.mark.slow
 def test_a_folder_model_exports_to_int8_within_half_a_point(folder_run, tmp_path):
     code = main(["export", str(folder_run), "--format", "onnx,onnx-int8", "-o", str(tmp_path)])
     table = json.loads((folder_run / "exports.json").read_text())
