@@ -354,3 +354,12 @@ def test_past_the_memory_budget_it_trains_from_a_mapped_file_to_the_same_weights
         weights[budget] = load_checkpoint(tmp_path / budget / "last.pt")["state_dict"]
     assert all(torch.equal(weights["0"][k], weights["1"][k]) for k in weights["0"])
     assert list((tmp_path / "folder-cache").glob("*.ordered.u8"))  # the rows it trained from
+
+
+def test_a_folder_model_exports_to_int8_within_half_a_point(folder_run, tmp_path):
+    code = main(["export", str(folder_run), "--format", "onnx,onnx-int8", "-o", str(tmp_path)])
+    table = json.loads((folder_run / "exports.json").read_text())
+    int8 = table["targets"]["onnx-int8"]
+    assert table["reference"]["test_inputs"] == 250
+    assert code == 0 and int8["status"] == "kept" and int8["drop_points"] <= 0.5, int8
+    assert (tmp_path / "model.int8.onnx").is_file()

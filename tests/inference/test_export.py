@@ -71,7 +71,7 @@ def test_pt2_loads_back_and_gives_the_same_logits(default_run, tmp_path, mnist):
     program = torch.export.load(str(tmp_path / "model.pt2"))
     x = mnist.test_x[:7].float().div(255)
     with torch.inference_mode():
-        got = program.module()(x)
+        got, score = program.module()(x)  # the logits, and the "none of these" score
     assert info["parity"]["max_abs_logit_diff"] <= 1e-4
     from trainlab.inference import Predictor
 
@@ -79,6 +79,7 @@ def test_pt2_loads_back_and_gives_the_same_logits(default_run, tmp_path, mnist):
     with torch.inference_mode():
         expected = predictor.model(predictor.transform(mnist.test_x[:7]))
     assert (got - expected).abs().max() <= 1e-4
+    assert (score + torch.logsumexp(expected, dim=1)).abs().max() <= 1e-4
 
 
 def test_an_mlp_exports_too(tmp_path, mnist_root):

@@ -11,7 +11,9 @@ from trainlab.cli.common import err, float_in, int_in, out, table, trust_flag
 
 def add(sub) -> dict[str, argparse.ArgumentParser]:
     """`trainlab predict`, `trainlab export`, `trainlab serve`."""
-    made = {"predict": _add_predict(sub), "export": _add_export(sub), "serve": _add_serve(sub)}
+    from trainlab.cli.export import add_export, cmd_export
+
+    made = {"predict": _add_predict(sub), "export": add_export(sub), "serve": _add_serve(sub)}
     for name, handler in (("predict", cmd_predict), ("export", cmd_export), ("serve", cmd_serve)):
         made[name].set_defaults(func=handler)
     return made
@@ -107,28 +109,6 @@ def _add_predict_outputs(pred) -> None:
         "probability, error, row (a table's row number) (id,label: a Kaggle submission; default: "
         "path,label,probability, or row,label,probability for a table's rows)",
     )
-
-
-def _add_export(sub) -> argparse.ArgumentParser:
-    exp = sub.add_parser(
-        "export",
-        help="export a model to ONNX (default) or a torch.export program",
-        description="Write the model, its normalisation (and resize) included, as one file "
-        "that takes float32 images in [0, 1], N×C×H×W with a dynamic batch size, then check "
-        "it against the checkpoint on real test images.",
-    )
-    exp.add_argument("checkpoint", help="a .pt file or a run directory (uses its best.pt)")
-    exp.add_argument("--format", choices=["onnx", "pt2"], default="onnx", help="(default: onnx)")
-    exp.add_argument(
-        "--output", "-o", help="the file to write (default: beside the checkpoint, .onnx/.pt2)"
-    )
-    exp.add_argument(
-        "--no-verify", action="store_true", help="skip the parity check with ONNX Runtime"
-    )
-    exp.add_argument("--data-dir", help="data root for the parity check's test images")
-    exp.add_argument("--json", action="store_true", help="print the result as JSON")
-    trust_flag(exp)
-    return exp
 
 
 def _add_serve(sub) -> argparse.ArgumentParser:
@@ -394,31 +374,6 @@ def _probability(r) -> str:
     if r.labels is not None:  # a multi-label model: each label's, in the same order
         return " ".join(f"{p:.4f}" for _, p in r.labels)
     return f"{r.probability:.4f}"
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from trainlab.inference.export import export_model
-
-    info = export_model(
-        args.checkpoint,
-        args.output,
-        format=args.format,
-        verify=not args.no_verify,
-        data_dir=args.data_dir,
-        trust_code=args.trust_code,
-    )
-    if args.json:
-        out(json.dumps(info, indent=2))
-        return 0
-    out(f"wrote {info['path']} ({info['format']}, {info['size_bytes'] / 1e6:.2f} MB)")
-    parity = info.get("parity")
-    if parity:
-        out(
-            f"checked on {parity['images']} {parity['inputs']}: max |logit diff| "
-            f"{parity['max_abs_logit_diff']:.2e}, same predictions: {parity['same_argmax']}"
-        )
-    out(f"input: {info['metadata']['input']}")
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

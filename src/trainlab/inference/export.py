@@ -7,9 +7,12 @@ Example:
     True
 
 The exported graph takes float32 images in [0, 1], N×C×H×W as the data is (N×1×28×28 for
-MNIST), with a dynamic batch dimension, and returns the model's outputs (logits, or
-log-probabilities for a log-softmax model). Normalisation, and for AlexNet the resize and the
-channel repeat, are inside the graph, so a user needs nothing of trainlab to run it.
+MNIST), with a dynamic batch dimension, and returns the model's outputs (logits divided by the
+run's temperature, or log-probabilities for a log-softmax model) and, for a classifier with
+logits, a second output ``score``: the energy -logsumexp of the logits before the temperature,
+which the metadata's ``reject_threshold`` turns into "none of these" as ``predict --reject``
+does. Normalisation, and for AlexNet the resize and the channel repeat, are inside the graph,
+so a user needs nothing of trainlab to run it.
 
 A multi-label model's graph returns each label's probability (the sigmoid is in the graph), and
 its metadata holds the thresholds its run recorded (``thresholds``, one per class): the labels
@@ -19,6 +22,7 @@ compares those label sets with ONNX Runtime's.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -49,11 +53,15 @@ class Deployable(nn.Module):
         temperature: float = 1.0,
         probabilities: bool = False,
         dims: int = 4,
+        score: bool = False,
     ):
         super().__init__()
         self.model = model
         self.temperature = temperature  # the run's calibration: outputs divided by it
         self.probabilities = probabilities  # multi-label: a sigmoid per label, in the graph
+        # a second output: the energy score of the logits before the temperature, as
+        # predict --reject computes it (engine.calibration.energy)
+        self.score = score
         channels = transform.channels
         self.size = tuple(transform.size) if transform.size else None
         self.channels = channels
@@ -63,7 +71,7 @@ class Deployable(nn.Module):
         self.register_buffer("mean", mean.view(shape))
         self.register_buffer("std", std.view(shape))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = images
         if self.size is not None:
             x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
@@ -72,10 +80,13 @@ class Deployable(nn.Module):
         outputs = self.model((x - self.mean) / self.std)
         if self.probabilities:
             return outputs.sigmoid()
-        return outputs / self.temperature if self.temperature != 1.0 else outputs
+        scaled = outputs / self.temperature if self.temperature != 1.0 else outputs
+        if self.score:
+            return scaled, -torch.logsumexp(outputs.float(), dim=1)
+        return scaled
 
 
-def _need_export_extra() -> None:
+def need_export_extra() -> None:
     missing = []
     for name in ("onnx", "onnxscript", "onnxruntime"):
         try:
@@ -100,9 +111,20 @@ def _load(checkpoint, trust_code: bool = False):
         predictor.temperature,
         probabilities=predictor.multi_label,
         dims=1 + len(predictor.input_shape),
+        score=has_score(predictor),
     ).eval()
     deployable.to(memory_format=torch.contiguous_format)
     return predictor, deployable
+
+
+def has_score(predictor) -> bool:
+    """Whether the graph has the "none of these" score: single-label logits only (a regression's
+    value, label probabilities and log-probabilities carry no energy to score)."""
+    return not (predictor.regression or predictor.multi_label or predictor.output == "log_probs")
+
+
+def output_names(predictor) -> list[str]:
+    return ["outputs", "score"] if has_score(predictor) else ["outputs"]
 
 
 def metadata(predictor) -> dict[str, str]:
@@ -126,6 +148,7 @@ def metadata(predictor) -> dict[str, str]:
             if predictor.thresholds is not None
             else {}
         ),
+        **_score_words(predictor),
         "normalisation": json.dumps({"mean": transform.mean, "std": transform.std}),
         # how a table's rows become the graph's input (predict encodes them so), or how
         # images were resized
@@ -142,6 +165,20 @@ def metadata(predictor) -> dict[str, str]:
         + (", bilinear resize" if transform.size else "")
         + (", channel repeat" if transform.channels else ""),
     }
+
+
+def _score_words(predictor) -> dict[str, str]:
+    """The second output and the run's rule for it: "none of these" over the threshold."""
+    if not has_score(predictor):
+        return {}
+    words = {
+        "score": "output 'score': the energy -logsumexp(logits) of the logits before the "
+        "temperature; high for inputs unlike the training data"
+    }
+    if predictor.reject_threshold is not None:
+        words["reject_threshold"] = repr(float(predictor.reject_threshold))
+        words["reject_rule"] = "none of these when score > reject_threshold (predict --reject)"
+    return words
 
 
 def _output_words(predictor) -> str:
@@ -179,7 +216,7 @@ def export_model(
     if format not in FORMATS:
         raise ExportError(f"unknown format '{format}'; choose from {', '.join(FORMATS)}")
     if format == "onnx":
-        _need_export_extra()
+        need_export_extra()
     predictor, deployable = _load(checkpoint, trust_code)
     if output is None:
         output = Path(predictor.path).with_suffix(".onnx" if format == "onnx" else ".pt2")
@@ -187,7 +224,9 @@ def export_model(
     example = torch.rand(2, *predictor.input_shape)
     batch = torch.export.Dim("batch", min=1, max=65536)
     if format == "onnx":
-        _write_onnx(deployable, example, batch, output, metadata(predictor))
+        _write_onnx(
+            deployable, example, batch, output, metadata(predictor), output_names(predictor)
+        )
     else:
         _write_pt2(deployable, example, batch, output)
     info: dict[str, Any] = {
@@ -219,7 +258,9 @@ def _quietly(function, *args, **kwargs):
         raise
 
 
-def _write_onnx(model, example, batch, output: Path, meta: dict[str, str]) -> None:
+def _write_onnx(
+    model, example, batch, output: Path, meta: dict[str, str], names: list[str]
+) -> None:
     import onnx
 
     try:
@@ -229,7 +270,7 @@ def _write_onnx(model, example, batch, output: Path, meta: dict[str, str]) -> No
             (example,),
             dynamo=True,
             input_names=["images"],
-            output_names=["outputs"],
+            output_names=names,
             dynamic_shapes={"images": {0: batch}},
             external_data=False,
         )
@@ -291,28 +332,51 @@ def onnx_session(path: str | Path):
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def run_exported(path: str | Path, format: str, images: torch.Tensor, session=None) -> np.ndarray:
+def run_all(path: str | Path, format: str, images: torch.Tensor, session=None) -> list[np.ndarray]:
+    """Every output of the exported file (the outputs, then the score where the graph has it)."""
     if format == "onnx":
         session = session or onnx_session(path)
-        return session.run(None, {"images": images.numpy()})[0]
+        return session.run(None, {"images": images.numpy()})
     program = torch.export.load(str(path))
     with torch.inference_mode():
-        return program.module()(images).numpy()
+        got = program.module()(images)
+    return [t.numpy() for t in (got if isinstance(got, tuple | list) else [got])]
+
+
+def run_exported(path: str | Path, format: str, images: torch.Tensor, session=None) -> np.ndarray:
+    """The exported file's first output: logits (or what the metadata's 'output' says)."""
+    return run_all(path, format, images, session)[0]
+
+
+def model_outputs(model: nn.Module, images: torch.Tensor) -> list[np.ndarray]:
+    """The deployable model's outputs as the exported file gives them (a list)."""
+    with torch.inference_mode():
+        got = model(images)
+    return [t.numpy() for t in (got if isinstance(got, tuple | list) else [got])]
 
 
 def check_parity(
     path, format: str, model: nn.Module, images: torch.Tensor, thresholds=None
 ) -> dict[str, Any]:
     """Compare the file with the model at batch sizes 1, 7 and all; raise if they differ. With
-    ``thresholds`` (a multi-label model's), the label sets must be the same, not the argmax."""
+    ``thresholds`` (a multi-label model's), the label sets must be the same, not the argmax.
+    The score output, where there is one, is held to the same bound as the logits."""
     session = onnx_session(path) if format == "onnx" else None
-    with torch.inference_mode():
-        expected = model(images).numpy()
+    run = functools.partial(run_all, path, format, session=session)
+    return parity(run, model, images, thresholds, str(path))
+
+
+def parity(run, model: nn.Module, images: torch.Tensor, thresholds=None, name: str = "") -> dict:
+    """``check_parity`` for any way of running the exported file: ``run(images)`` gives its
+    outputs as a list of arrays."""
+    expected = model_outputs(model, images)
     worst = 0.0
     for size in sorted({1, 7, len(images)}):
-        got = run_exported(path, format, images[:size], session)
-        worst = max(worst, float(np.abs(got - expected[:size]).max()))
-    got = run_exported(path, format, images, session)
+        got = run(images[:size])
+        for mine, theirs in zip(got, expected, strict=True):
+            worst = max(worst, float(np.abs(mine - theirs[:size]).max()))
+    got = run(images)[0]
+    expected = expected[0]
     if thresholds is not None:
         limits = np.asarray(thresholds, np.float32)
         same_argmax = bool(((got >= limits) == (expected >= limits)).all())
@@ -323,7 +387,7 @@ def check_parity(
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
     if worst > tolerance or not same_argmax:
         raise ExportError(
-            f"{path}: the exported model differs from the checkpoint's (max |logit diff| "
+            f"{name}: the exported model differs from the checkpoint's (max |logit diff| "
             f"{worst:.2e}, allowed {tolerance:.2e}, same "
             f"{'label sets' if thresholds is not None else 'argmax'}: {same_argmax}). Report this "
             "with the command you ran."
