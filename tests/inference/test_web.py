@@ -32,15 +32,15 @@ def web_run(tmp_path_factory, mnist_root):
 
 @pytest.fixture(scope="module")
 def site(web_run, tmp_path_factory):
+    """`trainlab export RUN --format web`: the folder, scored like every target."""
     out = tmp_path_factory.mktemp("web-export")
-    proc = run_cli("export", str(web_run), "--output", str(out / "model.onnx"), "--json")
+    proc = run_cli("export", str(web_run), "--format", "web", "-o", str(out / "site"), "--json")
+    if proc.returncode != 0 and "could not be downloaded" in proc.stderr:
+        pytest.skip(
+            f"onnxruntime-web is not cached and the npm registry is out of reach: {proc.stderr}"
+        )
     assert proc.returncode == 0, proc.stderr
-    try:
-        return write_web_folder(out / "model.onnx", out / "site")
-    except WebExportError as e:
-        if "could not be downloaded" in str(e):
-            pytest.skip(f"onnxruntime-web is not cached and the npm registry is out of reach: {e}")
-        raise
+    return out / "site"
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def served(site):
         server.wait(timeout=30)
 
 
-def test_the_folder_holds_the_page_the_model_and_the_pinned_runtime(site):
+def test_the_folder_holds_the_page_the_model_and_the_pinned_runtime(site, web_run):
     names = sorted(p.name for p in site.iterdir())
     assert names == sorted(
         ["index.html", "model.onnx", "prepare.js", "onnxruntime-web.txt", "ort.wasm.min.js",
@@ -88,6 +88,10 @@ def test_the_folder_holds_the_page_the_model_and_the_pinned_runtime(site):
     html = (site / "index.html").read_text()
     assert "http://" not in html and "https://" not in html  # no CDN, no font, no analytics
     assert ORT_WEB.version in (site / "onnxruntime-web.txt").read_text()
+    # scored on the run's test split beside the checkpoint, and listed with the other targets
+    entry = json.loads((web_run / "exports.json").read_text())["targets"]["web"]
+    print(json.dumps(entry))
+    assert entry["agreement"] == 100.0 and entry["model"] == "float32", entry
 
 
 def test_a_changed_tarball_is_refused_by_its_hash(site, tmp_path):

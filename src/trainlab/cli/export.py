@@ -9,7 +9,7 @@ from trainlab.cli.common import float_in, out, table, trust_flag
 
 # the registry's names (trainlab.inference.targets), written out so that building the parser
 # imports no torch; a test keeps the two in step
-FORMATS = "onnx, onnx-int8, openvino, pt2"
+FORMATS = "onnx, onnx-int8, web, openvino, pt2"
 
 
 def add_export(sub) -> argparse.ArgumentParser:

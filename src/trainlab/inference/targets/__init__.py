@@ -9,10 +9,10 @@ file comes after it. A web folder, say, is ``Target("web", "-web", build=..., lo
 ``files=lambda folder: [folder]``.
 """
 
-from trainlab.inference.targets import onnx_float, onnx_int8, openvino_ir, pt2
+from trainlab.inference.targets import onnx_float, onnx_int8, openvino_ir, pt2, web
 from trainlab.inference.targets.registry import TARGETS, Target, parse_formats, register
 
-for _module in (onnx_float, onnx_int8, openvino_ir, pt2):
+for _module in (onnx_float, onnx_int8, web, openvino_ir, pt2):
     register(_module.TARGET)
 
 __all__ = ["TARGETS", "Target", "parse_formats", "register"]

@@ -148,8 +148,33 @@ const Prepare = (() => {
     return Uint8Array.from(values, v => Math.min(255, Math.max(0, roundHalfEven(v * 255))));
   }
 
+  // 28×28, light ink on a black border, in 20×20, centred within a pixel: kept as it is
+  function alreadyDigit(image, h, w) {
+    if (h !== FIELD || w !== FIELD || background(image, h, w)[0]) return false;
+    const edge = [];
+    for (let i = 0; i < FIELD; i++)
+      edge.push(image[i], image[(FIELD - 1) * FIELD + i], image[i * FIELD],
+                image[i * FIELD + FIELD - 1]);
+    if (median(edge) > 0.02) return false;
+    let top = FIELD, bottom = -1, left = FIELD, right = -1, sum = 0, sy = 0, sx = 0;
+    for (let y = 0; y < FIELD; y++)
+      for (let x = 0; x < FIELD; x++) {
+        const v = image[y * FIELD + x];
+        if (v > 0.02) {
+          top = Math.min(top, y); bottom = Math.max(bottom, y);
+          left = Math.min(left, x); right = Math.max(right, x);
+        }
+        sum += v; sy += v * y; sx += v * x;
+      }
+    if (bottom < 0 || Math.max(bottom - top, right - left) + 1 > BOX) return false;
+    const centre = (FIELD - 1) / 2;
+    return Math.abs(sy / sum - centre) <= 1 && Math.abs(sx / sum - centre) <= 1;
+  }
+
   // grey h×w (1 = white) -> an MNIST digit: uint8 28×28, light ink on black, centred by mass
   function digit(image, h, w) {
+    if (alreadyDigit(image, h, w))
+      return {pixels: toBytes(image), channels: 1, height: FIELD, width: FIELD, inverted: false};
     const [ink, inverted] = inkOf(image, h, w);
     let top = h, bottom = -1, left = w, right = -1;
     for (let y = 0; y < h; y++)
