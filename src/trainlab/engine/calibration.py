@@ -134,7 +134,7 @@ def fit_label_temperatures(logits: torch.Tensor, labels: torch.Tensor) -> list[f
         with torch.enable_grad():
             optimizer.step(closure)
     temperatures = log_t.detach().exp().tolist()
-    return [round(t, 6) if ok else None for t, ok in zip(temperatures, both.tolist())]
+    return [round(t, 6) if ok else None for t, ok in zip(temperatures, both.tolist(), strict=True)]
 
 
 def label_calibration_record(val: tuple, test: tuple | None, classes: list[str]) -> dict:

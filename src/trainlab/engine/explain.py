@@ -29,15 +29,30 @@ from torch import nn
 
 from trainlab.errors import ConfigError
 
+# What may follow the last convolution and still be its activation: normalisation, the
+# non-linearity and pooling keep one map per channel, at the convolution's place in the image.
+STAGE = (
+    nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU,
+    nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout2d,
+    nn.Dropout, nn.Identity,
+)  # fmt: skip
+
 
 def target_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module] | None:
-    """The last ``Conv2d`` the model runs on ``x`` (found by hooks on one forward pass, so
-    the order the code calls them counts, not the order they were declared); None without."""
-    ran: list[tuple[str, nn.Module]] = []
+    """The last convolutional activation the model runs on ``x``: the last ``Conv2d``, or the
+    normalisation, non-linearity or pooling that directly follows it (the stage's output, as
+    pytorch-grad-cam's examples take). Found by hooks on one forward pass, so the order the
+    code calls them counts, not the order they were declared; None without a convolution.
+
+    The activation, not the raw convolution: before batch norm and ReLU, a channel's map still
+    holds what the stage throws away, and its heat lands on edges beside the object."""
+    ran: list[tuple[str, nn.Module, int]] = []  # every leaf module, in the order it ran
     hooks = [
-        m.register_forward_hook(lambda mod, _i, _o, name=n: ran.append((name, mod)))
+        m.register_forward_hook(
+            lambda mod, _i, out, name=n: ran.append((name, mod, getattr(out, "ndim", 0)))
+        )
         for n, m in model.named_modules()
-        if isinstance(m, nn.Conv2d)
+        if not any(True for _ in m.children())
     ]
     try:
         with torch.no_grad():
@@ -45,7 +60,13 @@ def target_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module] | N
     finally:
         for hook in hooks:
             hook.remove()
-    return ran[-1] if ran else None
+    convs = [i for i, (_, m, _) in enumerate(ran) if isinstance(m, nn.Conv2d)]
+    if not convs:
+        return None
+    last = convs[-1]
+    while last + 1 < len(ran) and isinstance(ran[last + 1][1], STAGE) and ran[last + 1][2] == 4:
+        last += 1
+    return ran[last][0], ran[last][1]
 
 
 def require_captum() -> None:
@@ -111,7 +132,8 @@ class HeatMaps:
         for start in range(0, len(previews), 32):
             chunk = previews[start : start + 32]
             raw = self.raw_maps(chunk, targets[start : start + 32])
-            out += [resized(scaled(h).cpu().numpy(), p.shape[-2:]) for h, p in zip(raw, chunk)]
+            for heat, preview in zip(raw, chunk, strict=True):
+                out.append(resized(scaled(heat).cpu().numpy(), preview.shape[-2:]))
         return out
 
 

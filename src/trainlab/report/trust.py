@@ -32,6 +32,8 @@ def reliability_figure(record: dict[str, Any]):
             np.asarray(numbers["confidence"])[shown], np.asarray(numbers["accuracy"])[shown],
             "o", color="tab:orange", markersize=3, label="mean confidence",
         )  # fmt: skip
+        for x, n in zip(centres[shown], count[shown], strict=True):  # how much each bar weighs
+            ax.text(x, 0.02, str(n), ha="center", va="bottom", fontsize=6, rotation=90)
         ax.plot([0, 1], [0, 1], "--", color="gray", label="calibrated")
         title = "before" if when == "before" else f"after (T = {_temperature(record)})"
         ax.set_title(f"{title}: ECE {100 * record[f'ece_{when}']:.2f}%")
@@ -98,6 +100,7 @@ def trust_parts(record: dict[str, Any] | None, run_dir) -> dict[str, Any]:
         rejection.append(
             f"energy threshold {record['reject_threshold']:.3f}: keeps "
             f"{100 * record.get('reject_kept_on_val', record['reject_keep']):.1f}% of the "
-            "validation split (predict --reject and serve ?reject=1 answer 'none of these' above it)"
+            "validation split (predict --reject and serve ?reject=1 answer 'none of these' "
+            "above it)"
         )
     return {"figures": figures, "calibration": calibration, "rejection": rejection}
