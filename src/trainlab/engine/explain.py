@@ -84,8 +84,10 @@ class HeatMaps:
 
     def __init__(self, model: nn.Module, transform, device, input_shape):
         require_captum()
+        from trainlab.models.tta import FlipAveraged
+
         # the model itself, not the flip-averaging wrapper (its layer runs twice per input)
-        inner = getattr(model, "model", model)
+        inner = model.model if isinstance(model, FlipAveraged) else model
         self.model = copy.deepcopy(inner).float().eval().to(device)
         self.model.to(memory_format=torch.contiguous_format)
         for p in self.model.parameters():
