@@ -44,4 +44,4 @@ def test_the_heat_maps_peak_falls_on_the_shape(tmp_path):
         f"({100 * np.mean(strictly):.1f}% inside the box to the pixel)"
     )
     assert share >= 0.90
-    assert all(m.shape == (48, 48) and m.max() > 0.9 and m.min() >= 0 for m in maps)
+    assert all(m.shape == (48, 48) and 0 <= m.min() <= m.max() <= 1 for m in maps)
