@@ -311,6 +311,10 @@ def test_the_report_shows_label_co_occurrence(run, canvases):
     truth = list(_truth(canvases, "test.csv").values())
     assert both[3, 7] == sum({"3", "7"} <= labels for labels in truth)
     assert both[2, 2] == sum("2" in labels for labels in truth)
+    # calibrated one temperature per label on the validation split, shown with its ECE
+    record = torch.load(run / "best.pt", weights_only=False)["calibration"]
+    assert len(record["temperatures"]) == 10 and record["uncalibrated_labels"] == []
+    assert "one per label" in page and f"{100 * record['ece_after']:.2f}% after" in page
 
 
 def test_a_sweep_and_early_stopping_take_the_multi_label_monitors():

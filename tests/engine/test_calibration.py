@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from trainlab import Trainer, build_model
-from trainlab.engine.calibration import expected_calibration_error, fit_temperature
+from trainlab.engine.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    label_calibration_record,
+    reliability,
+)
 from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.errors import CheckpointError
 from trainlab.inference import Predictor
@@ -24,6 +29,38 @@ def test_the_ece_is_torchmetrics_and_the_fit_recovers_a_known_temperature():
     theirs = multiclass_calibration_error(probs, labels, num_classes=10, n_bins=15, norm="l1")
     assert ours == pytest.approx(float(theirs), abs=1e-6)
     assert fit_temperature(logits * 2.5, labels) == pytest.approx(2.5, rel=0.05)
+
+
+def test_the_reliability_bins_are_the_eces():
+    """The diagram's bars are the ECE's bins: weighted by count, their gaps sum to the ECE."""
+    g = torch.Generator().manual_seed(1)
+    logits = 3 * torch.randn(4000, 10, generator=g)
+    labels = torch.multinomial(logits.softmax(1), 1, generator=g)[:, 0]
+    probs = (logits * 2).softmax(1).numpy()
+    bins = reliability(probs, labels.numpy())
+    count = np.asarray(bins["count"])
+    gaps = np.abs(np.asarray(bins["accuracy"]) - np.asarray(bins["confidence"]))
+    assert count.sum() == 4000
+    assert (count * gaps).sum() / 4000 == pytest.approx(
+        expected_calibration_error(probs, labels.numpy()), abs=1e-5
+    )
+
+
+def test_each_label_gets_its_own_temperature_where_validation_shows_both_sides():
+    """Multi-label: one temperature per label on its sigmoid logits; a label the validation
+    split holds always or never keeps 1.0 and is named."""
+    g = torch.Generator().manual_seed(0)
+    logits = 2 * torch.randn(6000, 4, generator=g)
+    labels = torch.bernoulli(logits.sigmoid(), generator=g)  # calibrated logits
+    labels[:, 3] = 0  # "cat": never in these images
+    scale = torch.tensor([2.5, 1.0, 0.6, 3.0])  # over-, well and under-confident
+    half = 3000
+    val = (logits[:half] * scale, labels[:half])
+    test = (logits[half:] * scale, labels[half:])
+    record = label_calibration_record(val, test, ["a", "b", "c", "cat"])
+    assert record["temperatures"][:3] == pytest.approx([2.5, 1.0, 0.6], rel=0.1)
+    assert record["temperatures"][3] == 1.0 and record["uncalibrated_labels"] == ["cat"]
+    assert record["ece_split"] == "test" and record["ece_after"] < record["ece_before"]
 
 
 def test_a_run_with_a_validation_split_is_calibrated_and_predict_uses_it(tmp_path, mnist_small):

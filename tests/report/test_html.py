@@ -111,15 +111,21 @@ def test_the_figures_are_embedded_and_nothing_is_fetched(v1_report):
     _, paths = v1_report
     text = paths["html"].read_text()
     page = Page(text)
-    assert [i["alt"] for i in page.images] == [
+    figures, gallery = page.images[:3], page.images[3:]
+    assert [i["alt"] for i in figures] == [
         "loss and accuracy per epoch",
         "confusion matrix",
         "top mistakes",
     ]
-    for image, name in zip(page.images, ("curves", "confusion", "mistakes"), strict=True):
-        prefix = "data:image/png;base64,"
+    prefix = "data:image/png;base64,"
+    for image, name in zip(figures, ("curves", "confusion", "mistakes"), strict=True):
         assert image["src"].startswith(prefix)
         assert base64.b64decode(image["src"][len(prefix) :]) == paths[name].read_bytes()
+    # the mistakes gallery: each mistake beside its heat map, both embedded PNGs
+    assert [i["alt"] for i in gallery] == [
+        alt for n in range(1, 17) for alt in (f"test image {n}", f"heat map of test image {n}")
+    ]
+    assert all(base64.b64decode(i["src"][len(prefix) :])[:4] == b"\x89PNG" for i in gallery)
     assert page.scripts == 0 and "http://" not in text and "https://" not in text
     assert "<link" not in text and "@import" not in text
 

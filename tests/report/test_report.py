@@ -302,7 +302,14 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
-    assert len(images) == 3
+    alts = [alt for alt, _, _ in images]
+    gallery = alts[3:-2]  # each mistake beside its heat map, then calibration and rejection
+    assert alts[:3] == ["loss and accuracy per epoch", "confusion matrix", "top mistakes"]
+    assert len(gallery) == 32 and gallery[1] == "heat map of test image 1"
+    assert alts[-2:] == [
+        "reliability diagram before and after temperature scaling",
+        "energy score histogram on the validation split with the threshold",
+    ]
     assert all(complete and width > 0 for _, complete, width in images), images
     assert errors == []
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000

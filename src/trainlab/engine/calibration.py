@@ -58,6 +58,26 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(total)
 
 
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict[str, list]:
+    """The reliability diagram's numbers, the ECE's bins: per bin of the top probability, how
+    many answers fell in it, their accuracy and their mean confidence (0 for an empty bin)."""
+    return binned(probs.max(1), probs.argmax(1) == labels, bins)
+
+
+def binned(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> dict[str, list]:
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    hits = np.bincount(which, weights=correct.astype(np.float64), minlength=bins)
+    sure = np.bincount(which, weights=confidence.astype(np.float64), minlength=bins)
+    seen = np.maximum(count, 1)
+    return {
+        "count": count.astype(int).tolist(),
+        "accuracy": np.round(hits / seen, 6).tolist(),
+        "confidence": np.round(sure / seen, 6).tolist(),
+    }
+
+
 @torch.no_grad()
 def split_logits(scorer, batches, amp_dtype, output: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (log-probabilities count as logits) and labels of a whole split."""
@@ -87,7 +107,63 @@ def calibration_record(val: tuple, test: tuple | None) -> dict[str, Any]:
         "ece_before": round(expected_calibration_error(before, labels.numpy()), 6),
         "ece_after": round(expected_calibration_error(after, labels.numpy()), 6),
         "bins": BINS,
+        "reliability_before": reliability(before, labels.numpy()),
+        "reliability_after": reliability(after, labels.numpy()),
     }
+
+
+def fit_label_temperatures(logits: torch.Tensor, labels: torch.Tensor) -> list[float | None]:
+    """A multi-label model's temperatures, one per label, each minimising the binary NLL of
+    its sigmoid logits / T; None for a label the validation split shows only one side of
+    (always or never present), whose temperature cannot be fitted."""
+    logits, labels = logits.detach().float(), labels.detach().float()
+    both = (labels.amax(0) > 0) & (labels.amin(0) < 1)
+    log_t = torch.zeros(logits.shape[1], requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():  # the labels' losses are separate sums, so one joint fit fits each alone
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(
+            logits[:, both] / log_t[both].exp(), labels[:, both], reduction="none"
+        )
+        loss = loss.mean(0).sum()
+        loss.backward()
+        return loss
+
+    if both.any():
+        with torch.enable_grad():
+            optimizer.step(closure)
+    temperatures = log_t.detach().exp().tolist()
+    return [round(t, 6) if ok else None for t, ok in zip(temperatures, both.tolist(), strict=True)]
+
+
+def label_calibration_record(val: tuple, test: tuple | None, classes: list[str]) -> dict:
+    """A multi-label run's record: a temperature per label (1.0, and named in
+    ``uncalibrated_labels``, where the validation split cannot fit one), and the ECE of every
+    yes/no decision (confidence max(p, 1 - p)) on the test split before and after."""
+    fitted = fit_label_temperatures(*val)
+    temperatures = torch.tensor([t if t is not None else 1.0 for t in fitted])
+    logits, labels = test if test is not None else val
+    truth = labels.numpy().astype(bool).ravel()
+    record: dict[str, Any] = {
+        "temperatures": temperatures.tolist(),
+        "uncalibrated_labels": [c for c, t in zip(classes, fitted, strict=True) if t is None],
+        "fitted_on": "val",
+        "ece_split": "test" if test is not None else "val",
+        "bins": BINS,
+    }
+    for when, scaled in (("before", logits), ("after", logits / temperatures)):
+        p = scaled.sigmoid().numpy().ravel()
+        bins = binned(np.maximum(p, 1 - p), (p >= 0.5) == truth)
+        record[f"ece_{when}"] = round(_ece_of(bins), 6)
+        record[f"reliability_{when}"] = bins
+    return record
+
+
+def _ece_of(bins: dict[str, list]) -> float:
+    count = np.asarray(bins["count"], dtype=np.float64)
+    gap = np.abs(np.asarray(bins["accuracy"]) - np.asarray(bins["confidence"]))
+    return float((count * gap).sum() / max(count.sum(), 1))
 
 
 KEEP = 0.95  # the share of known images "none of these" keeps on the validation split
@@ -105,11 +181,17 @@ def rejection_record(scores: torch.Tensor, keep: float = KEEP) -> dict[str, Any]
     """The energy threshold that keeps ``keep`` of the validation split's images (``scores``:
     their energies as predict computes them, through the kind's reader of people's inputs)."""
     threshold = float(torch.quantile(scores.float(), keep))
+    counts, edges = np.histogram(scores.float().numpy(), bins=40)
     return {
         "reject_score": "energy",
         "reject_threshold": round(threshold, 6),
         "reject_keep": keep,
         "reject_kept_on_val": round(float((scores <= threshold).float().mean()), 6),
+        # the validation split's scores, for the report's histogram beside the threshold
+        "reject_histogram": {
+            "counts": counts.astype(int).tolist(),
+            "edges": np.round(edges, 6).tolist(),
+        },
     }
 
 
@@ -176,9 +258,12 @@ def record_calibration(checkpoint_path: str, record: dict[str, Any]) -> None:
         atomic_write_text(config, tomli_w.dumps(written))
 
 
-def calibrate_best(best_path, model, setup, output: str, best_is_last: bool) -> dict[str, Any]:
+def calibrate_best(
+    best_path, model, setup, output: str, best_is_last: bool, labels: list[str] | None = None
+) -> dict[str, Any]:
     """At the end of a run with a validation split: fit T on it with best.pt's weights (the
-    model keeps its own after), measure the ECE on the test split, record both."""
+    model keeps its own after), measure the ECE on the test split, record both. ``labels``:
+    a multi-label run's classes, calibrated one temperature per label."""
     from trainlab.engine.checkpoint import load_checkpoint
 
     last = None
@@ -191,13 +276,24 @@ def calibrate_best(best_path, model, setup, output: str, best_is_last: bool) -> 
     finally:
         if last is not None:
             model.load_state_dict(last)
-    record = calibration_record(val, test)
+    if labels is not None:
+        record = label_calibration_record(val, test, labels)
+    else:
+        record = calibration_record(val, test)
     record_calibration(str(best_path), record)
     return record
 
 
 def line(record: dict[str, Any]) -> str:
     """One line for people: T and what it did to the ECE."""
+    if "temperatures" in record:
+        left = record["uncalibrated_labels"]
+        return (
+            f"calibrated on the validation split: one temperature per label "
+            f"(expected calibration error on {record['ece_split']}: "
+            f"{100 * record['ece_before']:.2f}% -> {100 * record['ece_after']:.2f}%)"
+            + (f"; left at 1.0 (one side only in validation): {', '.join(left)}" if left else "")
+        )
     return (
         f"calibrated on the validation split: temperature {record['temperature']:.3f} "
         f"(expected calibration error on {record['ece_split']}: "

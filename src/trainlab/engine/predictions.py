@@ -202,6 +202,12 @@ def finish_classification(run, result) -> None:
             record_calibration(str(result.best_path), record)
         result.extra["calibration"] = record
         say(line(record))
+    elif "val" in setup.splits:  # a temperature per label where validation shows both sides
+        record = calibrate_best(
+            result.best_path, run.model, setup, "logits", best_is_last, list(run.data.classes)
+        )
+        result.extra["calibration"] = record
+        say(line(record))
     if run.config.sklearn_check:
         from sklearn.metrics import accuracy_score
 

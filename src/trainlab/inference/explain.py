@@ -1,5 +1,6 @@
-"""Where the model looked: Grad-CAM heat maps (captum's ``LayerGradCam``), or occlusion for a
-model without convolutions, drawn over the image the model saw.
+"""Where the model looked, for a ``Predictor``'s answers: Grad-CAM heat maps (captum's
+``LayerGradCam``) on the last convolution the model runs, or occlusion for a model without one
+(the computation is ``trainlab.engine.explain``'s, shared with the report's mistakes gallery).
 
 Example:
     >>> predictor = Predictor("runs/photos")
@@ -7,98 +8,28 @@ Example:
     >>> maps = Explainer(predictor).heat_maps(results)      # one H×W array in [0, 1] each
     $ trainlab predict runs/photos cat.jpg --explain maps/    # maps/cat.png, the overlay
 
-The target layer is found, not configured: the last ``Conv2d`` the model runs (for the built-in
-CNNs, EfficientNet's head convolution, torchvision's models and people's own modules alike).
-A model with none (an MLP) is explained by occlusion instead: how much the predicted class's
-probability drops when each patch is blanked (captum's ``Occlusion``). Either way the map is
-computed in float32, with gradients on, on a copy of the model in evaluation mode, so the
-model that scores and its answers are never touched. The map is for the predicted class, scaled
-so its largest value is 1, and brought to the image's size for the overlay.
+The map is for the predicted class, computed in float32 on a copy of the model, so the model
+that scores and its answers are never touched.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.engine.explain import HeatMaps, overlay, overlay_png, resized, scaled, target_layer
 
-
-def target_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module] | None:
-    """The last ``Conv2d`` the model runs on ``x`` (found by hooks on one forward pass, so
-    the order the code calls them counts, not the order they were declared); None without."""
-    ran: list[tuple[str, nn.Module]] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, _i, _o, name=n: ran.append((name, mod)))
-        for n, m in model.named_modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return ran[-1] if ran else None
+__all__ = ["Explainer", "overlay", "overlay_png", "target_layer"]
 
 
-class Explainer:
+class Explainer(HeatMaps):
     """Heat maps for a ``Predictor``'s answers."""
 
     def __init__(self, predictor: Any):
-        try:
-            import captum.attr  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "explanations need captum: pip install 'trainlab[explain]' (or captum)."
-            ) from None
-        scorer = predictor.model
-        # the model itself, not the flip-averaging wrapper (its layer runs twice per input)
-        inner = getattr(scorer, "model", scorer)
-        self.model = copy.deepcopy(inner).float().eval().to(predictor.device)
-        self.model.to(memory_format=torch.contiguous_format)
-        for p in self.model.parameters():
-            p.requires_grad_(True)
-        self.transform, self.device = predictor.transform, predictor.device
-        self.input_shape = predictor.input_shape
-        probe = torch.zeros(1, *self.input_shape, dtype=torch.uint8)
-        found = target_layer(self.model, self._inputs([probe[0].numpy()]))
-        self.layer_name, self.layer = found if found else (None, None)
-        self.method = (
-            f"grad-cam (layer '{self.layer_name}')" if self.layer is not None else "occlusion"
+        super().__init__(
+            predictor.model, predictor.transform, predictor.device, predictor.input_shape
         )
-
-    def _inputs(self, previews: list[np.ndarray]) -> torch.Tensor:
-        x = torch.from_numpy(np.stack(previews))
-        if x.dim() == 3:  # grey previews N×H×W: one channel
-            x = x.unsqueeze(1)
-        x = self.transform(x.to(self.device)).float()
-        return x.contiguous()
-
-    def raw_maps(self, previews: list[np.ndarray], targets: list[int]) -> torch.Tensor:
-        """One map per input for its target class, at the method's own resolution (N×h×w)."""
-        from captum.attr import LayerGradCam, Occlusion
-
-        x = self._inputs(previews)
-        target = torch.tensor(targets, device=self.device)
-        with torch.enable_grad():
-            if self.layer is not None:
-                cam = LayerGradCam(self.model, self.layer)
-                maps = cam.attribute(x, target=target, relu_attributions=True)[:, 0]
-            else:
-                side = max(2, min(x.shape[-2:]) // 7)
-                window = (x.shape[1], side, side)
-                strides = (x.shape[1], max(1, side // 2), max(1, side // 2))
-                occlusion = Occlusion(lambda t: self.model(t).softmax(1))
-                maps = occlusion.attribute(
-                    x, target=target, sliding_window_shapes=window, strides=strides
-                )
-                maps = maps.clamp(min=0).sum(1)
-        return maps.detach().float()
 
     def heat_maps(self, results: list[Any]) -> list[np.ndarray | None]:
         """For each answered prediction, its heat map at the preview's size, in [0, 1]."""
@@ -109,34 +40,6 @@ class Explainer:
             previews = [results[i].preview for i in chunk]
             raw = self.raw_maps(previews, [results[i].index for i in chunk])
             for i, heat in zip(chunk, raw, strict=True):
-                results[i].heat = _scaled(heat).cpu().numpy()
-                out[i] = _resized(results[i].heat, results[i].preview.shape[-2:])
+                results[i].heat = scaled(heat).cpu().numpy()
+                out[i] = resized(results[i].heat, results[i].preview.shape[-2:])
         return out
-
-
-def _scaled(heat: torch.Tensor) -> torch.Tensor:
-    top = heat.max()
-    return heat / top if top > 0 else torch.zeros_like(heat)
-
-
-def _resized(heat: np.ndarray, size) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(heat))[None, None]
-    up = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
-    return up[0, 0].clamp(0, 1).numpy()
-
-
-def overlay(preview: np.ndarray, heat: np.ndarray, alpha: float = 0.45):
-    """The image the model saw with its heat map over it (matplotlib's jet colours), as PIL."""
-    from matplotlib import colormaps
-    from PIL import Image
-
-    image = preview if preview.ndim == 2 else np.moveaxis(preview, 0, -1)
-    if image.ndim == 2 or image.shape[-1] == 1:
-        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
-    colours = colormaps["jet"](heat)[..., :3] * 255
-    blended = (1 - alpha) * image.astype(np.float32) + alpha * colours
-    picture = Image.fromarray(blended.clip(0, 255).astype(np.uint8))
-    if max(picture.size) < 112:  # digits and other small inputs: big enough to see
-        scale = 112 // max(picture.size) + 1
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    return picture

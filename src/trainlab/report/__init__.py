@@ -32,12 +32,13 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], list[dict[str, 
 
 
 def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
-    """Write curves.png, confusion.png, mistakes.png and report.html into the run directory."""
-    from trainlab.engine.metrics import confusion_matrix, per_class
+    """Write curves.png, confusion.png, mistakes.png, reliability.png and energy.png (a run
+    calibrated on a validation split) and report.html into the run directory."""
     from trainlab.engine.predictions import load_predictions
     from trainlab.fsutil import atomic_write_text
     from trainlab.report import figures
     from trainlab.report.html import render
+    from trainlab.report.trust import trust_parts
 
     run_dir, config, rows = read_run(run_dir)
     if not rows:
@@ -48,46 +49,62 @@ def make_report(run_dir: str | Path, top_k: int = 16) -> dict[str, Path]:
         )
     }
     predictions_path = run_dir / "predictions.npz"
-    per, confused, confusion, accuracy, classes, checkpoint = {}, [], [], None, [], ""
-    cooccurrence = None
+    parts: dict[str, Any] = {"classes": [], "per_label": {}, "checkpoint": ""}
     if predictions_path.exists():
         pred = load_predictions(predictions_path)
-    if predictions_path.exists() and pred["labels"].ndim == 2:  # a set of labels per image
-        from trainlab.report.multilabel import multilabel_parts
+        if pred["labels"].ndim == 2:  # a set of labels per image
+            from trainlab.report.multilabel import multilabel_parts
 
-        parts = multilabel_parts(pred, run_dir, top_k)
+            parts = multilabel_parts(pred, run_dir, top_k)
+        else:
+            parts = _single_label_parts(pred, run_dir, top_k)
+        parts["checkpoint"] = str(pred["checkpoint"])
         paths.update(parts["figures"])
-        classes, per, cooccurrence = parts["classes"], parts["per_label"], parts["cooccurrence"]
-        checkpoint = str(pred["checkpoint"])
-    elif predictions_path.exists():
-        classes = [str(c) for c in pred["classes"]]
-        matrix = confusion_matrix(pred["labels"], pred["pred"], len(classes)).numpy()
-        confusion = matrix.tolist()
-        per = per_class(matrix)
-        accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
-        checkpoint = str(pred["checkpoint"])
-        confused = figures.most_confused(matrix, classes)
-        paths["confusion"] = figures.save_png(
-            figures.confusion_figure(matrix, classes), run_dir / "confusion.png"
-        )
-        paths["mistakes"] = figures.save_png(
-            figures.mistakes_figure(pred, top_k), run_dir / "mistakes.png"
-        )
+    trust = trust_parts(config.get("calibration"), run_dir)
+    paths.update(trust["figures"])
     page = render(
         run_dir,
         config=config,
         rows=rows,
         figures=paths,
-        per_class=per,
-        classes=classes,
-        confused=confused,
-        confusion=confusion,
-        accuracy=accuracy,
-        checkpoint=checkpoint,
-        cooccurrence=cooccurrence,
+        per_class=parts["per_label"],
+        classes=parts["classes"],
+        confused=parts.get("confused", []),
+        confusion=parts.get("confusion", []),
+        accuracy=parts.get("accuracy"),
+        checkpoint=parts["checkpoint"],
+        cooccurrence=parts.get("cooccurrence"),
+        gallery=parts.get("gallery") or {"items": [], "note": ""},
+        trust=trust,
     )
     paths["html"] = atomic_write_text(run_dir / "report.html", page)
     return paths
+
+
+def _single_label_parts(pred: dict[str, np.ndarray], run_dir: Path, top_k: int) -> dict:
+    """A classifier's confusion matrix, per-class scores, mistakes and their heat maps."""
+    from trainlab.engine.metrics import confusion_matrix, per_class
+    from trainlab.report import figures
+    from trainlab.report.explain import mistakes_gallery
+
+    classes = [str(c) for c in pred["classes"]]
+    matrix = confusion_matrix(pred["labels"], pred["pred"], len(classes)).numpy()
+    return {
+        "classes": classes,
+        "confusion": matrix.tolist(),
+        "per_label": per_class(matrix),
+        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "confused": figures.most_confused(matrix, classes),
+        "figures": {
+            "confusion": figures.save_png(
+                figures.confusion_figure(matrix, classes), run_dir / "confusion.png"
+            ),
+            "mistakes": figures.save_png(
+                figures.mistakes_figure(pred, top_k), run_dir / "mistakes.png"
+            ),
+        },
+        "gallery": mistakes_gallery(run_dir, pred, top_k),
+    }
 
 
 def compare_runs(

@@ -36,9 +36,12 @@ def render(
     accuracy: float | None,
     checkpoint: str,
     cooccurrence: list[list[int]] | None = None,
+    gallery: dict[str, Any] | None = None,
+    trust: dict[str, Any] | None = None,
 ) -> str:
     """The report page: summary, curves, per-epoch table, confusion matrix, per-class scores,
-    mistakes and the run's settings."""
+    mistakes (with their heat maps in ``gallery``), calibration and "none of these" (``trust``:
+    report.trust.trust_parts) and the run's settings."""
     final = rows[-1] if rows else {}
     # "time" is the wall clock at each epoch's end (for timing from outside), not a metric
     metric_keys = [
@@ -68,6 +71,8 @@ def render(
             "rows": [[classes[i], *row] for i, row in enumerate(cooccurrence or [])],
         },
         settings=_settings_sections(config),
+        gallery=gallery or {"items": [], "note": ""},
+        trust=trust or {"calibration": [], "rejection": []},
     )
 
 

@@ -73,6 +73,11 @@ class PredictResponse(BaseModel):
     rejected: bool | None = Field(
         default=None, description='with a score: over the run\'s threshold, "none of these"'
     )
+    heat_map_png: str | None = Field(
+        default=None,
+        description="with ?explain=1: where the model looked for its answer (Grad-CAM, or "
+        "occlusion for a model without convolutions) over the image it saw, base64 PNG",
+    )
     milliseconds: float = Field(description="time the call took on the server")
 
 
@@ -154,6 +159,7 @@ class Service:
         self.in_flight = InFlight(limits.max_in_flight, limits.retry_after_s, limits.queue_wait_s)
         self.model_lock = threading.Lock()  # requests never share a batch
         self.described = predictor.describe()
+        self.explainer = None  # made on the first ?explain=1: a float32 copy of the model
 
     def check_key(self, request: Request) -> None:
         if self.api_key is None:
@@ -218,6 +224,32 @@ class Service:
             )
         return True
 
+    def asks_explain(self, request: Request) -> bool:
+        """?explain=1: the heat map in the answer (400 where captum is not installed)."""
+        if request.query_params.get("explain", "0").lower() not in ("1", "true", "yes"):
+            return False
+        from trainlab.engine.explain import require_captum
+        from trainlab.errors import ConfigError
+
+        try:
+            require_captum()
+        except ConfigError as e:
+            raise ApiError(400, f"{e} Or ask without ?explain=1.") from None
+        return True
+
+    def run_explanations(self, results: list[Prediction]) -> None:
+        """Each answered result's heat map (``result.heat``), one request at a time."""
+        from trainlab.inference.explain import Explainer
+
+        with self.model_lock:
+            if self.explainer is None:
+                self.explainer = Explainer(self.predictor)
+            self.explainer.heat_maps(results)
+
+    async def explain(self, results: list[Prediction]) -> None:
+        async with self.in_flight:
+            await asyncio.to_thread(self.run_explanations, results)
+
     @staticmethod
     def response(result: Prediction, began: float) -> dict[str, Any]:
         from trainlab.inference import png_base64
@@ -236,6 +268,7 @@ class Service:
             else [{"label": c, "probability": p} for c, p in result.labels],
             "score": result.score,
             "rejected": result.rejected if result.score is not None else None,
+            "heat_map_png": _heat_png(result),
             "milliseconds": round(1000 * (time.perf_counter() - began), 2),
         }
 
@@ -259,6 +292,18 @@ class Service:
                 "queue_wait_ms": round(1000 * limits.queue_wait_s),
             },
         }
+
+
+def _heat_png(result: Prediction) -> str | None:
+    """The heat map over the image the model saw, base64 PNG (None when not asked)."""
+    if result.heat is None or result.preview is None:
+        return None
+    import base64
+
+    from trainlab.engine.explain import overlay_png, resized
+
+    heat = resized(result.heat, result.preview.shape[-2:])
+    return base64.b64encode(overlay_png(result.preview, heat)).decode("ascii")
 
 
 def batch_reply(service: Service, results: list[Prediction], began: float) -> dict[str, Any]:
@@ -371,9 +416,12 @@ def _add_prediction_routes(app: FastAPI, service: Service, limits: Limits) -> No
         service.check_key(request)
         began = time.perf_counter()
         images, names = await read_images(request, single=True)
+        explain = service.asks_explain(request)
         (result,) = await service.predict(images, names, service.asks_reject(request))
         if result.error is not None:
             raise ApiError(400, result.error)
+        if explain:
+            await service.explain([result])
         return service.response(result, began)
 
     @app.post(
@@ -388,5 +436,8 @@ def _add_prediction_routes(app: FastAPI, service: Service, limits: Limits) -> No
         images, names = await read_images(request, single=False)
         if len(images) > limits.max_batch:
             raise ApiError(413, f"{len(images)} images; a batch holds at most {limits.max_batch}")
+        explain = service.asks_explain(request)
         results = await service.predict(images, names, service.asks_reject(request))
+        if explain:
+            await service.explain(results)
         return batch_reply(service, results, began)
