@@ -254,6 +254,43 @@ def benchmark_log() -> str:
     return "\n".join(parts)
 
 
+def pick() -> str:
+    """docs/how-to/small-data.md's "which recipe": the newest budget and transfer results."""
+    lines = ["<!-- BEGIN PICK -->", GENERATED.format(source="benchmarks/results/").strip(), ""]
+    lines += ["| you have | pick | measured (Fashion-MNIST, full test set) |", "|---|---|---|"]
+    transfer = sorted(RESULTS.glob("transfer-*.json"))
+    if transfer:
+        r = json.loads(transfer[-1].read_text())
+        for size, label in (("10_per_class", "10"), ("50_per_class", "50")):
+            runs = r.get(size, {})
+            best, base = runs.get("best_few_images"), runs.get("pretrained_frozen")
+            if best and base:
+                lines.append(
+                    f"| {label} images per class | `--recipe best-few-images` | "
+                    f"{_pct(best['test_acc'])} against `seed-transfer`'s {_pct(base['test_acc'])} "
+                    f"({best['test_n']:,} test images; {transfer[-1].name}) |"
+                )
+    budget = sorted(RESULTS.glob("budget-*.json"))
+    if budget:
+        r = json.loads(budget[-1].read_text())
+        runs = r["runs"]
+        for name in ("recipe-2m", "recipe-5m", "recipe-10m"):
+            if name in runs:
+                v = runs[name]
+                lines.append(
+                    f"| many small images and {v['flags'][1]} | `--recipe best-small-images "
+                    f"--budget {v['flags'][1]}` | {_pct(v['test_acc'])} in "
+                    f"{v['wall_seconds']:.0f} s ({budget[-1].name}) |"
+                )
+        if "cnn-10m" in runs:
+            v = runs["cnn-10m"]
+            lines.append(
+                f"| (today's default `cnn`, 10 minutes) | `--budget 10m` | {_pct(v['test_acc'])} "
+                f"in {v['wall_seconds']:.0f} s |"
+            )
+    return "\n".join([*lines, "<!-- END PICK -->"])
+
+
 def headline() -> str:
     """README.md's table: a few figures of the newest results file, each with its provenance."""
     path = dated_results()[-1]

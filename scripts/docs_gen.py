@@ -38,6 +38,7 @@ from docs_benchmarks import (  # noqa: E402
     benchmark_transfer,
     cell,
     headline,
+    pick,
 )
 
 HEADLINE = re.compile(r"<!-- BEGIN HEADLINE -->.*<!-- END HEADLINE -->", re.S)
@@ -235,6 +236,16 @@ def readme_with_headline(text: str) -> str:
     return HEADLINE.sub(lambda _: headline(), text)
 
 
+# generated blocks inside pages that are otherwise written by hand (committed, checked current)
+PICK = re.compile(r"<!-- BEGIN PICK -->.*<!-- END PICK -->", re.S)
+BLOCKS = {"docs/how-to/small-data.md": (PICK, pick)}
+
+
+def with_blocks(path: str, text: str) -> str:
+    pattern, render = BLOCKS[path]
+    return pattern.sub(lambda _: render(), text)
+
+
 PAGES = {
     "docs/reference/cli.md": cli_reference,
     "docs/reference/models.md": models_reference,
@@ -264,6 +275,11 @@ def main() -> int:
         return 0
     if current != text:
         readme.write_text(current, encoding="utf-8")
+    for name in BLOCKS:
+        page = ROOT / name
+        before = page.read_text(encoding="utf-8")
+        if (after := with_blocks(name, before)) != before:
+            page.write_text(after, encoding="utf-8")
     for name, render in PAGES.items():
         path = ROOT / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ CPU = torch.device("cpu")
 def test_few_images_per_class_get_the_frozen_backbone(mnist):
     few = mnist.subset(100, 100, seed=0)  # 10 per class
     choice = choose(few, None, CPU)
-    assert choice.settings["model"] == "efficientnet-lite0"
+    assert choice.settings["model"] == "efficientnet-lite1"
     assert choice.settings["freeze_features"] and choice.settings["pretrained"]
-    assert choice.reason.startswith("10 images per class: frozen efficientnet-lite0")
+    assert choice.reason.startswith("10 images per class: frozen efficientnet-lite1")
     assert set(choice.speeds) == {"features", "scratch"} and min(choice.speeds.values()) > 0
 
 

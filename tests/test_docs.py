@@ -238,6 +238,12 @@ def test_the_readme_headline_table_is_current():
     assert docs_gen.readme_with_headline(text) == text, "run: python scripts/docs_gen.py"
 
 
+def test_the_generated_blocks_of_hand_written_pages_are_current():
+    for name in docs_gen.BLOCKS:
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert docs_gen.with_blocks(name, text) == text, "run: python scripts/docs_gen.py"
+
+
 def test_the_benchmarks_readme_table_is_current():
     import bench
 

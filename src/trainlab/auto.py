@@ -7,7 +7,8 @@ frozen EfficientNet-Lite0 with a new head beat the small CNN from scratch by 4.2
 per class the CNN from scratch matched it (82.5% against 82.1%) and fine-tuning the backbone
 lost 4 points in 8 epochs. So:
 
-- few images per class (under 25): the frozen backbone, its features computed once;
+- few images per class (under 25): the frozen backbone of ``--recipe best-few-images``, its
+  features computed once;
 - small images (up to 64 px a side): ``resnet-small`` from scratch, when enough epochs of it fit
   in the budget (else the frozen backbone);
 - larger images: fine-tuning the backbone when a few epochs of it fit (else frozen).
@@ -19,8 +20,8 @@ recipe ``seed-transfer``'s for the frozen head) give way to any the command chos
 
 Example:
     $ trainlab train --dataset photos/ --model auto --budget 10m
-    model auto: 10 images per class: frozen efficientnet-lite0 (measured +4.2 pp over scratch
-    at 10 per class); measured here: features 161 img/s, scratch 480 img/s
+    model auto: 10 images per class: frozen efficientnet-lite1 (a frozen backbone measured
+    +4.2 pp over scratch at 10 per class); measured here: features 60 img/s, scratch 480 img/s
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ TUNE_EPOCHS = 3  # the fewest epochs of fine-tuning worth choosing over the froz
 BACKBONE = "efficientnet-lite0"
 SCRATCH = "resnet-small"
 
-_FROZEN = {k: v for k, v in get_recipe("seed-transfer").settings.items() if k not in ("subset",)}
+_FROZEN = get_recipe("best-few-images").settings
+FROZEN, FROZEN_SIDE = _FROZEN["model"], _FROZEN["resolution"]
 _TUNED = {
     "model": BACKBONE,
     "pretrained": True,
@@ -82,7 +84,7 @@ def choose(data: Any, seconds_left: float | None, device: torch.device) -> Choic
 
     frozen = Choice(
         _FROZEN,
-        f"{few}: frozen {BACKBONE} (measured +4.2 pp over scratch at 10 per class)",
+        f"{few}: frozen {FROZEN} (a frozen backbone measured +4.2 pp over scratch at 10 per class)",
         speeds,
     )
     if per_class < FEW and fits("features", n_all):
@@ -104,7 +106,7 @@ def choose(data: Any, seconds_left: float | None, device: torch.device) -> Choic
             why += "frozen backbone's features fit in the budget here"
             return Choice(_SCRATCH, f"{why}: {SCRATCH} from scratch, fewer epochs", speeds)
         frozen.reason = f"{few} at {side} px, but under {SCRATCH_EPOCHS} epochs from scratch "
-        frozen.reason += f"fit in the budget here: frozen {BACKBONE}"
+        frozen.reason += f"fit in the budget here: frozen {FROZEN}"
         return frozen
     if fits("tuned", TUNE_EPOCHS * len(data.train_x)):
         return Choice(
@@ -113,7 +115,7 @@ def choose(data: Any, seconds_left: float | None, device: torch.device) -> Choic
             speeds,
         )
     frozen.reason = f"{few} at {side} px, but under {TUNE_EPOCHS} epochs of fine-tuning fit "
-    frozen.reason += f"in the budget here: frozen {BACKBONE}"
+    frozen.reason += f"in the budget here: frozen {FROZEN}"
     return frozen
 
 
@@ -122,10 +124,12 @@ def _measure(data: Any, device: torch.device, per_class: float, side: int) -> di
     none are loaded)."""
     from trainlab.models import build_model
 
-    backbone = build_model(BACKBONE, data, resolution=128).to(device)
-    speeds = {"features": _speed(backbone, (3, 128, 128), device, train=False)}
+    frozen = build_model(FROZEN, data, resolution=FROZEN_SIDE).to(device)
+    side_in = (3, FROZEN_SIDE, FROZEN_SIDE)
+    speeds = {"features": _speed(frozen, side_in, device, train=False)}
     if per_class >= FEW and side > SMALL:
-        speeds["tuned"] = _speed(backbone, (3, 128, 128), device, train=True)
+        tuned = build_model(BACKBONE, data, resolution=128).to(device)
+        speeds["tuned"] = _speed(tuned, (3, 128, 128), device, train=True)
     if per_class < FEW or side <= SMALL:
         scratch = build_model(SCRATCH, data).to(device)
         speeds["scratch"] = _speed(scratch, tuple(data.input_shape), device, train=True)

@@ -198,6 +198,24 @@ RECIPES = {
             },
         ),
         Recipe(
+            "best-few-images",
+            "trainlab (the few-images track: 10-30 images per class)",
+            "EfficientNet-Lite1, ImageNet weights, frozen at its own 240×240, its features "
+            "computed once, a new linear head: AdamW 3e-3, batch 32, 100 epochs",
+            "see the docs' transfer benchmark (Fashion-MNIST at 10 and 50 per class)",
+            {
+                "model": "efficientnet-lite1",
+                "pretrained": True,
+                "freeze_features": True,
+                "resolution": 240,
+                "optimizer": "adamw",
+                "lr": 3e-3,
+                **_PLAIN,
+                "batch_size": 32,
+                "epochs": 100,
+            },
+        ),
+        Recipe(
             "best-small-images",
             "trainlab (the time-budget track: Fashion-MNIST and other small images)",
             "resnet-small (3 residual stages 32/64/128), random crops and flips (rotations and "
