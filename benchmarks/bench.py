@@ -14,6 +14,7 @@ Timings live here, never in tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -21,7 +22,9 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -295,20 +298,24 @@ def bench_folder(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* sha
     }
 
 
+@contextlib.contextmanager
+def fashion_root(given: str | None = None) -> Iterator[str]:
+    """A data root with Fashion-MNIST fetched into it (Debian's copy, else the mirrors): the
+    one given, or a temporary one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = given or tmp
+        fetch = [sys.executable, "-m", "trainlab", "data", "fetch", "fashion-mnist"]
+        subprocess.run([*fetch, "--data-dir", root], check=True, capture_output=True)
+        yield root
+
+
 def bench_transfer(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
     """Pretrained EfficientNet-Lite0 against the default CNN from scratch on few Fashion-MNIST
     images (benchmarks/transfer.py); also rewrites docs/recipes.md's transfer section."""
-    import tempfile
-
     import transfer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "trainlab", "data", "fetch", "fashion-mnist", "--data-dir", tmp],
-            check=True,
-            capture_output=True,
-        )
-        result = transfer.measure(tmp)
+    with fashion_root() as fashion:
+        result = transfer.measure(fashion)
     transfer.write_doc(result, cpu_model()["cpu"])
     return result
 
@@ -316,20 +323,11 @@ def bench_transfer(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* s
 def bench_budget(repeats: int, root: str) -> dict:  # noqa: ARG001 - bench_* share (repeats, root)
     """Full Fashion-MNIST in 2, 5 and 10 minutes with `--recipe best-small-images`, beside the
     default cnn's 10 minutes (benchmarks/budget.py); also writes results/budget-<date>.json."""
-    import tempfile
-
     import budget
 
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "trainlab", "data", "fetch", "fashion-mnist", "--data-dir", tmp],
-            check=True,
-            capture_output=True,
-        )
-        result = budget.measure(tmp)
-    result.update(machine=machine(), date=time.strftime("%Y-%m-%d"), commit=git_commit())
-    out = ROOT / "benchmarks" / "results" / f"budget-{result['date']}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    with fashion_root() as fashion:
+        result = budget.measure(fashion)
+    budget.save(result)
     return result
 
 

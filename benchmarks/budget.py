@@ -90,25 +90,30 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def save(result: dict) -> Path:
+    """results/budget-<date>.json, with the machine, date and commit."""
+    from bench import git_commit, machine
+
+    result.update(machine=machine(), date=time.strftime("%Y-%m-%d"), commit=git_commit())
+    out = ROOT / "benchmarks" / "results" / f"budget-{result['date']}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
+
+
 def main() -> int:
     import argparse
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench import git_commit, machine
+    from bench import fashion_root
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one 1-minute run on 6,000 images")
     parser.add_argument("--data-dir", default=None, help="a data root (default: a temporary one)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.data_dir or tmp
-        fetch = [sys.executable, "-m", "trainlab", "data", "fetch", "fashion-mnist"]
-        subprocess.run([*fetch, "--data-dir", root], check=True, capture_output=True)
+    with fashion_root(args.data_dir) as root:
         result = measure(root, args.quick)
-    result.update(machine=machine(), date=time.strftime("%Y-%m-%d"), commit=git_commit())
-    out = ROOT / "benchmarks" / "results" / f"budget-{result['date']}.json"
     if not args.quick:
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        save(result)
     print(json.dumps(result, indent=2))
     return 0
 

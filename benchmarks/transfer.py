@@ -199,28 +199,13 @@ def write_doc(r: dict, cpu: str) -> None:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench import cpu_model  # the same machine description as the other benchmarks
+    from bench import cpu_model, fashion_root  # the same machine description as the others
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 per class on 1,000 test images")
     parser.add_argument("--data-dir", default=None, help="a data root (default: a temporary one)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.data_dir or tmp
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "trainlab",
-                "data",
-                "fetch",
-                "fashion-mnist",
-                "--data-dir",
-                root,
-            ],
-            check=True,
-            capture_output=True,
-        )
+    with fashion_root(args.data_dir) as root:
         result = measure(root, args.quick)
     cpu = cpu_model()
     result["machine"] = cpu

@@ -210,13 +210,19 @@ def calibrate_checkpoint(
     if report.accuracy is None:
         raise CheckpointError(f"{checkpoint}: a regression run has no probabilities to calibrate.")
     _, test = evaluate_checkpoint(checkpoint, split="test", return_predictions=True, **options)
-    record = calibration_record(val, test)
-    record_calibration(report.checkpoint, record)
     from trainlab.data.kinds import get_kind
+    from trainlab.engine.calibration import label_calibration_record
     from trainlab.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(report.checkpoint)
-    if get_kind(ckpt["data"].get("kind", "images")).page is not None:  # people's inputs
+    kind = get_kind(ckpt["data"].get("kind", "images"))
+    if kind.task.multi_label:  # one temperature per label, as at the end of its run
+        record = label_calibration_record(val, test, ckpt["data"]["classes"])
+        record_calibration(report.checkpoint, record)
+        return record
+    record = calibration_record(val, test)
+    record_calibration(report.checkpoint, record)
+    if kind.page is not None:  # people's inputs
         cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
         val_x = _data_of(cfg, ckpt, data).val_x
         record |= fit_rejection(report.checkpoint, val_x)

@@ -126,6 +126,17 @@ def test_predict_the_onnx_graph_and_serve_give_the_recorded_label_sets(run, canv
     assert right >= 0.6 * len(files)  # whole sets right; the F1 above is the real figure
     # each label its probability, in the same order, all at or over the recorded thresholds
     predictor = Predictor(run, device="cpu")
+    # calibrated per label: the probabilities are of the logits over each label's temperature,
+    # each threshold moved with it, so the label sets are those of the thresholds as tuned
+    best = torch.load(run / "best.pt", weights_only=False)
+    temperatures = torch.tensor(best["calibration"]["temperatures"], dtype=torch.float64)
+    tuned = torch.tensor(best["metrics"]["thresholds"], dtype=torch.float64)
+    moved = (torch.logit(tuned.clamp(1e-6, 1 - 1e-6)) / temperatures).sigmoid()
+    assert predictor.thresholds == pytest.approx(moved.tolist())
+    plain = Predictor(run, device="cpu")
+    plain.label_temperatures, plain.thresholds = None, tuned.tolist()
+    names = [{n for n, _ in p.labels} for p in predictor.predict(files)]
+    assert names == [{n for n, _ in p.labels} for p in plain.predict(files)]
     limits = dict(zip(predictor.classes, predictor.thresholds, strict=True))
     for r in predicted.values():
         pairs = zip(r["label"].split(), r["probability"].split(), strict=True)
@@ -455,3 +466,12 @@ def test_threshold_on_a_single_label_model_is_refused_by_name(canvases, tmp_path
     image = str(canvases / "t00000.png")
     proc = run_here("predict", str(tmp_path / "one"), image, "--threshold", "0.3")
     assert_clean_error(proc, "--threshold sets a multi-label model's thresholds", "Drop it")
+
+
+def test_calibrate_fits_one_temperature_per_label_as_the_run_did(run):
+    from trainlab.workflow import calibrate_checkpoint
+
+    before = torch.load(run / "best.pt", weights_only=False)["calibration"]
+    record = calibrate_checkpoint(run, device="cpu")
+    assert record["temperatures"] == pytest.approx(before["temperatures"], rel=1e-3)
+    assert record["uncalibrated_labels"] == before["uncalibrated_labels"]

@@ -195,6 +195,14 @@ def rejection_record(scores: torch.Tensor, keep: float = KEEP) -> dict[str, Any]
     }
 
 
+def calibrated_thresholds(thresholds: list[float], temperatures: list[float]) -> list[float]:
+    """A multi-label run's thresholds on its calibrated probabilities: sigmoid(z / T) >= t'
+    exactly when sigmoid(z) >= t, for t' = sigmoid(logit(t) / T)."""
+    t = torch.tensor(thresholds, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
+    moved = (torch.logit(t) / torch.tensor(temperatures, dtype=torch.float64)).sigmoid()
+    return [float(x) for x in moved]
+
+
 def temperature_of(checkpoint: dict[str, Any]) -> float:
     """The temperature a checkpoint records (1: none, the probabilities as they are)."""
     return float((checkpoint.get("calibration") or {}).get("temperature", 1.0))

@@ -41,18 +41,18 @@ STAGE = (
 def target_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module] | None:
     """The last convolutional activation the model runs on ``x``: the last ``Conv2d``, or the
     normalisation, non-linearity or pooling that directly follows it (the stage's output, as
-    pytorch-grad-cam's examples take). Found by hooks on one forward pass, so the order the
-    code calls them counts, not the order they were declared; None without a convolution.
+    pytorch-grad-cam's examples take), or the block around them that ends on a map after
+    them (a residual block's output, after its sum). Found by hooks on one forward pass, so
+    the order the code calls them counts, not the order they were declared; None without a
+    convolution.
 
     The activation, not the raw convolution: before batch norm and ReLU, a channel's map still
     holds what the stage throws away, and its heat lands on edges beside the object."""
-    ran: list[tuple[str, nn.Module, int]] = []  # every leaf module, in the order it ran
+    ran: list[tuple[str, nn.Module, int]] = []  # every module but the model, as each ends
     hooks = [
-        m.register_forward_hook(
-            lambda mod, _i, out, name=n: ran.append((name, mod, getattr(out, "ndim", 0)))
-        )
+        m.register_forward_hook(lambda mod, _i, out, name=n: ran.append((name, mod, _spatial(out))))
         for n, m in model.named_modules()
-        if not any(True for _ in m.children())
+        if n
     ]
     try:
         with torch.no_grad():
@@ -60,13 +60,29 @@ def target_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module] | N
     finally:
         for hook in hooks:
             hook.remove()
-    convs = [i for i, (_, m, _) in enumerate(ran) if isinstance(m, nn.Conv2d)]
+    leaves = [i for i, (_, m, _) in enumerate(ran) if not any(True for _ in m.children())]
+    convs = [i for i in leaves if isinstance(ran[i][1], nn.Conv2d)]
     if not convs:
         return None
     last = convs[-1]
-    while last + 1 < len(ran) and isinstance(ran[last + 1][1], STAGE) and ran[last + 1][2] == 4:
-        last += 1
-    return ran[last][0], ran[last][1]
+    for i in leaves[leaves.index(last) + 1 :]:
+        if not (isinstance(ran[i][1], STAGE) and ran[i][2]):
+            break
+        last = i
+    # a block around it that ends later on a map (a residual block: its sum, then its ReLU,
+    # which are no modules) is the stage's real output
+    name = ran[last][0]
+    around = [
+        i for i in range(last + 1, len(ran))
+        if ran[i][2] and name.startswith(ran[i][0] + ".")
+    ]  # fmt: skip
+    found = ran[around[-1]] if around else ran[last]
+    return found[0], found[1]
+
+
+def _spatial(out) -> bool:
+    """A map with more than one position (N×C×H×W, H×W > 1)."""
+    return getattr(out, "ndim", 0) == 4 and out.shape[-1] * out.shape[-2] > 1
 
 
 def require_captum() -> None:

@@ -191,8 +191,17 @@ class Predictor:
         # a multi-label model answers with the labels over their thresholds (its run's)
         self.multi_label = entry.task.multi_label
         self.thresholds: list[float] | None = None
+        self.label_temperatures: torch.Tensor | None = None  # a multi-label run's, per label
         if self.multi_label:
             self.thresholds = recorded_thresholds(ckpt)
+            temperatures = (ckpt.get("calibration") or {}).get("temperatures")
+            if temperatures and self.thresholds is not None:
+                from trainlab.engine.calibration import calibrated_thresholds
+
+                # the probabilities shown are calibrated; each threshold moves with its label's
+                # temperature, so the label sets stay the ones the run chose its thresholds for
+                self.label_temperatures = torch.tensor(temperatures, dtype=torch.float32)
+                self.thresholds = calibrated_thresholds(self.thresholds, temperatures)
             if threshold is not None:
                 self.thresholds = [float(threshold)] * len(self.classes)
         elif threshold is not None:
@@ -254,6 +263,8 @@ class Predictor:
                 self._scores.append((-torch.logsumexp(outputs, dim=1)).cpu().numpy())
             if self.regression:  # the standardised target back in its own units
                 probs = outputs * self.target_scale[1] + self.target_scale[0]
+            elif self.multi_label and self.label_temperatures is not None:
+                probs = (outputs / self.label_temperatures.to(outputs.device)).sigmoid()
             elif self.multi_label:
                 probs = outputs.sigmoid()
             elif self.temperature != 1.0:  # log-probabilities are logits too (up to a constant)

@@ -50,14 +50,17 @@ class Deployable(nn.Module):
         self,
         model: nn.Module,
         transform,
-        temperature: float = 1.0,
+        temperature: float | torch.Tensor = 1.0,
         probabilities: bool = False,
         dims: int = 4,
         score: bool = False,
     ):
         super().__init__()
         self.model = model
-        self.temperature = temperature  # the run's calibration: outputs divided by it
+        if isinstance(temperature, torch.Tensor):  # per label: a buffer of the graph
+            self.register_buffer("temperature", temperature.clone())
+        else:
+            self.temperature = temperature  # the run's calibration: outputs divided by it
         self.probabilities = probabilities  # multi-label: a sigmoid per label, in the graph
         # a second output: the energy score of the logits before the temperature, as
         # predict --reject computes it (engine.calibration.energy)
@@ -78,8 +81,8 @@ class Deployable(nn.Module):
         if self.channels is not None and self.channels != x.shape[1]:
             x = x.expand(-1, self.channels, -1, -1)
         outputs = self.model((x - self.mean) / self.std)
-        if self.probabilities:
-            return outputs.sigmoid()
+        if self.probabilities:  # a multi-label run's temperatures: one per label
+            return (outputs / self.temperature).sigmoid()
         scaled = outputs / self.temperature if self.temperature != 1.0 else outputs
         if self.score:
             return scaled, -torch.logsumexp(outputs.float(), dim=1)
@@ -108,7 +111,9 @@ def _load(checkpoint, trust_code: bool = False):
     deployable = Deployable(
         predictor.model.float(),
         predictor.transform,
-        predictor.temperature,
+        predictor.temperature
+        if predictor.label_temperatures is None
+        else predictor.label_temperatures,
         probabilities=predictor.multi_label,
         dims=1 + len(predictor.input_shape),
         score=has_score(predictor),
@@ -143,6 +148,11 @@ def metadata(predictor) -> dict[str, str]:
         "input": get_kind(predictor.kind).graph_input(data),
         "output": _output_words(predictor),
         "temperature": f"{predictor.temperature:g}",
+        **(
+            {"temperatures": json.dumps(predictor.label_temperatures.tolist())}
+            if predictor.label_temperatures is not None
+            else {}
+        ),
         **(
             {"thresholds": json.dumps(predictor.thresholds)}
             if predictor.thresholds is not None
