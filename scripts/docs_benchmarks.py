@@ -257,7 +257,7 @@ def benchmark_log() -> str:
 def pick() -> str:
     """docs/how-to/small-data.md's "which recipe": the newest budget and transfer results."""
     lines = ["<!-- BEGIN PICK -->", GENERATED.format(source="benchmarks/results/").strip(), ""]
-    lines += ["| you have | pick | measured (Fashion-MNIST, full test set) |", "|---|---|---|"]
+    lines += ["| you have | pick | measured on Fashion-MNIST (test images) |", "|---|---|---|"]
     transfer = sorted(RESULTS.glob("transfer-*.json"))
     if transfer:
         r = json.loads(transfer[-1].read_text())

@@ -1,11 +1,13 @@
-"""Take the docs' screenshots in a real browser: report.html and the serve page.
+"""Take the docs' screenshots in a real browser: report.html, the serve page and the web export.
 
 Usage:
     python scripts/screenshots.py [--chromium /usr/bin/chromium]    (make screenshots)
 
 Trains a small default CNN on MNIST in a temporary folder (a few seconds), writes its report,
-starts `trainlab serve` on a free port, draws a "7" on its page, and saves
-docs/report-screenshot.png and docs/serve-screenshot.png from headless Chromium through
+starts `trainlab serve` on a free port, draws a "7" on its page, exports the run's web folder
+(`--format web`) and serves it with `python -m http.server`, draws a "7" there too, and saves
+docs/report-screenshot.png, docs/serve-screenshot.png and docs/web-screenshot.png from headless
+Chromium through
 Playwright (the system's Chromium; nothing is downloaded, and the pages reach no network).
 MNIST comes from the data root (``$TRAINLAB_DATA`` or trainlab's default).
 """
@@ -69,6 +71,34 @@ def draw_seven(page) -> None:
     page.wait_for_function("document.getElementById('label').textContent !== '–'")
 
 
+def web_screenshot(browser, run: Path, folder: Path) -> None:
+    """The run's web export, served as any static host would, with a "7" drawn on its pad."""
+    trainlab("export", str(run), "--format", "web", "-o", str(folder), stdout=subprocess.DEVNULL)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+         str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        deadline = time.monotonic() + 60
+        while True:  # until the server answers
+            try:
+                page.goto(f"http://127.0.0.1:{port}/")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        page.wait_for_function("document.body.dataset.state === 'ready'")
+        draw_seven(page)
+        page.screenshot(path=str(DOCS / "web-screenshot.png"), full_page=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
@@ -98,11 +128,12 @@ def main() -> int:
                 page.goto(url + "/")
                 draw_seven(page)
                 page.screenshot(path=str(DOCS / "serve-screenshot.png"), full_page=True)
+                web_screenshot(browser, run, Path(tmp) / "web")
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=30)
-    for name in ("report-screenshot.png", "serve-screenshot.png"):
+    for name in ("report-screenshot.png", "serve-screenshot.png", "web-screenshot.png"):
         print(f"wrote docs/{name}", file=sys.stderr)
     return 0
 

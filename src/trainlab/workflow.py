@@ -188,10 +188,13 @@ def calibrate_checkpoint(
     device: str = "auto",
     trust_code: bool = False,
     data: Dataset | None = None,
+    reject_default: bool | None = None,
 ) -> dict[str, Any]:
     """Fit the temperature of a classifier run on its validation split, measure the expected
     calibration error on its test split before and after, and record both in the checkpoint
-    and config.toml (``trainlab.engine.calibration``). Returns the record."""
+    and config.toml (``trainlab.engine.calibration``). ``reject_default``: make "none of
+    these" the run's default for predict and serve (or not; None keeps what it had). Returns
+    the record."""
     from trainlab.engine.calibration import calibration_record, fit_rejection, record_calibration
 
     options = dict(data_dir=data_dir, device=device, trust_code=trust_code, data=data)
@@ -215,6 +218,8 @@ def calibrate_checkpoint(
     from trainlab.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(report.checkpoint)
+    if reject_default is None:  # what the run had
+        reject_default = (ckpt.get("calibration") or {}).get("reject_default")
     kind = get_kind(ckpt["data"].get("kind", "images"))
     if kind.task.multi_label:  # one temperature per label, as at the end of its run
         record = label_calibration_record(val, test, ckpt["data"]["classes"])
@@ -226,7 +231,14 @@ def calibrate_checkpoint(
         cfg = TrainConfig.from_dict(ckpt["config"], source=ckpt["path"])
         val_x = _data_of(cfg, ckpt, data).val_x
         record |= fit_rejection(report.checkpoint, val_x)
-        record_calibration(report.checkpoint, record)
+    if reject_default is not None:
+        if reject_default and "reject_threshold" not in record:
+            raise CheckpointError(
+                f"{checkpoint}: --reject-default on needs a threshold, and this model has none "
+                "(its outputs are log-probabilities, or it takes no images)."
+            )
+        record["reject_default"] = bool(reject_default)
+    record_calibration(report.checkpoint, record)
     return record
 
 

@@ -106,3 +106,26 @@ def test_serve_answers_none_of_these_when_asked(digit_run, fashion, mnist):
 
     always = create_app(_predictor(digit_run.run_dir, "cpu", 10**8, False, None, True))
     assert asyncio.run(ask(always, boot)).json()["rejected"] is True
+
+
+def test_none_of_these_can_be_the_runs_default(digit_run, tmp_path, fashion):
+    """`trainlab calibrate RUN --reject-default on`: predict and serve answer "none of these"
+    without being asked; --no-reject still turns it off."""
+    from trainlab.serve import _predictor
+    from trainlab.workflow import calibrate_checkpoint
+
+    shoe = tmp_path / "shoe.png"
+    Image.fromarray(fashion.test_x[0, 0].numpy()).save(shoe)  # an ankle boot
+    record = calibrate_checkpoint(digit_run.run_dir, device="cpu", reject_default=True)
+    try:
+        assert record["reject_default"] is True
+        done = run_cli("predict", str(digit_run.run_dir), str(shoe), "--json")
+        (answer,) = json.loads(done.stdout)["predictions"]
+        assert answer["rejected"] is True and answer["answer"] == "none of these"
+        off = run_cli("predict", str(digit_run.run_dir), str(shoe), "--json", "--no-reject")
+        (answer,) = json.loads(off.stdout)["predictions"]
+        assert answer["rejected"] is None and answer["label"] != "none of these"
+        assert _predictor(digit_run.run_dir, "cpu", 10**8, False, None, None).reject is True
+    finally:
+        calibrate_checkpoint(digit_run.run_dir, device="cpu", reject_default=False)
+    assert _predictor(digit_run.run_dir, "cpu", 10**8, False, None, None).reject is False

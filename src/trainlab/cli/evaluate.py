@@ -73,6 +73,13 @@ def add(sub) -> dict[str, argparse.ArgumentParser]:
     cal.add_argument("--data-dir", help="data root, if not the one the run used")
     cal.add_argument("--device", default="auto", help="device (default: auto)")
     cal.add_argument("--json", action="store_true", help="print the record as JSON")
+    cal.add_argument(
+        "--reject-default",
+        choices=("on", "off"),
+        default=None,
+        help='make "none of these" the run\'s default for predict and serve (their --reject/'
+        "--no-reject still decide), or not (default: as the run has it, off)",
+    )
     cal.set_defaults(func=cmd_calibrate)
     ev.set_defaults(func=cmd_eval)
     rep.set_defaults(func=cmd_report)
@@ -125,7 +132,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from trainlab.workflow import calibrate_checkpoint
 
     record = calibrate_checkpoint(
-        args.checkpoint, data_dir=args.data_dir, device=args.device, trust_code=args.trust_code
+        args.checkpoint,
+        data_dir=args.data_dir,
+        device=args.device,
+        trust_code=args.trust_code,
+        reject_default=None if args.reject_default is None else args.reject_default == "on",
     )
     out(json.dumps(record, indent=2) if args.json else line(record))
     return 0

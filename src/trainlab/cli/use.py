@@ -85,10 +85,12 @@ def _add_predict_outputs(pred) -> None:
     )
     pred.add_argument(
         "--reject",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help='answer "none of these" for an input unlike the training data: its energy score '
         "over the threshold the run set on its validation split (kept 95%% of known images); "
-        "the score is in --json",
+        "the score is in --json (default: the run's, `trainlab calibrate RUN --reject-default "
+        "on` sets it; else off)",
     )
     pred.add_argument(
         "--explain",
@@ -157,9 +159,10 @@ def _add_serve(sub) -> argparse.ArgumentParser:
     )
     srv.add_argument(
         "--reject",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help='answer "none of these" for an image unlike the training data (as predict '
-        "--reject; a request may also ask with ?reject=1)",
+        "--reject; a request may also ask with ?reject=1) (default: the run's; else off)",
     )
     srv.add_argument(
         "--max-batch", type=int_in(1), default=16, help="images per batch call (default: 16)"
@@ -196,7 +199,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         trust_code=args.trust_code,
         threshold=args.threshold,
     )
-    if args.reject:
+    if args.reject if args.reject is not None else predictor.reject_default:
         predictor.check_reject()
         predictor.reject = True
     if args.csv:  # the columns checked before any image is read

@@ -188,6 +188,8 @@ class Predictor:
         self.temperature = temperature_of(ckpt)
         self.reject_threshold = (ckpt.get("calibration") or {}).get("reject_threshold")
         self.reject = False  # answer "none of these" over the threshold (check_reject first)
+        # what predict and serve do when not told: the run's default, set by calibrate
+        self.reject_default = bool((ckpt.get("calibration") or {}).get("reject_default"))
         # a multi-label model answers with the labels over their thresholds (its run's)
         self.multi_label = entry.task.multi_label
         self.thresholds: list[float] | None = None

@@ -83,6 +83,8 @@ def _predictor(checkpoint, device, max_pixels, trust_code, threshold, reject):
         trust_code=trust_code,
         threshold=threshold,  # a multi-label model's, instead of its recorded ones
     )
+    if reject is None:  # the run's default (trainlab calibrate --reject-default)
+        reject = predictor.reject_default
     if reject:  # refused here, before serving, for a run without a threshold
         predictor.check_reject()
         predictor.reject = True
@@ -104,10 +106,11 @@ def serve(
     trust_code: bool = False,
     quiet: bool = False,
     threshold: float | None = None,
-    reject: bool = False,
+    reject: bool | None = None,
 ) -> None:
     """Load the model once and serve until Ctrl-C (or SIGTERM) stops the server cleanly.
-    ``reject``: answer "none of these" for every request, not only those asking ?reject=1."""
+    ``reject``: answer "none of these" for every request, not only those asking ?reject=1
+    (None: as the run's default says, ``trainlab calibrate --reject-default``)."""
     _need_serve_extra()
     import uvicorn
 
