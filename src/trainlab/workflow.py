@@ -210,17 +210,17 @@ def calibrate_checkpoint(
             "run trained without one (the test split must stay unseen to measure it). Train "
             "with --val-split 0.1."
         ) from None
-    if report.accuracy is None:
-        raise CheckpointError(f"{checkpoint}: a regression run has no probabilities to calibrate.")
-    _, test = evaluate_checkpoint(checkpoint, split="test", return_predictions=True, **options)
     from trainlab.data.kinds import get_kind
     from trainlab.engine.calibration import label_calibration_record
     from trainlab.engine.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(report.checkpoint)
+    kind = get_kind(ckpt["data"].get("kind", "images"))
+    if report.accuracy is None and not kind.task.multi_label:
+        raise CheckpointError(f"{checkpoint}: a regression run has no probabilities to calibrate.")
+    _, test = evaluate_checkpoint(checkpoint, split="test", return_predictions=True, **options)
     if reject_default is None:  # what the run had
         reject_default = (ckpt.get("calibration") or {}).get("reject_default")
-    kind = get_kind(ckpt["data"].get("kind", "images"))
     if kind.task.multi_label:  # one temperature per label, as at the end of its run
         record = label_calibration_record(val, test, ckpt["data"]["classes"])
         record_calibration(report.checkpoint, record)

@@ -188,22 +188,13 @@ class Predictor:
         self.temperature = temperature_of(ckpt)
         self.reject_threshold = (ckpt.get("calibration") or {}).get("reject_threshold")
         self.reject = False  # answer "none of these" over the threshold (check_reject first)
-        # what predict and serve do when not told: the run's default, set by calibrate
         self.reject_default = bool((ckpt.get("calibration") or {}).get("reject_default"))
         # a multi-label model answers with the labels over their thresholds (its run's)
         self.multi_label = entry.task.multi_label
         self.thresholds: list[float] | None = None
         self.label_temperatures: torch.Tensor | None = None  # a multi-label run's, per label
         if self.multi_label:
-            self.thresholds = recorded_thresholds(ckpt)
-            temperatures = (ckpt.get("calibration") or {}).get("temperatures")
-            if temperatures and self.thresholds is not None:
-                from trainlab.engine.calibration import calibrated_thresholds
-
-                # the probabilities shown are calibrated; each threshold moves with its label's
-                # temperature, so the label sets stay the ones the run chose its thresholds for
-                self.label_temperatures = torch.tensor(temperatures, dtype=torch.float32)
-                self.thresholds = calibrated_thresholds(self.thresholds, temperatures)
+            self._calibrated_thresholds(ckpt)
             if threshold is not None:
                 self.thresholds = [float(threshold)] * len(self.classes)
         elif threshold is not None:
@@ -211,6 +202,17 @@ class Predictor:
                 f"--threshold sets a multi-label model's thresholds; {ckpt['path']} is a "
                 f"{entry.task.name} model (one class per image). Drop it."
             )
+
+    def _calibrated_thresholds(self, ckpt: dict[str, Any]) -> None:
+        """A multi-label run's thresholds, on its calibrated probabilities: each moves with its
+        label's temperature, so the label sets stay those the run chose its thresholds for."""
+        self.thresholds = recorded_thresholds(ckpt)
+        temperatures = (ckpt.get("calibration") or {}).get("temperatures")
+        if temperatures and self.thresholds is not None:
+            from trainlab.engine.calibration import calibrated_thresholds
+
+            self.label_temperatures = torch.tensor(temperatures, dtype=torch.float32)
+            self.thresholds = calibrated_thresholds(self.thresholds, temperatures)
 
     def check_reject(self) -> None:
         """Refuse --reject for a run without a threshold, or a model without logits."""

@@ -139,8 +139,9 @@ def _one_target(context, target, place: Path, reference, max_drop, force) -> dic
         runner = target.load(temp)
         if target.exact:  # float32 as the checkpoint: to the last bits, not only the answers
             images = torch.from_numpy(reference["x"][:PARITY_IMAGES])
-            record["parity"] = parity(lambda x: runner(x.numpy()), context.model, images,
-                                      context.predictor.thresholds, target.name)  # fmt: skip
+            checked = parity(lambda x: runner(x.numpy()), context.model, images,
+                             context.predictor.thresholds, target.name)  # fmt: skip
+            record["parity"] = {**checked, "inputs": "test images"}
         record.update(score(context.predictor, runner, reference["x"], reference["y"], reference))
         if target.quantized:
             record["float32"] = _against_float(context, reference, record)
