@@ -15,7 +15,7 @@ FORMATS = "onnx, onnx-int8, web, openvino, pt2"
 def add_export(sub) -> argparse.ArgumentParser:
     exp = sub.add_parser(
         "export",
-        help="export a model to ONNX, int8 ONNX, OpenVINO or a torch.export program",
+        help="export a model to ONNX, int8 ONNX, a web folder, OpenVINO or torch.export",
         description="Write the model, its preprocessing (normalisation, resize, TTA) and "
         "temperature included, for each target asked; each takes float32 images in [0, 1], "
         "N×C×H×W with a dynamic batch size. Each target is scored on the run's test split "
