@@ -636,6 +636,14 @@ ELSEWHERE = {
         "tests/models/test_resnet.py::"
         "test_blocks_and_widths_shape_the_network_and_any_size_from_8_px_fits"
     ),
+    "stem_pool": (
+        "tests/models/test_resnet.py::"
+        "test_stem_pool_and_pooled_downsampling_keep_the_weights_and_quarter_the_pixels"
+    ),
+    "downsample": (
+        "tests/models/test_resnet.py::"
+        "test_stem_pool_and_pooled_downsampling_keep_the_weights_and_quarter_the_pixels"
+    ),
     "sync_bn": (
         "tests/distributed/test_torchrun.py::"
         "test_sync_bn_computes_batch_statistics_over_all_processes"
@@ -657,7 +665,7 @@ def test_no_setting_is_left_out():
     # every field, and every option of a built-in model or dataset (their flags)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(shorthand_options())
     elsewhere = {"dropout", "image_size", "channels", "resize", "test_split", "strict"}
-    elsewhere |= {"memory_budget_mb", "resolution", "blocks"}
+    elsewhere |= {"memory_budget_mb", "resolution", "blocks", "stem_pool", "downsample"}
     elsewhere |= {"file_column", "label_column", "images", "test_csv"}  # a labels CSV's
     elsewhere |= {"multi_label", "label_delim", "label_columns"}
     elsewhere |= {"target", "categorical", "task", "max_categories"}  # a table's

@@ -25,7 +25,7 @@ from trainlab.options import Opt, Option, base_type
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 LOSSES = ("auto", "cross-entropy", "nll", "mse", "focal", "bce")  # bce: multi-label
-AUGMENTS = ("none", "basic", "strong")
+AUGMENTS = ("none", "light", "basic", "strong")
 AMPS = ("auto", "bf16", "off")
 INITS = ("default", "xavier")
 # Upper bounds: past these a run cannot finish on any machine (or a typo added zeros).
@@ -219,7 +219,9 @@ class TrainConfig:
     augment: str = _f(
         "none",
         "augment each training batch on the device: basic (the bare flag): rotations (±10°) "
-        "and shifts (±10%) for digits, random crops and left-right flips for other images; "
+        "and shifts (±10%) for digits, random crops (±1/8 of the side) and left-right flips for "
+        "other images; light: half those moves (±5°, ±5%; crops ±1/14: for a short run or a "
+        "time budget); "
         "strong: more of those per image (digits: also shear and scale) plus TrivialAugmentWide "
         "(photos only: digits get no flips or colour operations) and random erasing (recorded)",
         "optim",

@@ -133,3 +133,27 @@ def test_clothes_are_mirrored_in_training_and_digits_are_not(tmp_path):
     out = augment(_same_image(sandal, 256))
     mirrored = _lean(out) * _lean(sandal.unsqueeze(0)) < 0  # leaning the other way
     assert 0.3 < mirrored.float().mean() < 0.7  # about half of them
+
+
+def test_light_moves_photos_and_digits_less_than_basic(mnist_small):
+    """--augment light (a time budget's): crops of ±2 px at 28 px against basic's ±4, digits
+    turned at most 5° and moved 5%; never a flip for digits at any strength."""
+    images = get_kind("images")
+    assert (
+        images.augmentation((28, 28), "fashion-mnist", "light")
+        .describe()
+        .startswith("random crop (±2 px")
+    )
+    assert (
+        images.augmentation((28, 28), "fashion-mnist").describe().startswith("random crop (±4 px")
+    )
+    digits = get_kind("digits")
+    transform = InputTransform(mnist_small.mean, mnist_small.std)
+    batch = mnist_small.test_x[:256]
+    plain = transform(batch)
+    moved = {}
+    for strength in ("light", "basic"):
+        torch.manual_seed(0)
+        augment = digits.augmentation((28, 28), "mnist", strength)
+        moved[strength] = (transform.with_augment(augment)(batch) - plain).abs().mean()
+    assert 0 < moved["light"] < 0.75 * moved["basic"], moved

@@ -46,6 +46,9 @@ def test_the_command_plans_says_records_and_ends_within_its_budget(tmp_path, mni
     # not, and keeps a reserve for what follows the last one)
     assert len(rows) <= budget["epochs"] and rows[-1]["time"] <= budget["ends_by"]
     assert (run_dir / "best.pt").exists()
+    # a plan run to its end was not stopped by the budget (nor said to be)
+    assert (len(rows) == budget["epochs"]) == ("stop" not in rows[-1]), rows[-1]
+    assert (len(rows) == budget["epochs"]) == ("the time budget" not in done.stderr)
 
 
 def test_the_pilot_leaves_no_trace(tmp_path, mnist_small):

@@ -1,11 +1,11 @@
 """``--budget 10m``: the epochs planned to end within a time budget, from a measured pilot.
 
-Before the first step, a pilot times a few training steps and a few evaluation batches of this
-run on this machine (after two warm-up steps), then puts everything back as it was: weights,
-batch-norm statistics, optimizer state and random generators. The run that follows is exactly
-the run ``--epochs N`` would give. N is what fits in the budget after the time already spent
-since the process started, one epoch's training plus its evaluation each, and a margin for the
-final evaluation and writing (a twentieth of the budget, at least 5 s).
+Before the first step, a pilot times this run's training steps for two seconds (after three
+warm-up steps) and a few evaluation batches on this machine, then puts everything back as it
+was: weights, batch-norm statistics, optimizer state and random generators. The run that
+follows is exactly the run ``--epochs N`` would give. N is what fits in the budget after the
+time already spent since the process started, one epoch's training plus its evaluation each,
+and a margin for the final evaluation and writing (a twentieth of the budget, at least 5 s).
 
 During the run, each finished epoch's measured time replaces the pilot's guess: when the next
 epoch would end past the budget, the run stops there (best.pt is written after every improving
@@ -36,12 +36,15 @@ from trainlab.errors import ConfigError
 
 UNITS = {"s": 1, "m": 60, "h": 3600}
 PATTERN = r"^\d+(\.\d+)?[smh]$"
-PILOT_STEPS = 6  # timed, after 2 warm-up steps
-# A whole epoch takes longer than its steps timed alone (the epoch's counts and log, the
-# thread check between epochs): measured 13% more (52.3 s against the pilot's 46.3 s,
-# resnet-small on Fashion-MNIST, 2-core CPU). An epoch planned that does not fit is stopped
-# by the guard, and a one-cycle schedule then never reaches its low learning rates.
-EPOCH_OVERHEAD = 1.15
+PILOT_STEPS = 6  # timed at least, after 3 warm-up steps ...
+PILOT_SECONDS = 2.0  # ... and for at least this long (or a whole epoch, if shorter)
+# A whole epoch is not its pilot's steps times the epoch's steps: its counts, log and thread
+# check, and the machine's own drift. Against a pilot timed for 2 s, best-small-images' epochs
+# on Fashion-MNIST (2-core CPU) took 12% longer on average; against a 6-step pilot, 6% less
+# (another width) and 13% more (resnet-small's first budget run). An epoch planned that does
+# not fit is stopped by the guard, and a one-cycle schedule then never reaches its low learning
+# rates: the allowance errs on the long side, and the reserve below takes the rest.
+EPOCH_OVERHEAD = 1.10
 EVAL_BATCHES = 3  # per split, timed
 
 
@@ -95,8 +98,9 @@ def process_age() -> float:
 _LOADED = time.time()
 
 
-def _timed_steps(setup: Any, steps: int) -> float:
-    """Seconds per training step over ``steps`` steps, after two warm-up steps."""
+def _timed_steps(setup: Any, steps: int, seconds: float = PILOT_SECONDS) -> float:
+    """Seconds per training step over at least ``steps`` steps and ``seconds`` seconds (or the
+    epoch's steps, if fewer), after three warm-up steps."""
     from trainlab.engine.loop import autocast
 
     model, optimizer, loss_fn = setup.train_model, setup.optimizer, setup.train_loss_fn
@@ -104,7 +108,7 @@ def _timed_steps(setup: Any, steps: int) -> float:
     batches = setup.train.epoch(0)
     timed, began = 0, None
     for i, (x, y) in enumerate(batches):
-        if i == 2:
+        if i == 3:
             began = time.perf_counter()
         with autocast(setup.device, setup.amp_dtype):
             loss = loss_fn(model(x), y) / len(y)
@@ -115,10 +119,10 @@ def _timed_steps(setup: Any, steps: int) -> float:
         else:
             loss.backward()
             optimizer(len(y))
-        timed += i >= 2
-        if timed >= steps:
+        timed += i >= 3
+        if timed >= steps and time.perf_counter() - began >= seconds:
             break
-    if began is None or not timed:  # fewer than three batches: what there was
+    if began is None or not timed:  # fewer than four batches: what there was
         return 0.0
     return (time.perf_counter() - began) / timed
 
@@ -234,5 +238,7 @@ class BudgetGuard(Callback):
         self.deadline = deadline
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+        if row.get("epoch", 0) >= trainer.config.epochs:  # the plan's last: nothing to stop
+            return
         if time.time() + row["seconds"] > self.deadline:  # the deadline less the reserve
             trainer.request_stop("the time budget: the next epoch would end past it")

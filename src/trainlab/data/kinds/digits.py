@@ -26,6 +26,8 @@ class DigitsKind(ImageKind):
         if strength == "strong":  # geometry and erasing only: no flips, no colour operations
             shapes = RotateShift(degrees=15, shift=0.12, shear=10, scale=0.1)
             return Chain(shapes, RandomErasing(p=0.5, scale=(0.02, 0.15)))
+        if strength == "light":
+            return RotateShift(degrees=5, shift=0.05)
         return RotateShift()
 
     def check_tta(self, tta: str, dataset: str) -> None:

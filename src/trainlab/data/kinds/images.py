@@ -25,6 +25,8 @@ class ImageKind(Kind):
     def augmentation(self, size: Sequence[int], dataset: str, strength: str = "basic"):  # noqa: ARG002
         from trainlab.data.augment import Chain, CropFlip, RandomErasing, TrivialAugment
 
+        if strength == "light":  # a short run or a time budget: less to learn than it shows
+            return CropFlip(pad=max(1, round(min(size) / 14)))
         crop_flip = CropFlip(pad=max(1, round(min(size) / 8)))
         if strength == "strong":
             return Chain(crop_flip, TrivialAugment(), RandomErasing(p=0.25))
