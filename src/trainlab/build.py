@@ -308,3 +308,22 @@ def resolved_record(setup: RunSetup) -> dict[str, Any]:
         "device": setup.device.type,
         "threads": torch.get_num_threads(),
     }
+
+
+def start_info(run: Run, position: Any, changes: dict) -> dict[str, Any]:
+    """What a fit says as it starts (``on_fit_start``): where, on what, from which epoch."""
+    setup = run.setup
+    amp = str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "float32"
+    return {
+        "run_dir": position.run_dir,
+        "device": str(setup.device),
+        "amp": amp,
+        "epochs": run.config.epochs,
+        "start_epoch": position.epoch,
+        "start_batch": position.batch,
+        "resumed": bool(position.history) or bool(position.epoch or position.batch),
+        "steps_per_epoch": setup.steps,
+        "train_samples": len(run.data.train_y),
+        "monitor": run.best.monitor,
+        "changes": dict(changes),
+    }

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from trainlab import runs
-from trainlab.build import Run, build, cut_data, say, start
+from trainlab.build import Run, build, cut_data, say, start, start_info
 from trainlab.config import TrainConfig
 from trainlab.data.dataset import Dataset
 from trainlab.engine.budget import budget_guard
@@ -60,6 +60,7 @@ class Position:
     partial: dict | None = None
     history: list | None = None
     saved: tuple[int, int] | None = None
+    resumed: tuple[int, int] | None = None  # where this fit took the run up, if it did
 
 
 class Trainer:
@@ -187,6 +188,7 @@ class Trainer:
         position = None
         try:
             position = self._open_run(run)
+            self._current = (run, position)
             return self._loop(run, position)
         except DistributedError as e:
             raise DistributedError(f"{e} {kept_message(position)}") from None
@@ -249,16 +251,32 @@ class Trainer:
             return position
         position.history = runs.read_metrics(position.run_dir)
         runs.write_skipped(position.run_dir, run.data.info.get("skipped", []))
+        position.resumed = (position.epoch, position.batch) if checkpoint is not None else None
+        self._write_record(run, position)
+        return position
+
+    def _write_record(self, run: Run, position: Position) -> None:
         runs.write_config(
             position.run_dir,
             run.description,
             counts={"train": run.setup.train.num_samples}
             | {name: b.num_samples for name, b in run.setup.splits.items()},
             best=run.best,
-            resumed=(position.epoch, position.batch) if checkpoint is not None else None,
+            resumed=position.resumed,
             device=str(run.setup.device),
         )
-        return position
+
+    def replan(self, epochs: int, budget: dict[str, Any]) -> None:
+        """Run ``epochs`` epochs in all, from the next one on (``--budget``, revised from its
+        first epoch's measured time; every rank calls it with the same values): the schedule
+        is computed on the new count from here, and config.toml, the next checkpoints and a
+        resume say it."""
+        run, position = self._current
+        run.config = self.config = run.config.replace(epochs=epochs)
+        run.description["config"]["epochs"] = epochs
+        run.description["budget"] = {**run.description.get("budget", {}), **budget}
+        if run.dist.main:
+            self._write_record(run, position)
 
     # --- the epoch loop ------------------------------------------------------------------
 
@@ -270,7 +288,8 @@ class Trainer:
         result.config = cfg
         self._emit("on_fit_start", start_info(run, position, self.changes))
         with StopFlag(dist.launched) as stop:
-            for epoch in range(position.epoch, cfg.epochs):
+            epoch = position.epoch - 1
+            while (epoch := epoch + 1) < run.config.epochs:  # a --budget may revise the count
                 row = self._train_epoch(run, position, epoch, stop)
                 if row is None:
                     result.status = "interrupted"
@@ -303,7 +322,7 @@ class Trainer:
                     if dist.main:
                         runs.record_stop(run_dir, result.stopped)
                     break
-                if dist.any(stop.requested, setup.device) and epoch + 1 < cfg.epochs:
+                if dist.any(stop.requested, setup.device) and epoch + 1 < run.config.epochs:
                     result.status = "interrupted"
                     break
         done = result.status != "interrupted" and result.best_path is not None
@@ -407,21 +426,3 @@ def kept_message(position: Position | None) -> str:
         f"The run's last.pt ({where}) is intact. Resume with: torchrun ... -m trainlab "
         f"train --resume {position.run_dir}"
     )
-
-
-def start_info(run: Run, position: Position, changes: dict) -> dict[str, Any]:
-    setup = run.setup
-    amp = str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "float32"
-    return {
-        "run_dir": position.run_dir,
-        "device": str(setup.device),
-        "amp": amp,
-        "epochs": run.config.epochs,
-        "start_epoch": position.epoch,
-        "start_batch": position.batch,
-        "resumed": bool(position.history) or bool(position.epoch or position.batch),
-        "steps_per_epoch": setup.steps,
-        "train_samples": len(run.data.train_y),
-        "monitor": run.best.monitor,
-        "changes": dict(changes),
-    }

@@ -84,6 +84,45 @@ def test_a_resumed_budget_run_keeps_its_plan(tmp_path, mnist_small):
     assert again == planned
 
 
+def test_the_first_epoch_revises_the_pilots_plan_and_a_resume_keeps_it(
+    tmp_path, mnist_small, monkeypatch
+):
+    """The pilot's allowance made four times too large, it plans about a quarter of what fits.
+    The first epoch, measured whole, revises the plan: printed, recorded, run to its end within
+    the budget, with its schedule computed on the new count; a run cut after the revision
+    resumes with it."""
+    from trainlab.engine import budget
+
+    monkeypatch.setattr(budget, "EPOCH_OVERHEAD", 4.0)
+    settings = dict(budget="12s", epochs=500, lr=0.05, model="cnn", device="cpu")
+
+    def model():
+        torch.manual_seed(0)
+        return build_model("cnn", mnist_small)
+
+    cfg = resolve_config({**settings, "runs_dir": str(tmp_path), "run_name": "whole"}).config
+    result = Trainer(cfg).fit(model(), mnist_small)
+    record = tomllib.loads((result.run_dir / "config.toml").read_text())
+    plan = record["budget"]
+    rows = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert plan["revised"]["first_plan"] < plan["epochs"] == record["config"]["epochs"]
+    # run to its end (the last epoch may be cut when this machine slows down), by the deadline
+    assert plan["revised"]["first_plan"] < len(rows) <= plan["epochs"]
+    assert rows[-1]["time"] <= plan["ends_by"]
+    # one-cycle on the revised count: its middle epoch is near the top rate (on the first
+    # plan's count it would be past its end, at lr/1e4)
+    assert rows[plan["epochs"] // 2]["lr"] > cfg.lr / 5
+
+    cut_cfg = resolve_config({**settings, "runs_dir": str(tmp_path), "run_name": "cut"}).config
+    cut = Trainer(cut_cfg, callbacks=[ctrl_c_after(2, 3)]).fit(model(), mnist_small)
+    assert cut.status == "interrupted"
+    revised = tomllib.loads((cut.run_dir / "config.toml").read_text())["budget"]
+    assert revised["revised"]["first_plan"] < revised["epochs"]
+    resumed = Trainer(cut_cfg).fit(model(), mnist_small, resume=cut.run_dir)
+    assert resumed.config.epochs == revised["epochs"]  # neither planned nor revised again
+    assert tomllib.loads((cut.run_dir / "config.toml").read_text())["budget"] == revised
+
+
 def test_a_budget_without_a_unit_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="budget must be a number and a unit: 90s, 10m or 1.5h"):
         _cfg(tmp_path, budget="10")

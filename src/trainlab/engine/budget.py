@@ -3,14 +3,18 @@
 Before the first step, a pilot times this run's training steps for two seconds (after three
 warm-up steps) and a few evaluation batches on this machine, then puts everything back as it
 was: weights, batch-norm statistics, optimizer state and random generators. The run that
-follows is exactly the run ``--epochs N`` would give. N is what fits in the budget after the
-time already spent since the process started, one epoch's training plus its evaluation each,
-and a margin for the final evaluation and writing (a twentieth of the budget, at least 5 s).
+follows is the run ``--epochs N`` would give. N is what fits in the budget after the time
+already spent since the process started, one epoch's training plus its evaluation each, and a
+margin for the final evaluation and writing (a twentieth of the budget, at least 5 s).
 
-During the run, each finished epoch's measured time replaces the pilot's guess: when the next
-epoch would end past the budget, the run stops there (best.pt is written after every improving
-epoch, so it is there). An epoch that has begun runs to its end. A resumed budget run keeps its
-planned epochs and counts the time its epochs already took.
+A pilot of seconds can be off by a tenth either way, so the first epoch, measured whole,
+revises the plan once: the epochs that fit in what is left (the new count is printed and
+recorded, ``[budget] revised``). The schedule is computed on the new count from the second
+epoch on; the first epoch ran on the pilot's. After that, each finished epoch's measured time
+replaces the guess: when the next epoch would end past the budget, the run stops there
+(best.pt is written after every improving epoch, so it is there). An epoch that has begun
+runs to its end. A resumed budget run keeps its plan (revised, if it was) and counts the
+time its epochs already took.
 
 Example:
     $ trainlab train --dataset photos/ --budget 10m
@@ -33,6 +37,7 @@ import torch
 
 from trainlab.engine.callbacks import Callback
 from trainlab.errors import ConfigError
+from trainlab.logs import say
 
 UNITS = {"s": 1, "m": 60, "h": 3600}
 PATTERN = r"^\d+(\.\d+)?[smh]$"
@@ -45,6 +50,9 @@ PILOT_SECONDS = 2.0  # ... and for at least this long (or a whole epoch, if shor
 # not fit is stopped by the guard, and a one-cycle schedule then never reaches its low learning
 # rates: the allowance errs on the long side, and the reserve below takes the rest.
 EPOCH_OVERHEAD = 1.10
+# An epoch after the first may run a little slower than it (the machine's drift): the plan
+# revised from the first epoch allows this much.
+EPOCH_DRIFT = 1.05
 EVAL_BATCHES = 3  # per split, timed
 
 
@@ -182,8 +190,8 @@ def plan_epochs(
     }
     try:
         step = _timed_steps(setup, PILOT_STEPS)
-        evaluation = _eval_seconds(setup, num_classes)
-        evaluation += _save_seconds(saved)  # last.pt (and best.pt) written every epoch
+        saving = _save_seconds(saved)  # last.pt (and best.pt) written every epoch
+        evaluation = _eval_seconds(setup, num_classes) + saving
     finally:
         model.load_state_dict(saved["model"])
         setup.optimizer.load_state_dict(saved["optimizer"])
@@ -212,33 +220,63 @@ def plan_epochs(
         "epochs": epochs,
         "train_epoch_seconds": round(train_epoch, 3),
         "pilot_epoch_seconds": round(pilot_epoch, 3),  # the steps alone, before the overhead
-        "eval_seconds": round(evaluation, 3),
+        "eval_seconds": round(evaluation, 3),  # the saving's too
+        "save_seconds": round(saving, 3),
         "spent_before": round(spent, 3),
         "ends_by": round(began - spent + total, 3),  # the deadline, as time.time()
         "reserve_seconds": round(margin, 3),  # kept for what follows the last epoch
+        **({"most": most} if most is not None else {}),
         "line": line,
     }
 
 
 def budget_guard(record: dict[str, Any], checkpoint: dict[str, Any] | None) -> BudgetGuard:
     """The guard of a run planned as ``record``; on a resume the budget left is what the first
-    start-up and the epochs already run did not use, less this process's start-up."""
+    start-up and the epochs already run did not use, less this process's start-up (and the
+    plan stays as the checkpoint has it)."""
     reserve = record.get("reserve_seconds", 0.0)
     if checkpoint is None:
-        return BudgetGuard(record["ends_by"] - reserve)
+        return BudgetGuard(record["ends_by"] - reserve, record)
     history = checkpoint.get("history") or []
     used = record["spent_before"] + sum(row.get("seconds", 0.0) for row in history)
     return BudgetGuard(time.time() - _spent() + record["seconds"] - used - reserve)
 
 
 class BudgetGuard(Callback):
-    """Stops a budget run after an epoch when the next one would end past the budget."""
+    """Revises the plan once from the first epoch's measured time (a fresh run's), and stops a
+    budget run after an epoch when the next one would end past the budget."""
 
-    def __init__(self, deadline: float):
+    all_ranks = True  # every rank revises the same plan (rank 0's figures) and stops with it
+
+    def __init__(self, deadline: float, record: dict[str, Any] | None = None):
         self.deadline = deadline
+        self.record = record  # None: nothing to revise (a resume keeps its plan)
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+        if self.record is not None and row.get("epoch") == 1:
+            self._revise(trainer, row)
         if row.get("epoch", 0) >= trainer.config.epochs:  # the plan's last: nothing to stop
             return
-        if time.time() + row["seconds"] > self.deadline:  # the deadline less the reserve
+        if trainer.dist.main and time.time() + row["seconds"] > self.deadline:
             trainer.request_stop("the time budget: the next epoch would end past it")
+
+    def _revise(self, trainer: Any, row: dict[str, Any]) -> None:
+        """The epochs that fit, from the first epoch as measured (a pilot of a few seconds can be
+        off by a tenth either way): one-cycle then reaches its low rates within the budget
+        rather than being cut, or uses the time a pessimistic pilot left over."""
+        record, self.record = self.record, None
+        seconds = row["seconds"] - row.get("feature_seconds", 0.0)  # features: computed once
+        seconds += record.get("save_seconds", 0.0)  # the checkpoints, written after the row
+        fits = int((self.deadline - time.time()) // max(seconds * EPOCH_DRIFT, 1e-6))
+        epochs = max(1, min(1 + fits, record.get("most") or 1 + fits))
+        epochs = trainer.dist.broadcast(epochs)
+        if epochs == trainer.config.epochs:
+            return
+        line = (
+            f"budget {record['budget']}: {epochs} epochs in all, revised from the first "
+            f"({seconds:.1f} s measured; the pilot planned {record['epochs']})"
+        )
+        if trainer.dist.main:
+            say(line)
+        revised = {"first_plan": record["epochs"], "first_epoch_seconds": round(seconds, 3)}
+        trainer.replan(epochs, {"epochs": epochs, "revised": revised})

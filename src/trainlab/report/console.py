@@ -148,6 +148,7 @@ class ConsoleLogger(Callback):
             self._bar.close()
             self._bar = None
         self._print(epoch_summary(row, self.epochs))
+        self.epochs = trainer.config.epochs  # a --budget revises its count after the first
 
     @override
     def on_fit_end(self, trainer, result) -> None:
