@@ -325,6 +325,7 @@ class Trainer:
                 if dist.any(stop.requested, setup.device) and epoch + 1 < run.config.epochs:
                     result.status = "interrupted"
                     break
+        result.config = run.config  # a --budget may have revised its epochs
         done = result.status != "interrupted" and result.best_path is not None
         if dist.main and done and run.data.kind_entry.task.has_classes:
             finish_classification(run, result)
