@@ -264,7 +264,8 @@ def build(started: Started, model: nn.Module, data: Dataset) -> Run:
         from trainlab.engine.budget import plan_epochs
 
         most = cfg.epochs if "epochs" in plan.chosen else None  # given: the most it plans
-        budget = plan_epochs(cfg.budget, setup, model, data.num_classes, most=most)
+        budget = plan_epochs(cfg.budget, setup, model, data.num_classes, most=most, dist=dist)
+        budget = dist.broadcast(budget)  # every process runs rank 0's plan
         cfg = cfg.replace(epochs=budget["epochs"])
         if dist.main:
             say(budget.pop("line"))

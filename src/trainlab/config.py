@@ -295,8 +295,8 @@ class TrainConfig:
     budget: str | None = _f(
         None,
         "a time budget for the run from the command's start, e.g. 90s, 10m, 1.5h: a measured "
-        "pilot plans the epochs (at most --epochs when given), the run stops after an epoch "
-        "when the next would end past it (recorded)",
+        "pilot plans the epochs (at most --epochs when given), the first epoch revises the "
+        "plan once, the run stops after an epoch when the next would end past it (recorded)",
         "optim",
         shown="none",
         pattern=r"^\d+(\.\d+)?[smh]$",

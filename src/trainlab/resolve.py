@@ -209,6 +209,7 @@ def check_resumable(checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
     was given must be the run's), or that has nothing left to do."""
     saved = TrainConfig.from_dict(checkpoint["config"], source=checkpoint["path"])
     old, new = saved.to_dict(), cfg.to_dict()
+    old["model_options"] = _with_new_defaults(saved.model, old.get("model_options") or {})
     changed = {k: (old[k], new[k]) for k in FROZEN_ON_RESUME if _normal(old[k]) != _normal(new[k])}
     refuse_owned_changes(changed, checkpoint["path"], by_flags=False)
     stopped = checkpoint.get("stopped")
@@ -224,6 +225,18 @@ def check_resumable(checkpoint: dict[str, Any], cfg: TrainConfig) -> None:
             f"and --epochs is {cfg.epochs}. Pass a larger --epochs to train further, e.g. "
             f"--epochs {checkpoint['epoch'] + 1}."
         )
+
+
+def _with_new_defaults(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A built-in model's recorded options with the defaults of options added to it since
+    (an older run's network is what the defaults build: resnet-small's stem_pool)."""
+    from trainlab.models.registry import builtin_specs
+
+    spec = builtin_specs().get(model)
+    if spec is None:
+        return options
+    added = {k: o.default for k, o in spec.options.items() if k not in options and not o.required}
+    return {**added, **options}
 
 
 def settings_of(config: TrainConfig) -> dict[str, Any]:

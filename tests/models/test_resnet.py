@@ -70,3 +70,26 @@ def test_stem_pool_and_pooled_downsampling_keep_the_weights_and_quarter_the_pixe
     net = build_model("resnet-small", mnist_small, widths=[16, 32, 64], **fast)
     result = Trainer(cfg).fit(net, mnist_small)
     assert result.final["test_acc"] >= 0.93, result.final
+
+
+def test_a_run_from_before_the_stem_options_resumes(tmp_path, mnist_small):
+    """A resnet-small checkpoint written before stem_pool and downsample existed records only
+    widths, blocks and dropout: it resumes (its network is what the new options' defaults
+    build) rather than being refused as a changed model."""
+    from helpers import ctrl_c_after
+    from trainlab.engine.checkpoint import save_checkpoint
+
+    cfg = resolve_config(
+        dict(model="resnet-small", widths=[8, 16], epochs=2, runs_dir=str(tmp_path))
+    ).config
+    model = build_model("resnet-small", mnist_small, widths=[8, 16])
+    cut = Trainer(cfg, callbacks=[ctrl_c_after(0, 5)]).fit(model, mnist_small)
+    assert cut.status == "interrupted"
+    last = cut.run_dir / "last.pt"
+    checkpoint = torch.load(last, weights_only=True)
+    for key in ("stem_pool", "downsample"):  # as an older trainlab wrote it
+        checkpoint["config"]["model_options"].pop(key)
+    save_checkpoint(last, checkpoint)
+    again = build_model("resnet-small", mnist_small, widths=[8, 16])
+    resumed = Trainer(cfg).fit(again, mnist_small, resume=cut.run_dir)
+    assert resumed.status == "completed" and len(resumed.history) == 2

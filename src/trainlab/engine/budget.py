@@ -3,9 +3,10 @@
 Before the first step, a pilot times this run's training steps for two seconds (after three
 warm-up steps) and a few evaluation batches on this machine, then puts everything back as it
 was: weights, batch-norm statistics, optimizer state and random generators. The run that
-follows is the run ``--epochs N`` would give. N is what fits in the budget after the time
-already spent since the process started, one epoch's training plus its evaluation each, and a
-margin for the final evaluation and writing (a twentieth of the budget, at least 5 s).
+follows is planned as the run ``--epochs N`` would be. N is what fits in the budget after the
+time already spent since the process started, one epoch's training plus its evaluation each,
+and a margin for the final evaluation and writing (a twentieth of the budget, at least 5 s).
+Under torchrun every process takes the same number of pilot steps and rank 0's plan.
 
 A pilot of seconds can be off by a tenth either way, so the first epoch, measured whole,
 revises the plan once: the epochs that fit in what is left (the new count is printed and
@@ -36,6 +37,7 @@ from typing import Any
 import torch
 
 from trainlab.engine.callbacks import Callback
+from trainlab.engine.distributed import Dist
 from trainlab.errors import ConfigError
 from trainlab.logs import say
 
@@ -54,6 +56,7 @@ EPOCH_OVERHEAD = 1.10
 # revised from the first epoch allows this much.
 EPOCH_DRIFT = 1.05
 EVAL_BATCHES = 3  # per split, timed
+MOST_EPOCHS = 100_000  # --epochs' own limit
 
 
 def seconds_of(budget: str) -> float:
@@ -106,9 +109,10 @@ def process_age() -> float:
 _LOADED = time.time()
 
 
-def _timed_steps(setup: Any, steps: int, seconds: float = PILOT_SECONDS) -> float:
+def _timed_steps(setup: Any, steps: int, dist: Any, seconds: float = PILOT_SECONDS) -> float:
     """Seconds per training step over at least ``steps`` steps and ``seconds`` seconds (or the
-    epoch's steps, if fewer), after three warm-up steps."""
+    epoch's steps, if fewer), after three warm-up steps; every process stops at the same step
+    (each takes part in the others' gradient exchange)."""
     from trainlab.engine.loop import autocast
 
     model, optimizer, loss_fn = setup.train_model, setup.optimizer, setup.train_loss_fn
@@ -128,7 +132,8 @@ def _timed_steps(setup: Any, steps: int, seconds: float = PILOT_SECONDS) -> floa
             loss.backward()
             optimizer(len(y))
         timed += i >= 3
-        if timed >= steps and time.perf_counter() - began >= seconds:
+        done = timed >= steps and time.perf_counter() - began >= seconds
+        if dist.any(done, setup.device):
             break
     if began is None or not timed:  # fewer than four batches: what there was
         return 0.0
@@ -177,7 +182,12 @@ class _Head:
 
 
 def plan_epochs(
-    budget: str, setup: Any, model: torch.nn.Module, num_classes: int, most: int | None = None
+    budget: str,
+    setup: Any,
+    model: torch.nn.Module,
+    num_classes: int,
+    most: int | None = None,
+    dist: Any = None,
 ) -> dict:
     """The pilot and the epochs it plans; the run's state is put back as it was before it."""
     total = seconds_of(budget)
@@ -189,7 +199,7 @@ def plan_epochs(
         "rng": torch.get_rng_state(),
     }
     try:
-        step = _timed_steps(setup, PILOT_STEPS)
+        step = _timed_steps(setup, PILOT_STEPS, dist or Dist())
         saving = _save_seconds(saved)  # last.pt (and best.pt) written every epoch
         evaluation = _eval_seconds(setup, num_classes) + saving
     finally:
@@ -257,7 +267,8 @@ class BudgetGuard(Callback):
             self._revise(trainer, row)
         if row.get("epoch", 0) >= trainer.config.epochs:  # the plan's last: nothing to stop
             return
-        if trainer.dist.main and time.time() + row["seconds"] > self.deadline:
+        seconds = row["seconds"] - row.get("feature_seconds", 0.0)  # features: computed once
+        if trainer.dist.main and time.time() + seconds > self.deadline:
             trainer.request_stop("the time budget: the next epoch would end past it")
 
     def _revise(self, trainer: Any, row: dict[str, Any]) -> None:
@@ -268,7 +279,7 @@ class BudgetGuard(Callback):
         seconds = row["seconds"] - row.get("feature_seconds", 0.0)  # features: computed once
         seconds += record.get("save_seconds", 0.0)  # the checkpoints, written after the row
         fits = int((self.deadline - time.time()) // max(seconds * EPOCH_DRIFT, 1e-6))
-        epochs = max(1, min(1 + fits, record.get("most") or 1 + fits))
+        epochs = max(1, min(1 + fits, record.get("most") or 1 + fits, MOST_EPOCHS))
         epochs = trainer.dist.broadcast(epochs)
         if epochs == trainer.config.epochs:
             return

@@ -26,9 +26,9 @@ from trainlab.options import Opt
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions with batch norm, added to the input (projected by a 1×1 convolution
     where the width or resolution changes). With ``pool``, a block that halves the resolution
-    average-pools its input first (both paths) and convolves at stride 1: the same arithmetic
-    as a stride-2 convolution, whose backward pass runs far slower on CPUs (the block trained
-    16% more images per second at 48/96/192 channels, bf16)."""
+    average-pools its input first (both paths) and convolves at stride 1: the same cost as a
+    stride-2 convolution (not the same function), whose backward pass runs far slower on CPUs
+    (the block trained 16% more images per second at 48/96/192 channels, bf16)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int, pool: bool = False):
         super().__init__()

@@ -121,6 +121,7 @@ class ConsoleLogger(Callback):
     def on_batch_end(self, trainer, state, loss_sum, num_batches: int) -> None:
         if self.quiet:
             return
+        self.epochs = trainer.config.epochs  # a --budget revises its count after the first
         if self.bar_enabled:
             if self._bar is None:
                 self._open_bar(state, num_batches)
@@ -147,8 +148,7 @@ class ConsoleLogger(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        self._print(epoch_summary(row, self.epochs))
-        self.epochs = trainer.config.epochs  # a --budget revises its count after the first
+        self._print(epoch_summary(row, trainer.config.epochs))
 
     @override
     def on_fit_end(self, trainer, result) -> None:

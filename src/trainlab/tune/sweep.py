@@ -51,19 +51,14 @@ class _Reporter(Callback):
 
     def __init__(self, trial, monitor: str, pruner: str):
         self.trial, self.monitor, self.pruner = trial, monitor, pruner
-        self.epochs: int | None = None
         self.pruned_at: int | None = None
-
-    @override
-    def on_fit_start(self, trainer, info: dict[str, Any]) -> None:
-        self.epochs = info["epochs"]
 
     @override
     def on_epoch_end(self, trainer, row: dict[str, Any]) -> None:
         self.trial.report(row[self.monitor], step=row["epoch"] - 1)  # steps count from 0
         # After its last epoch a trial has cost all it will: it completes, and its figure goes
         # to the sampler and the importances (a pruned trial gives them nothing).
-        last = self.epochs is not None and row["epoch"] >= self.epochs
+        last = row["epoch"] >= trainer.config.epochs  # a --budget may have revised it
         if not last and self.trial.should_prune():
             self.pruned_at = row["epoch"]
             trainer.request_stop(
