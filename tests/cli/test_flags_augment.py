@@ -22,5 +22,5 @@ def test_the_bare_flag_means_basic_and_a_strength_can_be_named():
 def test_a_runs_recorded_yes_or_no_reads_as_basic_or_none():
     assert TrainConfig.from_dict({"augment": True}).augment == "basic"
     assert TrainConfig.from_dict({"augment": False}).augment == "none"
-    with pytest.raises(ConfigError, match="augment .wild.. Known: basic, none, strong"):
+    with pytest.raises(ConfigError, match="augment .wild.. Known: basic, light, none, strong"):
         TrainConfig(augment="wild")

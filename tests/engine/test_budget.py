@@ -2,6 +2,7 @@
 resume."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -93,13 +94,17 @@ def test_the_first_epoch_revises_the_pilots_plan_and_a_resume_keeps_it(
     resumes with it."""
     from trainlab.engine import budget
 
-    monkeypatch.setattr(budget, "EPOCH_OVERHEAD", 4.0)
-    settings = dict(budget="12s", epochs=500, lr=0.05, model="cnn", device="cpu")
+    settings = dict(epochs=1, lr=0.05, model="cnn", device="cpu")
 
     def model():
         torch.manual_seed(0)
         return build_model("cnn", mnist_small)
 
+    # a budget of about fifteen epochs on this machine as it is now (a busy one too)
+    measure = resolve_config({**settings, "runs_dir": str(tmp_path), "run_name": "one"}).config
+    epoch = Trainer(measure).fit(model(), mnist_small).history[0]["seconds"]
+    settings.update(epochs=500, budget=f"{6 + math.ceil(15 * epoch)}s")
+    monkeypatch.setattr(budget, "EPOCH_OVERHEAD", 4.0)
     cfg = resolve_config({**settings, "runs_dir": str(tmp_path), "run_name": "whole"}).config
     result = Trainer(cfg).fit(model(), mnist_small)
     record = tomllib.loads((result.run_dir / "config.toml").read_text())
