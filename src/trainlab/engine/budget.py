@@ -263,20 +263,19 @@ class BudgetGuard(Callback):
         self.record = record  # None: nothing to revise (a resume keeps its plan)
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+        seconds = row["seconds"] - row.get("feature_seconds", 0.0)  # features: computed once
         if self.record is not None and row.get("epoch") == 1:
-            self._revise(trainer, row)
+            self._revise(trainer, seconds)
         if row.get("epoch", 0) >= trainer.config.epochs:  # the plan's last: nothing to stop
             return
-        seconds = row["seconds"] - row.get("feature_seconds", 0.0)  # features: computed once
         if trainer.dist.main and time.time() + seconds > self.deadline:
             trainer.request_stop("the time budget: the next epoch would end past it")
 
-    def _revise(self, trainer: Any, row: dict[str, Any]) -> None:
+    def _revise(self, trainer: Any, seconds: float) -> None:
         """The epochs that fit, from the first epoch as measured (a pilot of a few seconds can be
         off by a tenth either way): one-cycle then reaches its low rates within the budget
         rather than being cut, or uses the time a pessimistic pilot left over."""
         record, self.record = self.record, None
-        seconds = row["seconds"] - row.get("feature_seconds", 0.0)  # features: computed once
         seconds += record.get("save_seconds", 0.0)  # the checkpoints, written after the row
         fits = int((self.deadline - time.time()) // max(seconds * EPOCH_DRIFT, 1e-6))
         epochs = max(1, min(1 + fits, record.get("most") or 1 + fits, MOST_EPOCHS))
